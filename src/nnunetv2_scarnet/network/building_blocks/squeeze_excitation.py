@@ -1,0 +1,22 @@
+"""Squeeze-and-excitation channel recalibration (Hu et al., 2018)."""
+import torch
+from torch import nn
+
+
+class SqueezeExcitation(nn.Module):
+    """Global average pool -> bottleneck MLP (1x1 convs) -> sigmoid -> channel rescale.
+
+    No normalisation acts on the pooled 1x1 tensor, so the block is safe at batch size 1.
+    """
+
+    def __init__(self, channels: int, reduction: int = 8) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 4)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, hidden, kernel_size=1)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = torch.sigmoid(self.fc2(self.act(self.fc1(self.pool(x)))))
+        return x * weights

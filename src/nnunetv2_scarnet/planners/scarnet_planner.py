@@ -1,0 +1,75 @@
+"""ScarNetPlanner: 2D plans (`ScarNetPlans`) whose architecture entry is ScarNet, batch sized for the encoder."""
+from typing import List, Tuple, Union
+
+from batchgenerators.utilities.file_and_folder_operations import join
+from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+from nnunetv2.paths import nnUNet_preprocessed
+
+SCARNET_CLASS_NAME = "nnunetv2_scarnet.network.architectures.scarnet.ScarNet"
+
+#: Approximate training memory per sample of each encoder (GiB, bf16 autocast, activations + gradients).
+#: litemedsam: measured on an H100 (20 GiB at batch 16); the ViTs: scaled from it by token count, an estimate.
+ENCODER_GIB_PER_SAMPLE = {"litemedsam": 1.25, "medsam_vit_b": 0.9, "tiny_vit_test": 0.02}
+ENCODER_REFERENCE_SIZE = {"litemedsam": 256, "medsam_vit_b": 512, "tiny_vit_test": 64}
+
+
+def encoder_batch_size(stock_batch_size: int, memory_target_gb: float, encoder: str, image_size: int,
+                       min_batch_size: int = 2) -> int:
+    """Batch size that fits the memory target with the encoder added to the stock U-Net's per-sample share."""
+    per_sample_unet = memory_target_gb / max(stock_batch_size, 1)
+    scale = (image_size / ENCODER_REFERENCE_SIZE[encoder]) ** 2
+    per_sample = per_sample_unet + ENCODER_GIB_PER_SAMPLE[encoder] * scale
+    return int(max(min_batch_size, min(stock_batch_size, memory_target_gb // per_sample)))
+
+
+class ScarNetPlanner(ExperimentPlanner):
+    """Plans the 2D configuration like nnU-Net (same spacing, patch size, normalisation and stage layout), then
+    records ScarNet and its arguments in the architecture entry and resizes the batch for the encoder.
+
+    Only the 2D configuration is kept: ScarNet is a 2D network. The stage layout equals the stock plans', so
+    `nnUNetPlans` and `ScarNetPlans` preprocess identically (the data identifier differs only by name).
+    """
+
+    encoder_name = "medsam_vit_b"
+    encoder_image_size = 512
+    use_attention = True
+    max_features = 320
+
+    def __init__(self, dataset_name_or_id: Union[str, int], gpu_memory_target_in_gb: float = 8,
+                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "ScarNetPlans",
+                 overwrite_target_spacing: Union[List[float], Tuple[float, ...]] = None,
+                 suppress_transpose: bool = False):
+        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
+                         overwrite_target_spacing, suppress_transpose)
+
+    def scarnet_configuration(self, stock_2d: dict) -> dict:
+        """Turn the stock 2D configuration into ScarNet's."""
+        config = dict(stock_2d)
+        arch = stock_2d["architecture"]["arch_kwargs"]
+        config["architecture"] = {
+            "network_class_name": SCARNET_CLASS_NAME,
+            "arch_kwargs": {
+                "n_stages": arch["n_stages"],
+                "features_per_stage": list(arch["features_per_stage"]),
+                "strides": [list(s) for s in arch["strides"]],
+                "encoder": self.encoder_name,
+                "encoder_image_size": self.encoder_image_size,
+                "use_attention": self.use_attention,
+                "max_features": self.max_features,
+            },
+            "_kw_requires_import": [],
+        }
+        config["batch_size"] = encoder_batch_size(stock_2d["batch_size"], self.UNet_vram_target_GB,
+                                                  self.encoder_name, self.encoder_image_size)
+        return config
+
+    def plan_experiment(self):
+        plans = super().plan_experiment()
+        plans["configurations"] = {"2d": self.scarnet_configuration(plans["configurations"]["2d"])}
+        self.plans = plans
+        self.save_plans(plans)
+        print(f"ScarNet 2D configuration written to "
+              f"{join(nnUNet_preprocessed, self.dataset_name, self.plans_identifier + '.json')}: "
+              f"batch {plans['configurations']['2d']['batch_size']}, "
+              f"patch {plans['configurations']['2d']['patch_size']}")
+        return plans

