@@ -1,11 +1,14 @@
 """ScarNetPlanner: 2D plans (`ScarNetPlans`) whose architecture entry is ScarNet, batch sized for the encoder."""
 from typing import List, Tuple, Union
 
-from batchgenerators.utilities.file_and_folder_operations import join
+from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json, maybe_mkdir_p, save_json
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 from nnunetv2.paths import nnUNet_preprocessed
+from nnunetv2.utilities.json_export import recursive_fix_for_json_export
 
 SCARNET_CLASS_NAME = "nnunetv2_scarnet.network.architectures.scarnet.ScarNet"
+#: configurations the stock planner makes that ScarNet (a 2D network) cannot use
+STOCK_3D_CONFIGURATIONS = ("3d_fullres", "3d_lowres", "3d_cascade_fullres")
 
 #: Approximate training memory per sample of each encoder (GiB, bf16 autocast, activations + gradients).
 #: litemedsam: measured on an H100 (20 GiB at batch 16); the ViTs: scaled from it by token count, an estimate.
@@ -64,12 +67,27 @@ class ScarNetPlanner(ExperimentPlanner):
         return config
 
     def plan_experiment(self):
-        plans = super().plan_experiment()
-        plans["configurations"] = {"2d": self.scarnet_configuration(plans["configurations"]["2d"])}
-        self.plans = plans
-        self.save_plans(plans)
-        print(f"ScarNet 2D configuration written to "
-              f"{join(nnUNet_preprocessed, self.dataset_name, self.plans_identifier + '.json')}: "
-              f"batch {plans['configurations']['2d']['batch_size']}, "
-              f"patch {plans['configurations']['2d']['patch_size']}")
+        plans = super().plan_experiment()  # saves through our save_plans, which converts the 2D configuration
+        config = plans["configurations"]["2d"]
+        print(f"ScarNet 2D configuration: encoder {self.encoder_name} at {self.encoder_image_size} px, "
+              f"batch {config['batch_size']}, patch {config['patch_size']}")
         return plans
+
+    def save_plans(self, plans):
+        """Write the plans with ScarNet's 2D configuration and without the stock 3D ones.
+
+        Like nnU-Net, configurations that a user added to an existing plans file by hand are kept.
+        """
+        configurations = {k: v for k, v in plans["configurations"].items() if k not in STOCK_3D_CONFIGURATIONS}
+        if configurations["2d"]["architecture"]["network_class_name"] != SCARNET_CLASS_NAME:
+            configurations["2d"] = self.scarnet_configuration(configurations["2d"])
+        plans["configurations"] = configurations
+        recursive_fix_for_json_export(plans)
+        plans_file = join(nnUNet_preprocessed, self.dataset_name, self.plans_identifier + ".json")
+        if isfile(plans_file):
+            for name, config in load_json(plans_file)["configurations"].items():
+                if name not in configurations and name not in STOCK_3D_CONFIGURATIONS:
+                    configurations[name] = config
+        maybe_mkdir_p(join(nnUNet_preprocessed, self.dataset_name))
+        save_json(plans, plans_file, sort_keys=False)
+        print(f"Plans were saved to {plans_file}")

@@ -60,10 +60,10 @@ class ScarNetTrainerTiny_smoke(ScarNetTrainerTiny):
 
 # --- short schedules
 class ScarNetTrainerLite_demo(ScarNetTrainerLite):
-    """A two-epoch run of a few iterations: the embedded-default demo on a CPU (a demonstration, not a model)."""
+    """Four epochs of 12 iterations: the embedded-default demo on a CPU (a demonstration, not a model)."""
     plans_batch_size = 2
-    epochs = 2
-    iterations_per_epoch = 8
+    epochs = 4
+    iterations_per_epoch = 12
     val_iterations_per_epoch = 2
 
 

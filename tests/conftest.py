@@ -1,0 +1,42 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EMIDEC_DEV = os.environ.get("SCARNET_EMIDEC_DEV", os.path.join(REPO, "..", "shared", "data", "emidec_dev"))
+#: six real patients (2 normal, 4 infarct) for the end-to-end tests
+SMOKE_CASES = ["Case_N012", "Case_N014", "Case_P001", "Case_P002", "Case_P004", "Case_P007"]
+
+
+@pytest.fixture(scope="session")
+def emidec_cases():
+    """Folder of the real EMIDEC development cases (read-only)."""
+    folder = os.path.join(EMIDEC_DEV, "cases")
+    if not os.path.isdir(folder):
+        pytest.fail(f"real LGE data not found at {folder}; set SCARNET_EMIDEC_DEV to the emidec_dev folder")
+    return folder
+
+
+def nnunet_env(root, **extra):
+    """Environment for nnU-Net console scripts with its three folders under `root`, tuned for a 2-core CPU."""
+    env = dict(os.environ)
+    env.pop("nnUNet_extTrainer", None)
+    env.update(nnUNet_raw=os.path.join(root, "raw"), nnUNet_preprocessed=os.path.join(root, "preprocessed"),
+               nnUNet_results=os.path.join(root, "results"), nnUNet_def_n_proc="1", PYTHONWARNINGS="ignore")
+    env.update(extra)
+    return env
+
+
+def run_cli(cmd, env, timeout=900):
+    """Run a console script; fail the test with its output when it exits non-zero."""
+    result = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            timeout=timeout)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {result.returncode}:\n{result.stdout[-4000:]}")
+    return result.stdout
+
+
+def python_cli(module, *args):
+    return [sys.executable, "-m", module, *args]

@@ -1,0 +1,181 @@
+"""Real LGE, real console scripts: convert -> plan_and_preprocess (stock and ScarNetPlanner) -> nnUNetv2_train
+(tiny ScarNet, killed after one epoch) -> --c resume -> nnUNetv2_predict / predict_from_modelfolder."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from conftest import SMOKE_CASES, nnunet_env, run_cli
+from nnunetv2_scarnet.data.emidec import convert_emidec
+
+DATASET = "Dataset511_EmidecSmoke"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def planned(emidec_cases, tmp_path_factory):
+    """Six real patients converted and preprocessed with both planners."""
+    root = str(tmp_path_factory.mktemp("nnunet"))
+    env = nnunet_env(root)
+    convert_emidec(emidec_cases, env["nnUNet_raw"], 511, "EmidecSmoke", cases=SMOKE_CASES, num_folds=3)
+    run_cli(["nnUNetv2_plan_and_preprocess", "-d", "511", "-c", "2d", "-np", "1"], env)
+    run_cli(["nnUNetv2_plan_and_preprocess", "-d", "511", "-c", "2d", "-np", "1", "-pl", "ScarNetPlanner"], env)
+    return root, env
+
+
+def load_plans(env, name):
+    with open(os.path.join(env["nnUNet_preprocessed"], DATASET, f"{name}.json")) as f:
+        return json.load(f)
+
+
+def test_scarnet_plans_record_the_network_and_match_stock_layout(planned):
+    _, env = planned
+    stock, ours = load_plans(env, "nnUNetPlans"), load_plans(env, "ScarNetPlans")
+    assert list(ours["configurations"]) == ["2d"]
+    s2d, o2d = stock["configurations"]["2d"], ours["configurations"]["2d"]
+    assert o2d["architecture"]["network_class_name"] == "nnunetv2_scarnet.network.architectures.scarnet.ScarNet"
+    kwargs = o2d["architecture"]["arch_kwargs"]
+    assert kwargs["encoder"] == "medsam_vit_b" and kwargs["encoder_image_size"] == 512
+    assert kwargs["strides"] == s2d["architecture"]["arch_kwargs"]["strides"]
+    assert o2d["patch_size"] == s2d["patch_size"] and o2d["spacing"] == s2d["spacing"]
+    assert 2 <= o2d["batch_size"] <= s2d["batch_size"]
+    # same preprocessing: the preprocessed arrays are identical
+    a = os.path.join(env["nnUNet_preprocessed"], DATASET, "nnUNetPlans_2d")
+    b = os.path.join(env["nnUNet_preprocessed"], DATASET, "ScarNetPlans_2d")
+    assert sorted(os.listdir(a)) == sorted(os.listdir(b))
+
+
+def wait_for_epoch(process, marker, timeout):
+    """Read the trainer's stdout until `marker` appears; return everything read."""
+    seen, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    process.kill()
+    pytest.fail(f"trainer never printed {marker!r}:\n{''.join(seen)[-3000:]}")
+
+
+def check_prediction(prediction_path, image_path, allowed=(0, 1, 2, 3)):
+    pred, image = nib.load(prediction_path), nib.load(image_path)
+    assert pred.shape == image.shape
+    assert np.allclose(pred.affine, image.affine, atol=1e-4)
+    assert np.allclose(pred.header.get_zooms(), image.header.get_zooms(), atol=1e-5)
+    assert set(np.unique(np.asarray(pred.dataobj)).tolist()) <= set(allowed)
+
+
+def test_train_interrupt_resume_and_predict_on_stock_plans(planned):
+    root, env = planned
+    env = dict(env, nnUNet_n_proc_DA="0")
+    cmd = ["nnUNetv2_train", "511", "2d", "0", "-tr", "ScarNetTrainerTiny_smoke", "-device", "cpu"]
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        first = wait_for_epoch(process, "Epoch 1", timeout=600)  # epoch 0 done and checkpointed
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert "trained from scratch" in first
+    fold = os.path.join(env["nnUNet_results"], DATASET, "ScarNetTrainerTiny_smoke__nnUNetPlans__2d", "fold_0")
+    assert os.path.isfile(os.path.join(fold, "checkpoint_latest.pth"))
+    assert not os.path.isfile(os.path.join(fold, "checkpoint_final.pth"))
+    interrupted = torch.load(os.path.join(fold, "checkpoint_latest.pth"), map_location="cpu", weights_only=False)
+    assert interrupted["current_epoch"] == 1
+
+    resumed = run_cli(cmd + ["--c"], env)
+    assert "Epoch 1" in resumed and "Epoch 2" in resumed and "Epoch 0\n" not in resumed
+    final = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    assert final["current_epoch"] == 3 and final["trainer_name"] == "ScarNetTrainerTiny_smoke"
+    # the variant's batch size is the one in the saved plans, consistently
+    saved = json.load(open(os.path.join(os.path.dirname(fold), "plans.json")))
+    assert saved["configurations"]["2d"]["batch_size"] == 2
+    assert os.path.isfile(os.path.join(fold, "validation", "summary.json"))
+
+    val_case = json.load(open(os.path.join(env["nnUNet_preprocessed"], DATASET, "splits_final.json")))[0]["val"][0]
+    images = os.path.join(root, "test_images")
+    os.makedirs(images)
+    source = os.path.join(env["nnUNet_raw"], DATASET, "imagesTr", f"{val_case}_0000.nii.gz")
+    os.symlink(source, os.path.join(images, f"{val_case}_0000.nii.gz"))
+    out = os.path.join(root, "predictions_stock_plans")
+    run_cli(["nnUNetv2_predict", "-i", images, "-o", out, "-d", "511", "-c", "2d", "-tr", "ScarNetTrainerTiny_smoke",
+             "-f", "0", "--disable_tta", "-npp", "1", "-nps", "1", "-device", "cpu"], env)
+    check_prediction(os.path.join(out, f"{val_case}.nii.gz"), source)
+
+
+def test_train_and_predict_from_modelfolder_on_scarnet_plans(planned):
+    root, env = planned
+    env = dict(env, nnUNet_n_proc_DA="0")
+    run_cli(["nnUNetv2_train", "511", "2d", "1", "-tr", "ScarNetTrainerTiny_smoke", "-p", "ScarNetPlans",
+             "-device", "cpu"], env)
+    model = os.path.join(env["nnUNet_results"], DATASET, "ScarNetTrainerTiny_smoke__ScarNetPlans__2d")
+    assert os.path.isfile(os.path.join(model, "fold_1", "checkpoint_final.pth"))
+    val_case = json.load(open(os.path.join(env["nnUNet_preprocessed"], DATASET, "splits_final.json")))[1]["val"][0]
+    images = os.path.join(root, "test_images_scarnet_plans")
+    os.makedirs(images)
+    source = os.path.join(env["nnUNet_raw"], DATASET, "imagesTr", f"{val_case}_0000.nii.gz")
+    os.symlink(source, os.path.join(images, f"{val_case}_0000.nii.gz"))
+    out = os.path.join(root, "predictions_scarnet_plans")
+    run_cli(["nnUNetv2_predict_from_modelfolder", "-i", images, "-o", out, "-m", model, "-f", "1",
+             "--disable_tta", "-npp", "1", "-nps", "1", "-device", "cpu"], env)
+    check_prediction(os.path.join(out, f"{val_case}.nii.gz"), source)
+
+
+def make_trainer(trainer_class, env, plans_name="nnUNetPlans", fold=2):
+    plans = load_plans(env, plans_name)
+    plans["continue_training"] = False  # nnUNetv2_train passes this flag inside the plans dict
+    dataset_json = json.load(open(os.path.join(env["nnUNet_preprocessed"], DATASET, "dataset.json")))
+    return trainer_class(plans, "2d", fold, dataset_json, torch.device("cpu"))
+
+
+def test_lite_trainer_loads_bundled_litemedsam_weights(planned, monkeypatch):
+    _, env = planned
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(key, env[key])
+    from nnunetv2_scarnet.network.encoders.lite_medsam import bundled_checkpoint_path
+    from nnunetv2_scarnet.trainers import ScarNetTrainerLite
+
+    trainer = make_trainer(ScarNetTrainerLite, env)
+    trainer.initialize()
+    reference = torch.load(bundled_checkpoint_path(), map_location="cpu", weights_only=True)
+    encoder = trainer.network.encoder.tiny_vit.state_dict()
+    assert torch.equal(encoder["layers.2.blocks.3.attn.qkv.weight"],
+                       reference["image_encoder.layers.2.blocks.3.attn.qkv.weight"])
+    groups = trainer.optimizer.param_groups
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3, 1e-4])
+    log = open(trainer.log_file).read()
+    assert "loaded 298 encoder tensors" in log
+
+
+def test_medsam_trainer_needs_the_weights_path_and_loads_it(planned, monkeypatch, tmp_path):
+    _, env = planned
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(key, env[key])
+    from segment_anything.modeling import ImageEncoderViT
+
+    from nnunetv2_scarnet.trainers import MEDSAM_CHECKPOINT_ENV, ScarNetTrainer
+
+    monkeypatch.delenv(MEDSAM_CHECKPOINT_ENV, raising=False)
+    with pytest.raises(RuntimeError, match=f"{MEDSAM_CHECKPOINT_ENV}=.*ScarNetTrainerLite.*_scratch"):
+        make_trainer(ScarNetTrainer, env).initialize()
+
+    torch.manual_seed(0)
+    sam_encoder = ImageEncoderViT(img_size=1024, use_rel_pos=True, window_size=14, global_attn_indexes=(2, 5, 8, 11))
+    with torch.no_grad():
+        sam_encoder.blocks[5].attn.rel_pos_h.normal_()
+    checkpoint = tmp_path / "medsam_vit_b.pth"
+    torch.save({"model": {f"image_encoder.{k}": v for k, v in sam_encoder.state_dict().items()}}, checkpoint)
+    monkeypatch.setenv(MEDSAM_CHECKPOINT_ENV, str(checkpoint))
+    trainer = make_trainer(ScarNetTrainer, env, fold=0)
+    trainer.initialize()
+    vit = trainer.network.encoder.vit
+    assert torch.equal(vit.blocks[11].mlp.lin2.weight, sam_encoder.blocks[11].mlp.lin2.weight)
+    assert vit.blocks[5].attn.rel_pos_h.shape == (63, 64) and vit.blocks[5].attn.rel_pos_h.abs().sum() > 0
