@@ -1,0 +1,44 @@
+"""Overlap and distance metrics between a predicted and a reference mask.
+
+Empty-mask rule (documented, never silently 1.0): when both masks are empty the Dice is undefined and returned
+as None; such slices/patients are counted as `both_empty` and left out of medians. When only one is empty the
+Dice is 0. The HD95 is None when either mask is empty.
+"""
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+
+def dice(prediction: np.ndarray, reference: np.ndarray) -> Optional[float]:
+    p, r = prediction.astype(bool), reference.astype(bool)
+    total = int(p.sum()) + int(r.sum())
+    if total == 0:
+        return None
+    return 2.0 * float(np.logical_and(p, r).sum()) / total
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1),
+                                          border_value=0)
+
+
+def hd95(prediction: np.ndarray, reference: np.ndarray, spacing: Sequence[float]) -> Optional[float]:
+    """95th percentile of the symmetric surface distances (mm), with anisotropic voxel spacing."""
+    p, r = prediction.astype(bool), reference.astype(bool)
+    if not p.any() or not r.any():
+        return None
+    sp, sr = _surface(p), _surface(r)
+    to_r = ndimage.distance_transform_edt(~sr, sampling=spacing)
+    to_p = ndimage.distance_transform_edt(~sp, sampling=spacing)
+    distances = np.concatenate([to_r[sp], to_p[sr]])
+    return float(np.percentile(distances, 95))
+
+
+def median_iqr(values) -> dict:
+    """Median and interquartile range of the defined values (None skipped), with their count."""
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return {"median": None, "q1": None, "q3": None, "n": 0}
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return {"median": float(med), "q1": float(q1), "q3": float(q3), "n": int(v.size)}

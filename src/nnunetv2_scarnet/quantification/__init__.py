@@ -1,0 +1,6 @@
+"""Scar quantification: volumes, masses, scar % of LV myocardium, sectors/AHA segments, report pictures."""
+from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, read_label_stack, read_stack
+from nnunetv2_scarnet.quantification.report import quantify_case, quantify_folder
+from nnunetv2_scarnet.quantification.sectors import SectorGeometry
+
+__all__ = ["LabelScheme", "SectorGeometry", "quantify_case", "quantify_folder", "read_label_stack", "read_stack"]

@@ -1,0 +1,47 @@
+"""Per-slice and per-patient myocardium, scar, MVO and blood-pool volumes, masses and scar % of LV myocardium."""
+from typing import Dict, List
+
+import numpy as np
+
+from nnunetv2_scarnet.quantification.label_scheme import MYOCARDIAL_DENSITY_G_PER_ML, LabelScheme, Stack
+
+
+def _pct(part: float, whole: float):
+    return 100.0 * part / whole if whole > 0 else None
+
+
+def slice_volumes(label: Stack, scheme: LabelScheme) -> List[Dict]:
+    """One row per slice. A slice without myocardium has scar_pct_lvm None and status 'no_myocardium'."""
+    myo, scar, mvo, pool = scheme.masks(label.data)
+    rows = []
+    for k in range(label.data.shape[2]):
+        myo_ml = float(myo[..., k].sum()) * label.voxel_ml
+        scar_ml = float(scar[..., k].sum()) * label.voxel_ml
+        rows.append({
+            "slice": k,
+            "myocardium_ml": myo_ml,
+            "scar_ml": scar_ml,
+            "mvo_ml": float(mvo[..., k].sum()) * label.voxel_ml,
+            "blood_pool_ml": float(pool[..., k].sum()) * label.voxel_ml,
+            "scar_pct_lvm": _pct(scar_ml, myo_ml),
+            "status": "ok" if myo_ml > 0 else ("scar_without_myocardium" if scar_ml > 0 else "no_myocardium"),
+        })
+    return rows
+
+
+def patient_volumes(label: Stack, scheme: LabelScheme, slices: List[Dict] = None) -> Dict:
+    """Totals over the stack: volumes (mL), masses (g, 1.05 g/mL), scar % of LV myocardium, slice counts."""
+    slices = slices if slices is not None else slice_volumes(label, scheme)
+    total = {key: float(sum(r[key] for r in slices))
+             for key in ("myocardium_ml", "scar_ml", "mvo_ml", "blood_pool_ml")}
+    return {
+        **total,
+        "myocardium_g": total["myocardium_ml"] * MYOCARDIAL_DENSITY_G_PER_ML,
+        "scar_g": total["scar_ml"] * MYOCARDIAL_DENSITY_G_PER_ML,
+        "scar_pct_lvm": _pct(total["scar_ml"], total["myocardium_ml"]),
+        "n_slices": len(slices),
+        "n_slices_with_myocardium": sum(r["myocardium_ml"] > 0 for r in slices),
+        "n_slices_with_scar": sum(r["scar_ml"] > 0 for r in slices),
+        "slices_without_myocardium": [r["slice"] for r in slices if r["myocardium_ml"] == 0],
+        "spacing_mm": list(label.spacing),
+    }
