@@ -4,7 +4,7 @@
     scarnet quantify LABELS_DIR OUT_DIR [--images IMAGES_DIR] [--septum-deg A] ...
     scarnet evaluate PRED_DIR REF_DIR OUT_DIR [--name NAME]
     scarnet baselines IMAGES_DIR MYOCARDIUM_LABELS_DIR REF_DIR OUT_DIR [--deep NAME=PRED_DIR ...]
-    scarnet noise --model NAME=MODEL_DIR [...] IMAGES_DIR LABELS_DIR OUT_DIR [--snr 20 10 5] [--repeats 3]
+    scarnet noise --model NAME=MODEL_DIR [--model ...] IMAGES_DIR LABELS_DIR OUT_DIR [--snr 20 10 5] [--repeats 3]
     scarnet dicomseg LABEL.nii.gz DICOM_DIR OUT.dcm [--series-uid UID]
 
 Label maps follow nnU-Net files (`<case>.nii.gz`, images `<case>_0000.nii.gz`) and the label values of
@@ -139,11 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("myocardium_dir", help="label maps whose myocardium is thresholded (e.g. expert labels)")
     p.add_argument("reference_dir")
     p.add_argument("out_dir")
-    p.add_argument("--deep", nargs="*", help="NAME=PREDICTION_DIR of networks to put in the same table")
+    p.add_argument("--deep", action="append", help="NAME=PREDICTION_DIR of a network to put in the same table "
+                                                  "(repeatable)")
     p.set_defaults(func=cmd_baselines)
 
     p = sub.add_parser("noise", help="Monte Carlo Rician noise robustness of nnU-Net model folders")
-    p.add_argument("--model", nargs="+", required=True, help="NAME=nnU-Net model folder (trainer__plans__config)")
+    p.add_argument("--model", action="append", required=True,
+                   help="NAME=nnU-Net model folder (trainer__plans__config); repeat for several models")
     p.add_argument("images_dir")
     p.add_argument("labels_dir")
     p.add_argument("out_dir")

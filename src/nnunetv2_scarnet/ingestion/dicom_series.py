@@ -45,7 +45,8 @@ def scan_folder(folder: str) -> Tuple[Dict[str, SeriesInfo], List[str]]:
         raise DicomSeriesError(f"{folder}: not a folder")
     series: Dict[str, SeriesInfo] = {}
     skipped = []
-    for root, _, names in os.walk(folder):
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
         for name in sorted(names):
             path = os.path.join(root, name)
             try:
@@ -59,7 +60,7 @@ def scan_folder(folder: str) -> Tuple[Dict[str, SeriesInfo], List[str]]:
             uid = str(ds.get("SeriesInstanceUID", ""))
             info = series.setdefault(uid, SeriesInfo(uid, str(ds.get("SeriesDescription", "")), []))
             info.files.append(path)
-    return series, skipped
+    return dict(sorted(series.items())), skipped
 
 
 def list_series(folder: str) -> List[SeriesInfo]:
