@@ -1,0 +1,1 @@
+"""Speed benchmark (training and inference) of ScarNet trainers against stock nnU-Net in one run."""
