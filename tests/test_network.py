@@ -130,3 +130,31 @@ def test_taps_are_spread_and_the_deepest_stage_gets_the_neck():
     assert assign_taps_to_stages(5, 4) == [0, 1, 3, 4]
     assert assign_taps_to_stages(3, 5)[-1] == 2
     assert assign_taps_to_stages(4, 1) == [3]
+
+
+def test_cpu_inference_encoder_precision_policy(monkeypatch):
+    from nnunetv2_scarnet.network.architectures import precision
+
+    net = tiny_net(LAYOUTS[0][1], deep_supervision=False).eval()
+    x = torch.randn(2, 1, 128, 128)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.encoder_autocast_dtype(x, training=False) == torch.bfloat16
+    assert precision.encoder_autocast_dtype(x, training=True) is None  # training keeps float32 on CPU
+    with torch.no_grad():
+        fast = net(x)
+    monkeypatch.setenv(precision.CPU_BF16_ENV, "0")
+    assert precision.encoder_autocast_dtype(x, training=False) is None
+    with torch.no_grad():
+        exact = net(x)
+    assert fast.dtype == exact.dtype == torch.float32
+    assert not torch.equal(fast, exact)  # the encoder really ran in bfloat16
+    assert (fast.argmax(1) == exact.argmax(1)).float().mean() > 0.95
+    monkeypatch.delenv(precision.CPU_BF16_ENV)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert precision.encoder_autocast_dtype(x, training=False) is None
+
+
+def test_network_is_channels_last():
+    net = tiny_net(LAYOUTS[0][1])
+    conv = net.stem[0][0][0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)

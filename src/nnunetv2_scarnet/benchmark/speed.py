@@ -5,9 +5,10 @@
 
 Each trainer runs in its own process (so peak memory is its own): its network is built from the plans exactly as
 `nnUNetv2_train` builds it, batches come from nnU-Net's own data loader (prefetched, so augmentation time is not
-counted), and `train_step` is timed after warm-up iterations (which absorb torch.compile, if enabled). Inference
-times nnU-Net's sliding-window prediction of one preprocessed stack, with and without mirroring, scaled to a
-10-slice stack. `ScarNetTrainer@S` is the ViT-B encoder at resolution S, randomly initialised (weights do not
+counted), and `train_step` is timed after warm-up iterations (which absorb torch.compile, if enabled); the
+median step time is reported (with a host sync around each step on CUDA). Inference times nnU-Net's
+sliding-window prediction of one preprocessed stack (median of the repeats), with and without mirroring, scaled to
+a 10-slice stack. `ScarNetTrainer@S` is the ViT-B encoder at resolution S, randomly initialised (weights do not
 change speed). Ratios are to the first trainer listed (stock nnUNetTrainer by default).
 """
 import argparse
@@ -15,6 +16,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,11 +85,13 @@ def measure_one(spec: str, dataset: str, plans_name: str, device: str, batch_siz
     for batch in batches[:warmup]:
         trainer.train_step(batch)
     _sync(device)
-    start = time.perf_counter()
+    step_times = []
     for batch in batches[warmup:]:
+        start = time.perf_counter()
         trainer.train_step(batch)
-    _sync(device)
-    seconds = (time.perf_counter() - start) / iterations
+        _sync(device)
+        step_times.append(time.perf_counter() - start)
+    seconds = float(statistics.median(step_times))  # median: robust to interference from other processes
     result = {"trainer": spec, "batch_size": trainer.batch_size, "patch_size": trainer.configuration_manager.patch_size,
               "train_s_per_iteration": seconds, "train_iterations_per_s": 1 / seconds,
               "train_samples_per_s": trainer.batch_size / seconds,
@@ -107,12 +111,14 @@ def measure_one(spec: str, dataset: str, plans_name: str, device: str, batch_siz
         predictor.manual_initialization(trainer.network, trainer.plans_manager, trainer.configuration_manager, None,
                                         dataset_json, type(trainer).__name__, trainer.inference_allowed_mirroring_axes)
         predictor.predict_sliding_window_return_logits(image)  # warm-up
-        _sync(device)
-        start = time.perf_counter()
+        times = []
         for _ in range(inference_repeats):
+            _sync(device)
+            start = time.perf_counter()
             predictor.predict_sliding_window_return_logits(image)
-        _sync(device)
-        per_stack = (time.perf_counter() - start) / inference_repeats
+            _sync(device)
+            times.append(time.perf_counter() - start)
+        per_stack = float(statistics.median(times))
         key = "mirroring" if mirroring else "no_mirroring"
         result[f"predict_s_per_10_slices_{key}"] = per_stack * 10 / image.shape[1]
     result["predict_case"] = case

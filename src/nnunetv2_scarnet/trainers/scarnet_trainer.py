@@ -4,6 +4,7 @@ Everything that is not overridden here (data loading, augmentation, validation, 
 nnU-Net, so results compare like-for-like with `nnUNetTrainer` on the same plans and folds. Variants are small
 subclasses that change class attributes (see `variants.py`).
 """
+import contextlib
 import os
 from typing import Optional
 
@@ -23,6 +24,8 @@ from nnunetv2_scarnet.trainers.lr_schedule import GroupPolyLRScheduler
 
 #: environment variable holding the path of MedSAM ViT-B weights (medsam_vit_b.pth, SAM state-dict layout)
 MEDSAM_CHECKPOINT_ENV = "SCARNET_MEDSAM_CHECKPOINT"
+#: optional environment variable: another LiteMedSAM checkpoint (e.g. fine-tuned) instead of the bundled one
+LITEMEDSAM_CHECKPOINT_ENV = "SCARNET_LITEMEDSAM_CHECKPOINT"
 #: keys of a configuration's arch_kwargs that describe the stage layout ScarNet follows
 LAYOUT_KEYS = ("n_stages", "features_per_stage", "strides")
 
@@ -81,6 +84,13 @@ class ScarNetTrainer(nnUNetTrainer):
             if value is not None:
                 setattr(self, target, int(value))
         self._restoring_checkpoint = False
+        # bfloat16 autocast where the GPU has it: float32's range (no loss scaling, hence no GradScaler and none of
+        # its host-device synchronisations); float16 + GradScaler elsewhere on CUDA, as stock nnU-Net
+        self.amp_dtype = None
+        if self.device.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            if self.amp_dtype == torch.bfloat16:
+                self.grad_scaler = None
 
     # ------------------------------------------------------------------ network
     @classmethod
@@ -120,7 +130,7 @@ class ScarNetTrainer(nnUNetTrainer):
         if self.pretrained_weights is None:
             return None
         if self.pretrained_weights == "litemedsam":
-            return bundled_checkpoint_path()
+            return os.environ.get(LITEMEDSAM_CHECKPOINT_ENV) or bundled_checkpoint_path()
         if self.pretrained_weights == "medsam":
             return os.environ.get(MEDSAM_CHECKPOINT_ENV, "")
         raise ValueError(f"unknown pretrained_weights {self.pretrained_weights!r}")
@@ -135,6 +145,35 @@ class ScarNetTrainer(nnUNetTrainer):
                 f"train ScarNetTrainerLite (bundled LiteMedSAM weights) or ScarNetTrainer_scratch instead.")
         report = load_encoder_weights(unwrap(self.network).encoder, path, hint)
         self.print_to_log_file(report)
+
+    # ------------------------------------------------------------------ training step
+    def train_step(self, batch: dict) -> dict:
+        """Stock nnU-Net's step with the trainer's autocast dtype; the loss stays on the device (no sync)."""
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        target = ([t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list)
+                  else target.to(self.device, non_blocking=True))
+        self.optimizer.zero_grad(set_to_none=True)
+        autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
+                    else contextlib.nullcontext())
+        with autocast:
+            loss = self.loss(self.network(data), target)
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.optimizer.step()
+        return {"loss": loss.detach()}
+
+    def on_train_epoch_end(self, train_outputs):
+        # one transfer per epoch instead of one per step
+        losses = torch.stack([o["loss"] for o in train_outputs]).float().cpu().numpy()
+        super().on_train_epoch_end([{"loss": value} for value in losses])
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):

@@ -8,6 +8,7 @@ from torch import nn
 from nnunetv2_scarnet.network.architectures.decoder import ScarNetDecoder
 from nnunetv2_scarnet.network.architectures.encoder_adapter import (
     EncoderInputAdapter, FeatureProjection, assign_taps_to_stages)
+from nnunetv2_scarnet.network.architectures.precision import encoder_autocast_dtype
 from nnunetv2_scarnet.network.building_blocks import ConvNormAct, DoubleConv
 from nnunetv2_scarnet.network.encoders import build_encoder
 
@@ -63,6 +64,8 @@ class ScarNet(nn.Module):
             for s, tap in enumerate(self.tap_for_stage)
         ])
         self.decoder = ScarNetDecoder(features, strides, num_classes, use_attention, deep_supervision)
+        # channels-last convolutions are faster with oneDNN (CPU) and cuDNN (tensor cores); values are unchanged
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor):
         size = x.shape[2:]
@@ -78,15 +81,15 @@ class ScarNet(nn.Module):
         return self.decoder(skips)
 
     def encode(self, image: torch.Tensor) -> List[torch.Tensor]:
-        """Run the encoder; under nnU-Net's float16 autocast on CUDA it runs in bfloat16 where the GPU supports it.
-
-        ViT attention logits overflow float16 more easily than convolutions; bfloat16 has float32's range.
-        """
-        if (image.is_cuda and torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.float16
-                and torch.cuda.is_bf16_supported()):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return self.encoder(image)
-        return self.encoder(image)
+        """Run the encoder in the precision chosen by `encoder_autocast_dtype` (see precision.py)."""
+        dtype = encoder_autocast_dtype(image, self.training)
+        if dtype is None:
+            return self.encoder(image)
+        with torch.autocast(image.device.type, dtype=dtype):
+            features = self.encoder(image)
+        if image.is_cuda:
+            return features  # the caller's CUDA autocast handles the mixed dtypes
+        return [f.to(image.dtype) for f in features]
 
     def train(self, mode: bool = True):
         super().train(mode)

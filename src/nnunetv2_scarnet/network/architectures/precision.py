@@ -1,0 +1,43 @@
+"""Numeric precision of the pretrained encoder.
+
+The encoder (about 90% of ScarNet's compute) runs in bfloat16 where that is both safe and fast:
+- CUDA, under nnU-Net's float16 autocast, on GPUs with bfloat16: ViT attention logits overflow float16 more easily
+  than convolutions, and bfloat16 has float32's range;
+- CPU inference (not training) on processors with native bfloat16 instructions (AVX512-BF16 or AMX), where it
+  roughly halves the encoder's time. Set SCARNET_CPU_BF16=0 to keep float32 there.
+Everything else (stem, projections, decoder, losses) keeps the precision the caller chose.
+"""
+import functools
+import os
+from typing import Optional
+
+import torch
+
+CPU_BF16_ENV = "SCARNET_CPU_BF16"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when /proc/cpuinfo lists avx512_bf16 or amx_bf16 (Linux); False where it cannot be told."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
+def encoder_autocast_dtype(image: torch.Tensor, training: bool) -> Optional[torch.dtype]:
+    """The autocast dtype for the encoder, or None to run it in the caller's precision."""
+    if image.is_cuda:
+        if (torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.float16
+                and torch.cuda.is_bf16_supported()):
+            return torch.bfloat16
+        return None
+    if (image.device.type == "cpu" and not training and os.environ.get(CPU_BF16_ENV, "1") != "0"
+            and not torch.is_autocast_enabled("cpu") and cpu_has_native_bf16()):
+        return torch.bfloat16
+    return None
