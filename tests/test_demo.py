@@ -34,6 +34,8 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "Demo finished" in out
     summary = json.load(open(workdir / "summary.json"))
     assert len(summary["cases"]) == 1 and 0 <= summary["cases"][0]["dice_myocardium"] <= 1
+    assert summary["cases"][0]["scar_ml_reference"] > 0  # test phantoms all carry scar
+    assert (workdir / "report" / "patients.csv").exists() and (workdir / "evaluation" / "evaluation.json").exists()
     prediction = nib.load(workdir / "predictions" / f"{summary['cases'][0]['case']}.nii.gz")
     image = nib.load(workdir / "imagesTs" / f"{summary['cases'][0]['case']}_0000.nii.gz")
     assert prediction.shape == image.shape and np.allclose(prediction.affine, image.affine)

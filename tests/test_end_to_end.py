@@ -73,6 +73,19 @@ def check_prediction(prediction_path, image_path, allowed=(0, 1, 2, 3)):
     assert set(np.unique(np.asarray(pred.dataobj)).tolist()) <= set(allowed)
 
 
+def predict_validation_case(root, env, fold, command):
+    """Predict the first validation patient of `fold` with a stock prediction command; check the result."""
+    val_case = json.load(open(os.path.join(env["nnUNet_preprocessed"], DATASET, "splits_final.json")))[fold]["val"][0]
+    images = os.path.join(root, f"test_images_fold{fold}")
+    os.makedirs(images)
+    source = os.path.join(env["nnUNet_raw"], DATASET, "imagesTr", f"{val_case}_0000.nii.gz")
+    os.symlink(source, os.path.join(images, f"{val_case}_0000.nii.gz"))
+    out = os.path.join(root, f"predictions_fold{fold}")
+    run_cli(command + ["-i", images, "-o", out, "-f", str(fold), "--disable_tta", "-npp", "1", "-nps", "1",
+                       "-device", "cpu"], env)
+    check_prediction(os.path.join(out, f"{val_case}.nii.gz"), source)
+
+
 def test_train_interrupt_resume_and_predict_on_stock_plans(planned):
     root, env = planned
     env = dict(env, nnUNet_n_proc_DA="0")
@@ -100,15 +113,8 @@ def test_train_interrupt_resume_and_predict_on_stock_plans(planned):
     assert saved["configurations"]["2d"]["batch_size"] == 2
     assert os.path.isfile(os.path.join(fold, "validation", "summary.json"))
 
-    val_case = json.load(open(os.path.join(env["nnUNet_preprocessed"], DATASET, "splits_final.json")))[0]["val"][0]
-    images = os.path.join(root, "test_images")
-    os.makedirs(images)
-    source = os.path.join(env["nnUNet_raw"], DATASET, "imagesTr", f"{val_case}_0000.nii.gz")
-    os.symlink(source, os.path.join(images, f"{val_case}_0000.nii.gz"))
-    out = os.path.join(root, "predictions_stock_plans")
-    run_cli(["nnUNetv2_predict", "-i", images, "-o", out, "-d", "511", "-c", "2d", "-tr", "ScarNetTrainerTiny_smoke",
-             "-f", "0", "--disable_tta", "-npp", "1", "-nps", "1", "-device", "cpu"], env)
-    check_prediction(os.path.join(out, f"{val_case}.nii.gz"), source)
+    predict_validation_case(root, env, fold=0, command=["nnUNetv2_predict", "-d", "511", "-c", "2d", "-tr",
+                                                        "ScarNetTrainerTiny_smoke"])
 
 
 def test_train_and_predict_from_modelfolder_on_scarnet_plans(planned):
@@ -118,15 +124,7 @@ def test_train_and_predict_from_modelfolder_on_scarnet_plans(planned):
              "-device", "cpu"], env)
     model = os.path.join(env["nnUNet_results"], DATASET, "ScarNetTrainerTiny_smoke__ScarNetPlans__2d")
     assert os.path.isfile(os.path.join(model, "fold_1", "checkpoint_final.pth"))
-    val_case = json.load(open(os.path.join(env["nnUNet_preprocessed"], DATASET, "splits_final.json")))[1]["val"][0]
-    images = os.path.join(root, "test_images_scarnet_plans")
-    os.makedirs(images)
-    source = os.path.join(env["nnUNet_raw"], DATASET, "imagesTr", f"{val_case}_0000.nii.gz")
-    os.symlink(source, os.path.join(images, f"{val_case}_0000.nii.gz"))
-    out = os.path.join(root, "predictions_scarnet_plans")
-    run_cli(["nnUNetv2_predict_from_modelfolder", "-i", images, "-o", out, "-m", model, "-f", "1",
-             "--disable_tta", "-npp", "1", "-nps", "1", "-device", "cpu"], env)
-    check_prediction(os.path.join(out, f"{val_case}.nii.gz"), source)
+    predict_validation_case(root, env, fold=1, command=["nnUNetv2_predict_from_modelfolder", "-m", model])
 
 
 def make_trainer(trainer_class, env, plans_name="nnUNetPlans", fold=2):

@@ -19,6 +19,8 @@ import numpy as np
 
 from nnunetv2_scarnet.data.emidec import convert_emidec
 from nnunetv2_scarnet.data.phantom import write_phantom_cases
+from nnunetv2_scarnet.evaluation import evaluate_folders
+from nnunetv2_scarnet.quantification import quantify_folder
 
 MARKER = ".scarnet-demo"
 
@@ -36,27 +38,8 @@ def run(cmd: List[str], env: Dict[str, str], log_path: str) -> None:
         raise RuntimeError(f"{cmd[0]} failed with exit code {result.returncode}:\n{tail}")
 
 
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return float(2 * np.logical_and(a, b).sum() / total) if total else float("nan")
-
-
-def summarise(truth_dir: str, prediction_dir: str, case_ids: List[str]) -> List[dict]:
-    """Per test case: Dice of myocardium (incl. scar) and scar, scar volume true vs predicted (mL)."""
-    rows = []
-    for case in case_ids:
-        truth_img = nib.load(os.path.join(truth_dir, f"{case}.nii.gz"))
-        truth = np.asarray(truth_img.dataobj)
-        pred = np.asarray(nib.load(os.path.join(prediction_dir, f"{case}.nii.gz")).dataobj)
-        voxel_ml = float(np.prod(truth_img.header.get_zooms()[:3])) / 1000.0
-        rows.append({
-            "case": case,
-            "dice_myocardium": dice(truth >= 2, pred >= 2),
-            "dice_scar": dice(truth == 3, pred == 3),
-            "scar_ml_true": float((truth == 3).sum() * voxel_ml),
-            "scar_ml_pred": float((pred == 3).sum() * voxel_ml),
-        })
-    return rows
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def prepare_workdir(workdir: str) -> None:
@@ -128,14 +111,19 @@ def main(argv=None) -> int:
          "-p", "ScarNetPlans", "-f", "0", "--disable_tta", "-npp", "1", "-nps", "1", "-device", args.device],
         train_env, os.path.join(logs, "predict.log"))
 
-    rows = summarise(labels_ts, predictions, test_ids_renamed)
+    evaluation = evaluate_folders(predictions, labels_ts, os.path.join(workdir, "evaluation"), name=args.trainer)
+    quantify_folder(predictions, os.path.join(workdir, "report"), images_ts)
+    rows = [{k: c[k] for k in ("case", "dice_myocardium", "dice_scar", "scar_ml_reference", "scar_ml_prediction",
+                               "scar_pct_lvm_reference", "scar_pct_lvm_prediction")} for c in evaluation["cases"]]
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump({"trainer": args.trainer, "seconds": round(time.time() - t0, 1), "cases": rows}, f, indent=2)
-    print("\ncase                     Dice myo  Dice scar  scar mL true  scar mL pred")
+    print("\ncase                  Dice myo  Dice scar  scar mL true/pred  scar %LVM true/pred")
     for r in rows:
-        print(f"{r['case']:<24} {r['dice_myocardium']:8.3f}  {r['dice_scar']:9.3f}  {r['scar_ml_true']:12.2f}  "
-              f"{r['scar_ml_pred']:12.2f}")
-    print(f"\nDemo finished in {time.time() - t0:.0f} s. Predictions: {predictions}\n"
+        print(f"{r['case']:<21} {_fmt(r['dice_myocardium']):>8}  {_fmt(r['dice_scar']):>9}  "
+              f"{r['scar_ml_reference']:7.2f} / {r['scar_ml_prediction']:<7.2f} "
+              f"{r['scar_pct_lvm_reference']:7.1f} / {r['scar_pct_lvm_prediction']:<5.1f}")
+    print(f"\nDemo finished in {time.time() - t0:.0f} s. Predictions: {predictions}; report (CSV, JSON, overlays, "
+          f"polar maps): {os.path.join(workdir, 'report')}; evaluation: {os.path.join(workdir, 'evaluation')}\n"
           f"A model trained for minutes on phantoms is a demonstration of the pipeline, not a clinical model.")
     return 0
 

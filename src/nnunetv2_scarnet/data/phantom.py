@@ -75,10 +75,10 @@ def make_phantom(seed: int, infarct: bool, shape: Tuple[int, int] = (128, 128)) 
     scar_slices = set()
     if infarct:
         first = int(rng.integers(0, max(1, n_slices - 3)))
-        scar_slices = set(range(first, min(n_slices, first + int(rng.integers(2, 5)))))
+        scar_slices = set(range(first, min(n_slices, first + int(rng.integers(3, 7)))))
         scar_center = float(rng.uniform(-np.pi, np.pi))
-        half_width = float(np.deg2rad(rng.uniform(20, 60)))
-        base_transmurality = float(rng.uniform(0.3, 1.0))
+        half_width = float(np.deg2rad(rng.uniform(30, 70)))
+        base_transmurality = float(rng.uniform(0.4, 1.0))
         with_mvo = bool(rng.random() < 0.4)
     images, labels = [], []
     for k in range(n_slices):

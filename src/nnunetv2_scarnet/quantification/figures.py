@@ -20,24 +20,39 @@ def display_window(image: np.ndarray):
     return float(lo), float(max(hi, lo + 1e-6))
 
 
+def heart_crop(myo: np.ndarray, spacing, margin_mm: float = 30.0):
+    """In-plane index ranges around the myocardium of all slices (+ margin), or the full plane without one."""
+    if not myo.any():
+        return slice(None), slice(None)
+    ranges = []
+    for axis in (0, 1):
+        present = np.flatnonzero(myo.any(axis=tuple(a for a in range(3) if a != axis)))
+        pad = int(round(margin_mm / spacing[axis]))
+        ranges.append(slice(max(0, present[0] - pad), min(myo.shape[axis], present[-1] + pad + 1)))
+    return tuple(ranges)
+
+
 def overlay_png(image: Stack, label: Stack, scheme: LabelScheme, path: str, title: str = "",
                 slices: Optional[Sequence[int]] = None) -> str:
-    """Montage of slices with myocardium (green) and scar (red) contours."""
+    """Montage of slices, cropped around the heart, with myocardium (green) and scar (red) contours."""
     myo, scar, mvo, _ = scheme.masks(label.data)
+    crop_x, crop_y = heart_crop(myo, image.spacing)
     slices = list(slices) if slices is not None else [k for k in range(label.data.shape[2]) if myo[..., k].any()]
     slices = slices or list(range(label.data.shape[2]))
     cols = min(5, len(slices))
     rows = int(np.ceil(len(slices) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows + 0.4), squeeze=False)
     lo, hi = display_window(image.data)
     aspect = image.spacing[0] / image.spacing[1]
     for ax in axes.ravel():
         ax.axis("off")
     for ax, k in zip(axes.ravel(), slices):
-        ax.imshow(image.data[..., k].T, cmap="gray", vmin=lo, vmax=hi, origin="lower", aspect=1 / aspect)
-        for mask, color in ((myo[..., k], "lime"), (scar[..., k], "red"), (mvo[..., k], "yellow")):
-            if mask.any():
-                ax.contour(mask.T.astype(float), levels=[0.5], colors=color, linewidths=0.8, origin="lower")
+        ax.imshow(image.data[crop_x, crop_y, k].T, cmap="gray", vmin=lo, vmax=hi, origin="lower",
+                  aspect=1 / aspect)
+        for mask, color in ((myo, "lime"), (scar, "red"), (mvo, "yellow")):
+            part = mask[crop_x, crop_y, k]
+            if part.any():
+                ax.contour(part.T.astype(float), levels=[0.5], colors=color, linewidths=0.9, origin="lower")
         ax.set_title(f"slice {k}", fontsize=8)
     fig.suptitle(title or "myocardium (green), scar (red), MVO (yellow)", fontsize=10)
     fig.tight_layout()

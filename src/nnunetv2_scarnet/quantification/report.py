@@ -72,7 +72,8 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
                 image = read_stack(image_path)
                 if not same_geometry(image, label):
                     raise ValueError(f"{label_path}: geometry differs from image {image_path}")
-                overlay_png(image, label, scheme, os.path.join(out_dir, f"{case}_overlay.png"), title=case)
+                overlay_png(image, label, scheme, os.path.join(out_dir, f"{case}_overlay.png"),
+                            title=f"{case}: myocardium (green), scar (red), MVO (yellow)")
             if "aha" in result:
                 aha_bullseye_png(result["aha"], os.path.join(out_dir, f"{case}_bullseye.png"),
                                  f"{case}: scar extent per AHA segment")
