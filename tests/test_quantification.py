@@ -118,3 +118,16 @@ def test_unknown_label_value_is_refused(tmp_path):
     nib.save(nib.Nifti1Image(np.full((4, 4, 2), 9, np.uint8), np.eye(4)), path)
     with pytest.raises(ValueError, match="bad.nii.gz: label values \\[9\\]"):
         quantify_case(str(path), LabelScheme(), SectorGeometry())
+
+
+def test_folder_with_mismatched_image_writes_nothing(emidec_cases, tmp_path):
+    labels, images = tmp_path / "labels", tmp_path / "images"
+    labels.mkdir()
+    images.mkdir()
+    os.symlink(os.path.join(emidec_cases, "Case_N012", "label.nii.gz"), labels / "Case_N012.nii.gz")
+    os.symlink(os.path.join(emidec_cases, "Case_P001", "label.nii.gz"), labels / "Case_P001.nii.gz")
+    os.symlink(os.path.join(emidec_cases, "Case_N012", "image.nii.gz"), images / "Case_N012_0000.nii.gz")
+    os.symlink(os.path.join(emidec_cases, "Case_N014", "image.nii.gz"), images / "Case_P001_0000.nii.gz")
+    with pytest.raises(ValueError, match="Case_P001.nii.gz: geometry differs from image .*Case_P001_0000.nii.gz"):
+        quantify_folder(str(labels), str(tmp_path / "report"), str(images))
+    assert not (tmp_path / "report").exists()

@@ -80,15 +80,17 @@ def baseline_label_maps(images_dir: str, myocardium_dir: str, out_dir: str,
         raise ValueError(f"{myocardium_dir}: no .nii.gz label files")
     healthy = min(v for v in scheme.myocardium if v not in scheme.scar)
     scar_value = min(v for v in scheme.scar if v not in scheme.mvo)
+    inputs = []  # everything is read and checked before the first file is written
+    for name in files:
+        label = read_label_stack(os.path.join(myocardium_dir, name), scheme)
+        image = read_stack(os.path.join(images_dir, f"{case_id_of(name)}_0000.nii.gz"))
+        if not same_geometry(image, label):
+            raise ValueError(f"{image.path}: geometry differs from {label.path}")
+        inputs.append((case_id_of(name), label, image))
     folders = {m: os.path.join(out_dir, m) for m in methods}
     for folder in folders.values():
         os.makedirs(folder, exist_ok=True)
-    for name in tqdm(files, desc="threshold baselines", unit="case"):
-        case = case_id_of(name)
-        label = read_label_stack(os.path.join(myocardium_dir, name), scheme)
-        image = read_stack(os.path.join(images_dir, f"{case}_0000.nii.gz"))
-        if not same_geometry(image, label):
-            raise ValueError(f"{image.path}: geometry differs from {label.path}")
+    for case, label, image in tqdm(inputs, desc="threshold baselines", unit="case"):
         myo, _, _, pool = scheme.masks(label.data)
         for method in methods:
             out = np.where(myo, healthy, label.data).astype(np.uint8)
