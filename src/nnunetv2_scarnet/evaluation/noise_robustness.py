@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import zlib
 from typing import Dict, List, Optional, Sequence
 
 import nibabel as nib
@@ -51,7 +52,7 @@ def write_noisy_images(images_dir: str, labels_dir: str, out_dir: str, snr: floa
         label = read_label_stack(os.path.join(labels_dir, name), scheme)
         data = np.asarray(image.dataobj)
         # one independent stream per case, level and repeat, reproducible from the seed
-        rng = np.random.default_rng([seed, int(snr * 1000), sum(map(ord, case))])
+        rng = np.random.default_rng([seed, int(snr * 1000), zlib.crc32(case.encode())])
         noisy = add_rician_noise(data, scheme.masks(label.data)[3], snr, rng)
         nib.save(nib.Nifti1Image(noisy, image.affine, image.header), os.path.join(out_dir, f"{case}_0000.nii.gz"))
 
