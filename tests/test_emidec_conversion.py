@@ -98,3 +98,22 @@ def test_existing_dataset_is_not_overwritten_silently(emidec_cases, tmp_path):
         convert_emidec(emidec_cases, str(tmp_path), 504, "Twice", cases=CASES[:5])
     convert_emidec(emidec_cases, str(tmp_path), 504, "Twice", cases=CASES[:5], overwrite=True)
     assert sorted(os.listdir(tmp_path)) == ["Dataset504_Twice"]
+
+
+def test_generic_nifti_pairs_convert_and_missing_labels_are_named(emidec_cases, tmp_path):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    for i, case in enumerate(CASES[:5]):
+        image_name = f"{case}_0000.nii.gz" if i % 2 else f"{case}.nii.gz"  # both naming styles
+        os.symlink(os.path.join(emidec_cases, case, "image.nii.gz"), images / image_name)
+        os.symlink(os.path.join(emidec_cases, case, "label.nii.gz"), labels / f"{case}.nii.gz")
+    from nnunetv2_scarnet.data.emidec import convert_nifti_pairs, main
+
+    target = convert_nifti_pairs(str(images), str(labels), str(tmp_path / "raw"), 505, "Pairs", num_folds=5)
+    assert sorted(os.listdir(os.path.join(target, "labelsTr"))) == sorted(f"{c}.nii.gz" for c in CASES[:5])
+    os.remove(labels / f"{CASES[2]}.nii.gz")
+    assert main(["--images", str(images), "--labels", str(labels), "-o", str(tmp_path / "raw2"), "-d", "506"]) == 2
+    assert not (tmp_path / "raw2").exists() or os.listdir(tmp_path / "raw2") == []
+    with pytest.raises(DatasetConversionError, match=f"{CASES[2]}.nii.gz: missing label file"):
+        convert_nifti_pairs(str(images), str(labels), str(tmp_path / "raw3"), 507, "Pairs")

@@ -1,7 +1,8 @@
 """EMIDEC-style folders -> nnU-Net raw dataset (dataset.json, imagesTr, labelsTr, patient-level splits_final.json).
 
-Input layout: `<source>/<case>/image.nii.gz` and `<source>/<case>/label.nii.gz`, labels 0 background, 1 LV blood
-pool, 2 healthy myocardium, 3 infarct (scar), 4 microvascular obstruction (MVO). One case is one patient.
+Input layout: `<source>/<case>/image.nii.gz` and `<source>/<case>/label.nii.gz` (EMIDEC), or generic pairs
+`<images>/<case>.nii.gz` + `<labels>/<case>.nii.gz`; labels 0 background, 1 LV blood pool, 2 healthy myocardium,
+3 infarct (scar), 4 microvascular obstruction (MVO). One case is one patient.
 Everything is validated before anything is written, and the dataset appears by one atomic rename, so a bad input
 leaves no partial dataset behind.
 """
@@ -12,7 +13,7 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import nibabel as nib
 import numpy as np
@@ -55,10 +56,34 @@ def list_cases(source: str, cases: Optional[Sequence[str]] = None) -> List[str]:
     return list(cases)
 
 
-def load_case(source: str, case_id: str) -> EmidecCase:
+def emidec_pairs(source: str, cases: Optional[Sequence[str]] = None) -> List[Tuple[str, str, str]]:
+    """(case id, image path, label path) of the EMIDEC layout `<source>/<case>/{image,label}.nii.gz`."""
+    return [(c, os.path.join(source, c, "image.nii.gz"), os.path.join(source, c, "label.nii.gz"))
+            for c in list_cases(source, cases)]
+
+
+def nifti_pairs(images_dir: str, labels_dir: str, cases: Optional[Sequence[str]] = None) -> List[Tuple[str, str, str]]:
+    """(case id, image path, label path) of generic pairs: `images_dir/<case>.nii.gz` (or nnU-Net's
+    `<case>_0000.nii.gz`) with `labels_dir/<case>.nii.gz`."""
+    for folder in (images_dir, labels_dir):
+        if not os.path.isdir(folder):
+            raise DatasetConversionError(f"{folder}: not a folder")
+    images = {}
+    for name in sorted(os.listdir(images_dir)):
+        if name.endswith(".nii.gz"):
+            stem = name[:-len(".nii.gz")]
+            images[stem[:-5] if stem.endswith("_0000") else stem] = os.path.join(images_dir, name)
+    if not images:
+        raise DatasetConversionError(f"{images_dir}: no .nii.gz images found")
+    chosen = list(cases) if cases is not None else sorted(images)
+    missing = [c for c in chosen if c not in images]
+    if missing:
+        raise DatasetConversionError(f"{images_dir}: no image for cases {', '.join(missing)}")
+    return [(c, images[c], os.path.join(labels_dir, f"{c}.nii.gz")) for c in chosen]
+
+
+def load_case(case_id: str, image_path: str, label_path: str) -> EmidecCase:
     """Read and validate one case: 3D image and label on the same grid, only EMIDEC label values."""
-    image_path = os.path.join(source, case_id, "image.nii.gz")
-    label_path = os.path.join(source, case_id, "label.nii.gz")
     if not os.path.isfile(label_path):
         raise DatasetConversionError(f"{label_path}: missing label file")
     try:
@@ -126,15 +151,30 @@ def write_label(case: EmidecCase, path: str, merge_mvo: bool) -> None:
 
 
 def convert_emidec(source: str, nnunet_raw: str, dataset_id: int, dataset_name: str = "EMIDEC",
-                   cases: Optional[Sequence[str]] = None, merge_mvo: bool = True, num_folds: int = 5,
-                   seed: int = 12345, reader: Optional[str] = None, overwrite: bool = False) -> str:
-    """Convert EMIDEC-style cases into `nnunet_raw/DatasetXXX_NAME`; returns that folder."""
+                   cases: Optional[Sequence[str]] = None, **options) -> str:
+    """Convert EMIDEC-style cases into `nnunet_raw/DatasetXXX_NAME`; returns that folder (options: see
+    `convert_pairs`)."""
+    return convert_pairs(emidec_pairs(source, cases), nnunet_raw, dataset_id, dataset_name, **options)
+
+
+def convert_nifti_pairs(images_dir: str, labels_dir: str, nnunet_raw: str, dataset_id: int, dataset_name: str,
+                        cases: Optional[Sequence[str]] = None, **options) -> str:
+    """Convert generic NIfTI image/label pairs (labels in the EMIDEC codes 0-4) like `convert_emidec`."""
+    return convert_pairs(nifti_pairs(images_dir, labels_dir, cases), nnunet_raw, dataset_id, dataset_name,
+                         **options)
+
+
+def convert_pairs(pairs: Sequence[Tuple[str, str, str]], nnunet_raw: str, dataset_id: int, dataset_name: str,
+                  merge_mvo: bool = True, num_folds: int = 5, seed: int = 12345, reader: Optional[str] = None,
+                  overwrite: bool = False) -> str:
+    """Write validated (case id, image, label) triples as `nnunet_raw/DatasetXXX_NAME` with dataset.json and a
+    patient-level stratified splits_final.json; nothing is written unless every case is valid."""
     if not 1 <= int(dataset_id) <= 999:
         raise DatasetConversionError(f"dataset id must be 1..999, got {dataset_id}")
     target = os.path.join(nnunet_raw, f"Dataset{int(dataset_id):03d}_{dataset_name}")
     if os.path.exists(target) and not overwrite:
         raise DatasetConversionError(f"{target} already exists (pass overwrite=True / --overwrite to replace it)")
-    loaded = [load_case(source, c) for c in list_cases(source, cases)]
+    loaded = [load_case(*pair) for pair in pairs]
     splits = patient_splits(loaded, num_folds, seed)
     os.makedirs(nnunet_raw, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", dir=nnunet_raw)
@@ -158,8 +198,12 @@ def convert_emidec(source: str, nnunet_raw: str, dataset_id: int, dataset_name: 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Convert EMIDEC-style LGE cases to an nnU-Net v2 raw dataset.")
-    parser.add_argument("source", help="folder with <case>/image.nii.gz and <case>/label.nii.gz")
+    parser = argparse.ArgumentParser(description="Convert EMIDEC-style LGE cases (or generic NIfTI image/label "
+                                                 "pairs) to an nnU-Net v2 raw dataset.")
+    parser.add_argument("source", nargs="?", help="folder with <case>/image.nii.gz and <case>/label.nii.gz")
+    parser.add_argument("--images", help="instead of SOURCE: folder of <case>.nii.gz (or <case>_0000.nii.gz) images")
+    parser.add_argument("--labels", help="with --images: folder of <case>.nii.gz labels (0 bg, 1 blood pool, "
+                                         "2 myocardium, 3 scar, 4 MVO)")
     parser.add_argument("-d", "--dataset-id", type=int, required=True)
     parser.add_argument("-n", "--name", default="EMIDEC")
     parser.add_argument("-o", "--nnunet-raw", default=os.environ.get("nnUNet_raw"),
@@ -174,9 +218,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.nnunet_raw:
         parser.error("give -o/--nnunet-raw or set nnUNet_raw")
+    if bool(args.source) == bool(args.images) or bool(args.images) != bool(args.labels):
+        parser.error("give either SOURCE (EMIDEC layout) or both --images and --labels")
+    options = dict(merge_mvo=not args.keep_mvo, num_folds=args.folds, seed=args.seed, reader=args.reader,
+                   overwrite=args.overwrite)
     try:
-        target = convert_emidec(args.source, args.nnunet_raw, args.dataset_id, args.name, args.cases,
-                                not args.keep_mvo, args.folds, args.seed, args.reader, args.overwrite)
+        if args.source:
+            target = convert_emidec(args.source, args.nnunet_raw, args.dataset_id, args.name, args.cases, **options)
+        else:
+            target = convert_nifti_pairs(args.images, args.labels, args.nnunet_raw, args.dataset_id, args.name,
+                                         args.cases, **options)
     except DatasetConversionError as exc:
         print(f"scarnet-convert-emidec: {exc}", file=sys.stderr)
         return 2
