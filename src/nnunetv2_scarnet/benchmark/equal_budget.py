@@ -28,6 +28,8 @@ DATASET_ID = 500
 def budgeted(trainer_class, budget_s: float):
     """The same trainer class (same name, so results land in the usual folder) whose schedule fits the budget."""
 
+    import torch
+
     def run_training(self):
         self.on_train_start()
         start = time.time()
@@ -36,8 +38,6 @@ def budgeted(trainer_class, budget_s: float):
             self.on_train_epoch_start()
             outputs = [self.train_step(next(self.dataloader_train)) for _ in range(self.num_iterations_per_epoch)]
             self.on_train_epoch_end(outputs)
-            import torch
-
             with torch.no_grad():
                 self.on_validation_epoch_start()
                 val = [self.validation_step(next(self.dataloader_val)) for _ in range(self.num_val_iterations_per_epoch)]
@@ -56,18 +56,13 @@ def budgeted(trainer_class, budget_s: float):
 
 
 def train_one(trainer_name: str, dataset: str, fold: int, budget_s: float, device: str, overrides: Dict) -> Dict:
-    import torch
-    from batchgenerators.utilities.file_and_folder_operations import join, load_json
-    from nnunetv2.paths import nnUNet_preprocessed
+    from batchgenerators.utilities.file_and_folder_operations import join
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
-    plans = load_json(join(nnUNet_preprocessed, dataset, "nnUNetPlans.json"))
-    plans["continue_training"] = False
-    if overrides.get("batch_size"):
-        plans["configurations"]["2d"]["batch_size"] = overrides["batch_size"]
-    dataset_json = load_json(join(nnUNet_preprocessed, dataset, "dataset.json"))
+    from nnunetv2_scarnet.benchmark.speed import make_trainer
+
     cls = budgeted(recursive_find_trainer_class_by_name(trainer_name), budget_s)
-    trainer = cls(plans, "2d", fold, dataset_json, torch.device(device))
+    trainer = make_trainer(cls, dataset, "nnUNetPlans", fold, device, overrides.get("batch_size"))
     if overrides.get("iterations_per_epoch"):
         trainer.num_iterations_per_epoch = overrides["iterations_per_epoch"]
     if overrides.get("val_iterations"):
@@ -92,8 +87,10 @@ def run(cmd: List[str], env: Dict) -> str:
 
 
 def markdown(rows: List[Dict], budget_s: float, fold: int) -> str:
+    from nnunetv2_scarnet.evaluation.overlap import format_median_iqr
+
     def fmt(stat):
-        return "n/a" if stat["median"] is None else f"{stat['median']:.3f} [{stat['q1']:.3f}-{stat['q3']:.3f}]"
+        return format_median_iqr(stat) or "n/a"
 
     lines = [f"Budget {budget_s:.0f} s of training per trainer, fold {fold}.", "",
              "| trainer | epochs x iterations (batch) | train s | myocardium Dice | scar Dice | scar %LVM bias | "

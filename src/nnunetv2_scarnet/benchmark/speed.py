@@ -54,6 +54,21 @@ def resolve_trainer(spec: str):
     return recursive_find_trainer_class_by_name(spec)
 
 
+def make_trainer(trainer_class, dataset: str, plans_name: str, fold: int, device: str,
+                 batch_size: Optional[int] = None):
+    """Instantiate a trainer the way nnUNetv2_train does (2d configuration), optionally with another batch size."""
+    import torch
+    from batchgenerators.utilities.file_and_folder_operations import join, load_json
+    from nnunetv2.paths import nnUNet_preprocessed
+
+    plans = load_json(join(nnUNet_preprocessed, dataset, f"{plans_name}.json"))
+    plans["continue_training"] = False
+    if batch_size:
+        plans["configurations"]["2d"]["batch_size"] = batch_size
+    dataset_json = load_json(join(nnUNet_preprocessed, dataset, "dataset.json"))
+    return trainer_class(plans, "2d", fold, dataset_json, torch.device(device))
+
+
 def _sync(device: str) -> None:
     import torch
 
@@ -65,16 +80,9 @@ def measure_one(spec: str, dataset: str, plans_name: str, device: str, batch_siz
                 warmup: int, inference_repeats: int) -> Dict:
     """Measure one trainer in this process."""
     import torch
-    from batchgenerators.utilities.file_and_folder_operations import join, load_json
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-    from nnunetv2.paths import nnUNet_preprocessed
 
-    plans = load_json(join(nnUNet_preprocessed, dataset, f"{plans_name}.json"))
-    plans["continue_training"] = False
-    if batch_size:
-        plans["configurations"]["2d"]["batch_size"] = batch_size
-    dataset_json = load_json(join(nnUNet_preprocessed, dataset, "dataset.json"))
-    trainer = resolve_trainer(spec)(plans, "2d", 0, dataset_json, torch.device(device))
+    trainer = make_trainer(resolve_trainer(spec), dataset, plans_name, 0, device, batch_size)
     trainer.initialize()
     trainer.set_deep_supervision_enabled(True)
     loader, _ = trainer.get_dataloaders()
@@ -109,7 +117,8 @@ def measure_one(spec: str, dataset: str, plans_name: str, device: str, batch_siz
                                     perform_everything_on_device=device == "cuda", device=torch.device(device),
                                     verbose=False, verbose_preprocessing=False, allow_tqdm=False)
         predictor.manual_initialization(trainer.network, trainer.plans_manager, trainer.configuration_manager, None,
-                                        dataset_json, type(trainer).__name__, trainer.inference_allowed_mirroring_axes)
+                                        trainer.dataset_json, type(trainer).__name__,
+                                        trainer.inference_allowed_mirroring_axes)
         predictor.predict_sliding_window_return_logits(image)  # warm-up
         times = []
         for _ in range(inference_repeats):

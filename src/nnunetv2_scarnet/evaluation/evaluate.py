@@ -7,7 +7,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nnunetv2_scarnet.evaluation.agreement import bland_altman, concordance, detection
-from nnunetv2_scarnet.evaluation.overlap import dice, hd95, median_iqr
+from nnunetv2_scarnet.evaluation.overlap import dice, format_median_iqr, hd95, median_iqr
 from nnunetv2_scarnet.evaluation.plots import agreement_png, dice_png
 from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, case_id_of, read_label_stack, same_geometry
 from nnunetv2_scarnet.quantification.report import write_csv
@@ -119,9 +119,7 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
 
 def comparison_rows(results: List[Dict]) -> List[Dict]:
     """One table row per evaluated method: the headline numbers side by side."""
-    def fmt(stat):
-        return None if stat["median"] is None else f"{stat['median']:.3f} [{stat['q1']:.3f}-{stat['q3']:.3f}]"
-
+    fmt = format_median_iqr
     rows = []
     for r in results:
         s = r["summary"]

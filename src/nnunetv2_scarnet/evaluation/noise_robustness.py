@@ -42,18 +42,21 @@ def add_rician_noise(image: np.ndarray, blood_pool: np.ndarray, snr: float, rng:
     return noisy.astype(image.dtype)
 
 
-def write_noisy_images(images_dir: str, labels_dir: str, out_dir: str, snr: float, seed: int,
-                       scheme: LabelScheme) -> None:
+def reference_blood_pools(labels_dir: str, scheme: LabelScheme) -> Dict[str, np.ndarray]:
+    """Blood-pool mask of every reference case (they define the SNR), read once for the whole study."""
+    return {case_id_of(name): scheme.masks(read_label_stack(os.path.join(labels_dir, name), scheme).data)[3]
+            for name in sorted(f for f in os.listdir(labels_dir) if f.endswith(".nii.gz"))}
+
+
+def write_noisy_images(images_dir: str, blood_pools: Dict[str, np.ndarray], out_dir: str, snr: float,
+                       seed: int) -> None:
     os.makedirs(out_dir, exist_ok=True)
-    for name in sorted(f for f in os.listdir(labels_dir) if f.endswith(".nii.gz")):
-        case = case_id_of(name)
-        source = os.path.join(images_dir, f"{case}_0000.nii.gz")
-        image = nib.load(source)
-        label = read_label_stack(os.path.join(labels_dir, name), scheme)
+    for case, blood_pool in blood_pools.items():
+        image = nib.load(os.path.join(images_dir, f"{case}_0000.nii.gz"))
         data = np.asarray(image.dataobj)
         # one independent stream per case, level and repeat, reproducible from the seed
         rng = np.random.default_rng([seed, int(snr * 1000), zlib.crc32(case.encode())])
-        noisy = add_rician_noise(data, scheme.masks(label.data)[3], snr, rng)
+        noisy = add_rician_noise(data, blood_pool, snr, rng)
         nib.save(nib.Nifti1Image(noisy, image.affine, image.header), os.path.join(out_dir, f"{case}_0000.nii.gz"))
 
 
@@ -77,6 +80,7 @@ def noise_robustness(models: Dict[str, str], images_dir: str, labels_dir: str, o
         env.setdefault("nnUNet_n_proc_DA", "0")
     os.makedirs(out_dir, exist_ok=True)
     levels = ([None] if include_clean else []) + list(snr_levels)
+    blood_pools = reference_blood_pools(labels_dir, scheme)
     rows, runs = [], []
     work = tempfile.mkdtemp(prefix="noise_", dir=out_dir)
     try:
@@ -87,7 +91,7 @@ def noise_robustness(models: Dict[str, str], images_dir: str, labels_dir: str, o
                     images = images_dir
                 else:
                     images = os.path.join(work, f"snr{level:g}_r{repeat}")
-                    write_noisy_images(images_dir, labels_dir, images, level, seed + repeat, scheme)
+                    write_noisy_images(images_dir, blood_pools, images, level, seed + repeat)
                 for name, model in tqdm(models.items(), desc=f"SNR {level or 'clean'} repeat {repeat}",
                                         unit="model"):
                     predictions = os.path.join(work, f"pred_{name}_{level}_{repeat}")

@@ -42,3 +42,10 @@ def median_iqr(values) -> dict:
         return {"median": None, "q1": None, "q3": None, "n": 0}
     q1, med, q3 = np.percentile(v, [25, 50, 75])
     return {"median": float(med), "q1": float(q1), "q3": float(q3), "n": int(v.size)}
+
+
+def format_median_iqr(stat: dict) -> Optional[str]:
+    """'median [Q1-Q3]' with three decimals, or None when no value was defined."""
+    if stat["median"] is None:
+        return None
+    return f"{stat['median']:.3f} [{stat['q1']:.3f}-{stat['q3']:.3f}]"
