@@ -32,7 +32,10 @@ def nnunetv2_folder() -> str:
 
 def shim_locations() -> List[Tuple[str, str]]:
     """(source, destination) of every shim."""
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
+    package = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.join(package, "shims")  # where the wheel puts them
+    if not os.path.isdir(here):  # an editable install runs from the checkout: src/nnunetv2_scarnet/discovery
+        here = os.path.join(package, os.pardir, os.pardir, os.pardir, "discovery_shims")
     root = nnunetv2_folder()
     return [(os.path.join(here, src), os.path.join(root, folder, name)) for src, (folder, name) in SHIMS.items()]
 

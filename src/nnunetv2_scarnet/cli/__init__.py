@@ -1,0 +1,44 @@
+"""`scarnet`: from LGE stacks to a scar report, on the command line.
+
+    scarnet dicom2nifti DICOM_DIR OUT.nii.gz [--series-uid UID | --list]
+    scarnet quantify LABELS_DIR OUT_DIR [--images IMAGES_DIR] [--septum-deg A] ...
+    scarnet evaluate PRED_DIR REF_DIR OUT_DIR [--name NAME]
+    scarnet baselines IMAGES_DIR MYOCARDIUM_LABELS_DIR REF_DIR OUT_DIR [--deep NAME=PRED_DIR ...]
+    scarnet noise --model NAME=MODEL_DIR [--model ...] IMAGES_DIR LABELS_DIR OUT_DIR [--snr 20 10 5] [--repeats 3]
+    scarnet dicomseg LABEL.nii.gz DICOM_DIR OUT.dcm [--series-uid UID]
+
+Label maps follow nnU-Net files (`<case>.nii.gz`, images `<case>_0000.nii.gz`) and the label values of
+`--dataset-json` (default: 1 blood pool, 2 myocardium, 3 scar, 4 MVO).
+
+Each subcommand lives in its own module of this package and adds itself with `register(subparsers)`.
+"""
+import argparse
+import sys
+
+from nnunetv2_scarnet.cli import evaluation_commands, ingestion_commands, quantify_command
+
+#: modules whose `register(subparsers)` adds their subcommands, in the order `scarnet --help` lists them
+COMMAND_MODULES = (ingestion_commands, quantify_command, evaluation_commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scarnet", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    for p in sub.choices.values():
+        p.add_argument("--dataset-json", help="nnU-Net dataset.json defining the label values")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    check = getattr(args, "check", None)
+    try:
+        if check is not None:
+            check(args)
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"scarnet {args.command}: {exc}", file=sys.stderr)
+        return 2

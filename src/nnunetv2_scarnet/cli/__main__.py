@@ -1,0 +1,5 @@
+import sys
+
+from nnunetv2_scarnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,73 @@
+"""`scarnet evaluate`, `scarnet baselines` and `scarnet noise`: agreement with expert labels."""
+import json
+import os
+
+from nnunetv2_scarnet.cli.common import label_scheme, named_paths
+
+
+def cmd_evaluate(args):
+    from nnunetv2_scarnet.evaluation import evaluate_folders
+
+    result = evaluate_folders(args.prediction_dir, args.reference_dir, args.out_dir, label_scheme(args), args.name)
+    print(json.dumps({k: result["summary"][k] for k in ("dice_myocardium_patient", "dice_scar_patient")}, indent=1))
+    print(f"evaluation in {args.out_dir}")
+    return 0
+
+
+def cmd_baselines(args):
+    from nnunetv2_scarnet.evaluation import comparison_rows, evaluate_folders
+    from nnunetv2_scarnet.evaluation.threshold_baselines import baseline_label_maps
+    from nnunetv2_scarnet.quantification.report import write_csv
+
+    scheme = label_scheme(args)
+    folders = dict(named_paths(args.deep))
+    folders.update(baseline_label_maps(args.images_dir, args.myocardium_dir, os.path.join(args.out_dir, "labels"),
+                                       scheme=scheme))
+    results = [evaluate_folders(path, args.reference_dir, os.path.join(args.out_dir, name), scheme, name)
+               for name, path in folders.items()]
+    rows = comparison_rows(results)
+    write_csv(os.path.join(args.out_dir, "comparison.csv"), rows)
+    for row in rows:
+        print(f"{row['method']:<12} scar Dice {row['dice_scar_median_iqr']}  scar mL CCC {row['scar_ml_ccc']}")
+    return 0
+
+
+def cmd_noise(args):
+    from nnunetv2_scarnet.evaluation.noise_robustness import noise_robustness
+
+    rows = noise_robustness(named_paths(args.model), args.images_dir, args.labels_dir, args.out_dir, args.snr,
+                            args.repeats, args.seed, args.folds, args.device, label_scheme(args))
+    for r in rows:
+        print(r)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="predictions vs expert labels")
+    p.add_argument("prediction_dir")
+    p.add_argument("reference_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--name", default="prediction")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("baselines", help="n-SD and FWHM inside a myocardium mask, evaluated like networks")
+    p.add_argument("images_dir")
+    p.add_argument("myocardium_dir", help="label maps whose myocardium is thresholded (e.g. expert labels)")
+    p.add_argument("reference_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--deep", action="append", help="NAME=PREDICTION_DIR of a network to put in the same table "
+                                                  "(repeatable)")
+    p.set_defaults(func=cmd_baselines)
+
+    p = sub.add_parser("noise", help="Monte Carlo Rician noise robustness of nnU-Net model folders")
+    p.add_argument("--model", action="append", required=True,
+                   help="NAME=nnU-Net model folder (trainer__plans__config); repeat for several models")
+    p.add_argument("images_dir")
+    p.add_argument("labels_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--snr", type=float, nargs="+", default=[20.0, 10.0, 5.0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--folds", nargs="+", default=["0"])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.set_defaults(func=cmd_noise)
