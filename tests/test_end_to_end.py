@@ -42,13 +42,41 @@ def test_scarnet_plans_record_the_network_and_match_stock_layout(planned):
     assert o2d["architecture"]["network_class_name"] == "nnunetv2_scarnet.network.architectures.scarnet.ScarNet"
     kwargs = o2d["architecture"]["arch_kwargs"]
     assert kwargs["encoder"] == "medsam_vit_b" and kwargs["encoder_image_size"] == 512
-    assert kwargs["strides"] == s2d["architecture"]["arch_kwargs"]["strides"]
+    assert kwargs["conv_encoder"] is False and kwargs["attention"] == "scar"
+    for key in ("n_stages", "features_per_stage", "strides", "kernel_sizes", "n_conv_per_stage"):
+        assert kwargs[key] == s2d["architecture"]["arch_kwargs"][key]
     assert o2d["patch_size"] == s2d["patch_size"] and o2d["spacing"] == s2d["spacing"]
     assert 2 <= o2d["batch_size"] <= s2d["batch_size"]
-    # same preprocessing: the preprocessed arrays are identical
-    a = os.path.join(env["nnUNet_preprocessed"], DATASET, "nnUNetPlans_2d")
-    b = os.path.join(env["nnUNet_preprocessed"], DATASET, "ScarNetPlans_2d")
-    assert sorted(os.listdir(a)) == sorted(os.listdir(b))
+    # same preprocessing: the preprocessed arrays (image, segmentation) and properties are identical
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+
+    a = nnUNetDatasetBlosc2(os.path.join(env["nnUNet_preprocessed"], DATASET, "nnUNetPlans_2d"))
+    b = nnUNetDatasetBlosc2(os.path.join(env["nnUNet_preprocessed"], DATASET, "ScarNetPlans_2d"))
+    assert sorted(a.identifiers) == sorted(b.identifiers) == sorted(SMOKE_CASES)
+    for case in SMOKE_CASES:
+        (data_a, seg_a, _, props_a), (data_b, seg_b, _, props_b) = a.load_case(case), b.load_case(case)
+        assert np.array_equal(np.asarray(data_a[:]), np.asarray(data_b[:]))
+        assert np.array_equal(np.asarray(seg_a[:]), np.asarray(seg_b[:]))
+        assert props_a["shape_after_cropping_and_before_resampling"] == \
+            props_b["shape_after_cropping_and_before_resampling"]
+
+
+def test_planner_variants_size_the_batch_for_their_encoder(planned):
+    """Each planner variant records its trainer's network and a batch sized for that encoder."""
+    _, env = planned
+    batches = {}
+    for planner in ("ScarNetPlannerLite", "ScarNetPlannerLiteHybrid"):
+        run_cli(["nnUNetv2_plan_experiment", "-d", "511", "-pl", planner, "-overwrite_plans_name", planner], env)
+        config = load_plans(env, planner)["configurations"]["2d"]
+        kwargs = config["architecture"]["arch_kwargs"]
+        assert kwargs["encoder"] == "litemedsam" and kwargs["encoder_image_size"] == 256
+        assert kwargs["conv_encoder"] is (planner == "ScarNetPlannerLiteHybrid")
+        batches[planner] = config["batch_size"]
+    from nnunetv2_scarnet.planners.scarnet_planner import encoder_batch_size
+
+    stock = load_plans(env, "nnUNetPlans")["configurations"]["2d"]["batch_size"]
+    assert batches["ScarNetPlannerLite"] == encoder_batch_size(stock, 8, "litemedsam", 256)
+    assert encoder_batch_size(stock, 8, "litemedsam", 256) != encoder_batch_size(stock, 8, "medsam_vit_b", 512)
 
 
 def wait_for_epoch(process, marker, timeout):
@@ -108,9 +136,16 @@ def test_train_interrupt_resume_and_predict_on_stock_plans(planned):
     assert "Epoch 1" in resumed and "Epoch 2" in resumed and "Epoch 0\n" not in resumed
     final = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
     assert final["current_epoch"] == 3 and final["trainer_name"] == "ScarNetTrainerTiny_smoke"
-    # the variant's batch size is the one in the saved plans, consistently
-    saved = json.load(open(os.path.join(os.path.dirname(fold), "plans.json")))
-    assert saved["configurations"]["2d"]["batch_size"] == 2
+    # after --c every parameter group keeps its own rate: decoder 1e-3 and encoder 1e-4, times the poly factor of
+    # the last epoch (2 of 3; no warm-up in a 3-epoch schedule)
+    rates = [g["lr"] for g in final["optimizer_state"]["param_groups"]]
+    assert rates == pytest.approx([1e-3 * (1 / 3) ** 0.9, 1e-4 * (1 / 3) ** 0.9])
+    # the saved plans describe the network that was trained: the variant's encoder and its batch size
+    saved = json.load(open(os.path.join(os.path.dirname(fold), "plans.json")))["configurations"]["2d"]
+    assert saved["batch_size"] == 2
+    assert saved["architecture"]["network_class_name"].endswith("scarnet.ScarNet")
+    kwargs = saved["architecture"]["arch_kwargs"]
+    assert (kwargs["encoder"], kwargs["encoder_image_size"], kwargs["max_features"]) == ("tiny_vit_test", 64, 64)
     assert os.path.isfile(os.path.join(fold, "validation", "summary.json"))
 
     predict_validation_case(root, env, fold=0, command=["nnUNetv2_predict", "-d", "511", "-c", "2d", "-tr",
@@ -125,6 +160,23 @@ def test_train_and_predict_from_modelfolder_on_scarnet_plans(planned):
     model = os.path.join(env["nnUNet_results"], DATASET, "ScarNetTrainerTiny_smoke__ScarNetPlans__2d")
     assert os.path.isfile(os.path.join(model, "fold_1", "checkpoint_final.pth"))
     predict_validation_case(root, env, fold=1, command=["nnUNetv2_predict_from_modelfolder", "-m", model])
+
+
+def test_lite_hybrid_trains_and_predicts_on_scarnet_plans(planned):
+    """The real hybrid network (pretrained LiteMedSAM + nnU-Net's encoder) through the stock commands, on the
+    ViT-B ScarNetPlans: the trainer writes its own network into the plans saved with the model."""
+    root, env = planned
+    env = dict(env, nnUNet_n_proc_DA="0")
+    log = run_cli(["nnUNetv2_train", "511", "2d", "2", "-tr", "ScarNetTrainerLiteHybrid_smoke", "-p", "ScarNetPlans",
+                   "-device", "cpu"], env, timeout=1500)
+    assert "loaded 298 encoder tensors" in log
+    model = os.path.join(env["nnUNet_results"], DATASET, "ScarNetTrainerLiteHybrid_smoke__ScarNetPlans__2d")
+    saved = json.load(open(os.path.join(model, "plans.json")))["configurations"]["2d"]
+    kwargs = saved["architecture"]["arch_kwargs"]
+    assert (kwargs["encoder"], kwargs["encoder_image_size"], kwargs["conv_encoder"]) == ("litemedsam", 256, True)
+    assert saved["batch_size"] == 2
+    predict_validation_case(root, env, fold=2, command=["nnUNetv2_predict", "-d", "511", "-c", "2d", "-p",
+                                                        "ScarNetPlans", "-tr", "ScarNetTrainerLiteHybrid_smoke"])
 
 
 def make_trainer(trainer_class, env, plans_name="nnUNetPlans", fold=2):

@@ -4,8 +4,10 @@ import torch
 from segment_anything.modeling.image_encoder import Attention
 
 from nnunetv2_scarnet.network import ScarNet
-from nnunetv2_scarnet.network.architectures.encoder_adapter import EncoderInputAdapter, assign_taps_to_stages
-from nnunetv2_scarnet.network.building_blocks import ScarAttention, SqueezeExcitation
+from nnunetv2_scarnet.network.architectures.encoder_adapter import (
+    EncoderInputAdapter, assign_taps_to_stages, resample_features)
+from nnunetv2_scarnet.network.building_blocks import (
+    CBAM, ChannelAttention, MultiScaleScarAttention, ScarAttention, SpatialAttention, SqueezeExcitation)
 from nnunetv2_scarnet.network.encoders import RelPosSdpaAttention, build_encoder
 
 LAYOUTS = [
@@ -24,10 +26,11 @@ def tiny_net(strides, num_classes=4, **kw):
     return ScarNet(1, num_classes, len(strides), features, strides, max_features=64, **kw)
 
 
+@pytest.mark.parametrize("conv_encoder", [False, True], ids=["scarnet", "hybrid"])
 @pytest.mark.parametrize("patch,strides", LAYOUTS)
-def test_deep_supervision_outputs_follow_nnunet_scales(patch, strides):
+def test_deep_supervision_outputs_follow_nnunet_scales(patch, strides, conv_encoder):
     torch.manual_seed(0)
-    net = tiny_net(strides)
+    net = tiny_net(strides, conv_encoder=conv_encoder)
     out = net(torch.randn(2, 1, *patch))
     assert len(out) == len(strides) - 1
     factor = [1, 1]
@@ -36,9 +39,10 @@ def test_deep_supervision_outputs_follow_nnunet_scales(patch, strides):
         assert o.shape == (2, 4, patch[0] // factor[0], patch[1] // factor[1])
 
 
+@pytest.mark.parametrize("conv_encoder", [False, True], ids=["scarnet", "hybrid"])
 @pytest.mark.parametrize("patch,strides", LAYOUTS)
-def test_inference_returns_full_resolution_only(patch, strides):
-    net = tiny_net(strides, deep_supervision=True)
+def test_inference_returns_full_resolution_only(patch, strides, conv_encoder):
+    net = tiny_net(strides, deep_supervision=True, conv_encoder=conv_encoder)
     net.decoder.deep_supervision = False  # what nnU-Net's set_deep_supervision_enabled does
     net.eval()
     with torch.no_grad():
@@ -92,12 +96,57 @@ def test_unknown_encoder_and_too_few_stages_are_rejected():
         ScarNet(1, 4, 2, [32, 64], [[1, 1], [2, 2]], encoder="tiny_vit_test", encoder_image_size=64)
 
 
-def test_attention_blocks_present_or_ablated():
-    with_att = tiny_net(LAYOUTS[0][1])
-    without = tiny_net(LAYOUTS[0][1], use_attention=False)
-    assert any(isinstance(m, ScarAttention) for m in with_att.modules())
-    assert any(isinstance(m, SqueezeExcitation) for m in with_att.modules())
-    assert not any(isinstance(m, (ScarAttention, SqueezeExcitation)) for m in without.modules())
+def test_attention_kinds_build_the_named_blocks():
+    scar = tiny_net(LAYOUTS[0][1])
+    cbam = tiny_net(LAYOUTS[0][1], attention="cbam")
+    none = tiny_net(LAYOUTS[0][1], attention="none", multiscale_attention=False)
+    kinds = lambda net, cls: sum(isinstance(m, cls) for m in net.modules())  # noqa: E731
+    stages = len(LAYOUTS[0][1]) - 1
+    # every decoder stage: SE + the authors' ScarAttention; the bottleneck: multi-scale ScarAttention (3 more)
+    assert kinds(scar, SqueezeExcitation) == stages and kinds(scar, MultiScaleScarAttention) == 1
+    assert kinds(scar, ScarAttention) == stages + 3 and kinds(scar, CBAM) == 0
+    assert kinds(cbam, CBAM) == stages and kinds(cbam, ScarAttention) == 3
+    assert not any(isinstance(m, (ScarAttention, CBAM, SqueezeExcitation, MultiScaleScarAttention))
+                   for m in none.modules())
+    with pytest.raises(ValueError, match="unknown decoder attention"):
+        tiny_net(LAYOUTS[0][1], attention="transformer")
+
+
+def test_scar_attention_follows_the_authors_blocks():
+    block = ScarAttention(32).eval()
+    channel, spatial = block.channel_attention, block.spatial_attention
+    assert isinstance(channel, ChannelAttention) and isinstance(spatial, SpatialAttention)
+    # channel: avg-pool -> 1x1 conv (C -> C/8) -> norm -> ReLU -> 1x1 conv -> sigmoid (per-sample norm, see module)
+    assert [type(m).__name__ for m in channel.gate] == ["Conv2d", "GroupNorm", "ReLU", "Conv2d", "Sigmoid"]
+    assert channel.gate[0].out_channels == 4
+    # spatial: 7x7 conv over all channels to one map -> BN -> sigmoid
+    assert spatial.gate[0].in_channels == 32 and spatial.gate[0].out_channels == 1
+    assert spatial.gate[0].kernel_size == (7, 7)
+    x = torch.randn(2, 32, 12, 12)
+    with torch.no_grad():
+        gated = spatial.gate(channel(x))
+        torch.testing.assert_close(block(x), channel(x) * gated)
+    multi = MultiScaleScarAttention(32)
+    assert multi.scales == (1, 2, 4) and multi.fusion.in_channels == 96
+    assert multi(torch.randn(2, 32, 4, 4)).shape == (2, 32, 4, 4)
+    assert multi(torch.randn(1, 32, 3, 5)).shape == (1, 32, 3, 5)  # no side pooled below two pixels
+
+
+def test_hybrid_fuses_a_convolutional_skip_at_every_stage():
+    strides = LAYOUTS[0][1]
+    hybrid, plain = tiny_net(strides, conv_encoder=True), tiny_net(strides)
+    assert len(hybrid.conv_path.out_channels) == len(strides)  # nnU-Net's encoder: one skip per stage
+    assert len(plain.conv_path.out_channels) == 2  # the light stem: full and half resolution only
+    assert [f.fuse is not None for f in hybrid.fusions] == [False, False] + [True] * (len(strides) - 2)
+    assert all(f.fuse is None for f in plain.fusions)
+    # the hybrid's deepest skips really depend on the convolutional path
+    x = torch.randn(2, 1, 128, 128, requires_grad=True)
+    conv_skips = hybrid.conv_path(x)
+    conv_skips[-1].retain_grad()
+    out = hybrid.decoder([f(c, None if s < 2 else torch.zeros_like(c)) for s, (f, c) in
+                          enumerate(zip(hybrid.fusions, conv_skips))])
+    out[0].sum().backward()
+    assert conv_skips[-1].grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("window,size", [(0, (4, 4)), (3, (3, 3))])
@@ -113,17 +162,40 @@ def test_sdpa_attention_matches_segment_anything(window, size):
     torch.testing.assert_close(fast(x), reference(x), rtol=1e-5, atol=1e-5)
 
 
-def test_adapter_rescales_each_sample_to_unit_range():
+def test_encoder_input_is_the_same_in_overlapping_tiles():
+    """A pixel's encoder intensity must not depend on the sliding-window tile it falls in."""
+    torch.manual_seed(3)
     adapter = EncoderInputAdapter(1, 64)
-    x = torch.stack([torch.randn(1, 64, 64) * 5 + 3, torch.randn(1, 64, 64) * 0.1 - 7])
-    y = adapter(x)
-    assert y.shape == (2, 3, 64, 64)
-    for sample in y:
-        torch.testing.assert_close(sample.min(), torch.tensor(0.0))
-        torch.testing.assert_close(sample.max(), torch.tensor(1.0))
-        assert torch.equal(sample[0], sample[2])
-    resized = adapter(torch.randn(2, 1, 40, 30))  # non-square patch, stretched to S x S
-    assert resized.shape == (2, 3, 64, 64) and resized.min() >= 0 and resized.max() <= 1
+    image = torch.randn(1, 1, 96, 96) * 1.5  # one z-scored slice, with outliers beyond the window
+    image[0, 0, 40:44, 40:44] = 25.0  # a very bright spot that falls in only one tile
+    tile_a, tile_b = image[..., :, :64], image[..., :, 32:]
+    overlap_a, overlap_b = adapter.intensity_map(tile_a)[..., 32:], adapter.intensity_map(tile_b)[..., :32]
+    assert torch.equal(overlap_a, overlap_b)
+    mapped = adapter.intensity_map(image)
+    assert mapped.min() == 0 and mapped.max() == 1  # clipped to the window, then in [0, 1]
+    torch.testing.assert_close(adapter.intensity_map(torch.tensor([0.0, -3.0, 3.0, 1.5])),
+                               torch.tensor([0.5, 0.0, 1.0, 0.75]))
+    y = adapter(torch.randn(2, 1, 40, 30))  # non-square patch, stretched to S x S, three equal channels
+    assert y.shape == (2, 3, 64, 64) and y.min() >= 0 and y.max() <= 1 and torch.equal(y[:, 0], y[:, 2])
+
+
+@pytest.mark.parametrize("source,target", [((64, 64), (4, 4)), ((64, 64), (7, 5)), ((20, 30), (40, 10))])
+def test_feature_resampling_lets_every_position_contribute(source, target):
+    x = torch.randn(1, 3, *source, requires_grad=True)
+    out = resample_features(x, target)
+    assert out.shape[2:] == target
+    out.sum().backward()
+    assert (x.grad.abs() > 0).all()
+
+
+def test_encoder_input_resizing_is_antialiased():
+    adapter = EncoderInputAdapter(1, 64)
+    x = torch.zeros(1, 1, 256, 256, requires_grad=True)
+    adapter(x).sum().backward()
+    assert (x.grad.abs() > 0).all()  # every pixel reaches the encoder when shrinking 256 -> 64
+    checker = (torch.arange(256)[:, None] + torch.arange(256)[None]) % 2 * 4.0 - 2.0  # +-2 SD, finest pattern
+    small = adapter(checker[None, None])
+    torch.testing.assert_close(small, torch.full_like(small, 0.5), atol=0.02, rtol=0)  # no aliased pattern
 
 
 def test_taps_are_spread_and_the_deepest_stage_gets_the_neck():
@@ -156,21 +228,48 @@ def test_cpu_inference_encoder_precision_policy(monkeypatch):
 
 def test_network_is_channels_last():
     net = tiny_net(LAYOUTS[0][1])
-    conv = net.stem[0][0][0]
+    conv = net.conv_path.stages[0][0][0]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.slow
-def test_torch_compile_fullgraph_matches_eager():
+@pytest.mark.parametrize("conv_encoder", [False, True], ids=["scarnet", "hybrid"])
+def test_torch_compile_fullgraph_matches_eager(conv_encoder):
     """No graph breaks (fullgraph=True) in the training forward and backward: nnU-Net's default torch.compile
-    applies to ScarNet. Checked with the CPU inductor backend (about a minute)."""
+    applies to ScarNet and to the hybrid. Checked with the CPU inductor backend (about a minute each)."""
     torch.manual_seed(0)
-    net = tiny_net([[1, 1], [2, 2], [2, 2], [2, 2], [2, 2]])
+    net = tiny_net([[1, 1], [2, 2], [2, 2], [2, 2], [2, 2]], conv_encoder=conv_encoder)
     x = torch.randn(2, 1, 64, 96)
     eager = [o.detach() for o in net(x)]
     compiled = torch.compile(net, fullgraph=True)
     out = compiled(x)
     sum(o.mean() for o in out).backward()
     for a, b in zip(out, eager):
-        torch.testing.assert_close(a.detach(), b, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a.detach(), b, rtol=1e-4, atol=1e-4)
     assert all(p.grad is not None for p in net.decoder.parameters())
+
+
+def test_vit_layer_norms_use_sams_epsilon():
+    encoder = build_encoder("tiny_vit_test", 64)
+    norms = [m for m in encoder.vit.blocks.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(m.eps == 1e-6 for m in norms)
+
+
+def test_inference_refuses_nan_input_and_training_does_not_check():
+    net = tiny_net(LAYOUTS[0][1], deep_supervision=False).eval()
+    x = torch.randn(1, 1, 128, 128)
+    x[0, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="1 NaN/Inf values"):
+        with torch.no_grad():
+            net(x)
+
+
+def test_cuda_bfloat16_needs_native_support(monkeypatch):
+    from nnunetv2_scarnet.network.architectures import precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what V100/T4 answer (emulation)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))
+    assert not precision.cuda_has_native_bf16()
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert precision.cuda_has_native_bf16()

@@ -5,6 +5,7 @@ import pickle
 import pytest
 import torch
 from segment_anything.modeling import ImageEncoderViT
+from segment_anything.modeling.image_encoder import get_rel_pos
 
 from nnunetv2_scarnet.network.encoders import LiteMedSAMEncoder, SamViTEncoder, VIT_CONFIGS
 from nnunetv2_scarnet.network.encoders.lite_medsam import bundled_checkpoint_path
@@ -71,6 +72,13 @@ def test_vit_b_1024_checkpoint_resized_to_512(tmp_path):
     assert target.vit.blocks[2].attn.rel_pos_h.shape == (63, 64)  # global block: 2 * 32 - 1
     assert target.vit.blocks[0].attn.rel_pos_h.shape == (27, 64)  # window block: unchanged 2 * 14 - 1
     assert torch.equal(target.vit.blocks[0].attn.rel_pos_h, source.blocks[0].attn.rel_pos_h)
+    # the resized tables give the very relative-position terms that segment_anything's own get_rel_pos computes
+    # when it meets the 1024-px table on a 32 x 32 token grid
+    for block in (2, 5, 8, 11):
+        for axis in ("rel_pos_h", "rel_pos_w"):
+            ours = get_rel_pos(32, 32, getattr(target.vit.blocks[block].attn, axis))
+            sams = get_rel_pos(32, 32, getattr(source.blocks[block].attn, axis).detach())
+            torch.testing.assert_close(ours, sams, rtol=0, atol=1e-6)
     assert torch.equal(target.vit.blocks[7].mlp.lin1.weight, source.blocks[7].mlp.lin1.weight)
     with torch.no_grad():
         features = target(torch.rand(1, 3, 512, 512))

@@ -5,7 +5,7 @@ import torch
 from nnunetv2_scarnet.trainers import TRAINER_NAMES
 from nnunetv2_scarnet.trainers import variants
 from nnunetv2_scarnet.trainers.losses import DiceCEFocalTverskyLoss, FocalTverskyLoss
-from nnunetv2_scarnet.trainers.lr_schedule import GroupPolyLRScheduler
+from nnunetv2_scarnet.trainers.lr_schedule import GroupPolyLRScheduler, poly_warmup_factor
 
 
 def logits_for(labels, num_classes=4, confidence=20.0):
@@ -32,6 +32,27 @@ def test_focal_tversky_perfect_prediction_is_zero_and_ignore_label_is_skipped():
     assert FocalTverskyLoss(ignore_label=4)(logits_for(target), with_ignore) < 1e-4
 
 
+def test_focal_tversky_absent_classes_neither_reward_nor_punish():
+    torch.manual_seed(0)
+    target = torch.randint(0, 3, (2, 1, 16, 16))  # classes 1 and 2 present, scar (3) absent from the batch
+    logits = torch.randn(2, 4, 16, 16, requires_grad=True)
+    loss = FocalTverskyLoss()
+    value = loss(logits, target)
+    value.backward()
+    # equals the mean of (1 - TI) ** gamma over the present classes 1 and 2 only, computed here by hand
+    probs = torch.softmax(logits.detach(), 1)
+    terms = []
+    for c in (1, 2):
+        p, t = probs[:, c], (target[:, 0] == c).float()
+        tp, fn, fp = (p * t).sum(), ((1 - p) * t).sum(), (p * (1 - t)).sum()
+        terms.append((1 - (tp + 1e-5) / (tp + 0.7 * fn + 0.3 * fp + 1e-5)) ** 0.75)
+    torch.testing.assert_close(value.detach(), sum(terms) / 2, rtol=1e-5, atol=1e-6)
+    perfect = logits_for(target)
+    assert loss(perfect, target) < 1e-4  # before the fix an absent class added ~(1 - 0) ** 0.75 = 1 / 3 per class
+    background_only = torch.zeros(2, 1, 8, 8, dtype=torch.long)
+    assert loss(torch.randn(2, 4, 8, 8), background_only) == 0
+
+
 def test_compound_loss_orders_good_and_bad_predictions():
     target = torch.randint(0, 4, (2, 1, 16, 16))
     loss = DiceCEFocalTverskyLoss(batch_dice=True, ddp=False, ignore_label=None)
@@ -53,6 +74,18 @@ def test_group_poly_scheduler_keeps_each_group_rate():
     assert opt.param_groups[1]["lr"] == 0.0
 
 
+def test_warmup_ramps_linearly_then_is_exactly_poly():
+    assert poly_warmup_factor(0, 100, warmup_steps=4) == pytest.approx(1 / 5)
+    assert poly_warmup_factor(3, 100, warmup_steps=4) == pytest.approx(4 / 5 * (1 - 3 / 100) ** 0.9)
+    for step in range(4, 101):  # after the warm-up nothing differs from the schedule without it
+        assert poly_warmup_factor(step, 100, warmup_steps=4) == poly_warmup_factor(step, 100, warmup_steps=0)
+    params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.AdamW([{"params": [params[0]], "lr": 1e-3}, {"params": [params[1]], "lr": 1e-4}])
+    sched = GroupPolyLRScheduler(opt, [1e-3, 1e-4], max_steps=100, warmup_steps=4)
+    sched.step(1)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3 * 0.4 * 0.99 ** 0.9, 1e-4 * 0.4 * 0.99 ** 0.9])
+
+
 def test_every_variant_is_listed_and_configured():
     expected = {"ScarNetTrainer", "ScarNetTrainerLite", "ScarNetTrainer_scratch", "ScarNetTrainer_frozenEncoder",
                 "ScarNetTrainer_noAttention", "ScarNetTrainerTiny", "ScarNetTrainerTiny_smoke"}
@@ -61,3 +94,36 @@ def test_every_variant_is_listed_and_configured():
     assert variants.ScarNetTrainer_scratch.pretrained_weights is None
     assert variants.ScarNetTrainerLite_frozenEncoder.freeze_encoder
     assert variants.ScarNetTrainerLite.encoder_lr_factor < 1
+    hybrid = variants.ScarNetTrainerLiteHybrid.network_settings()
+    assert hybrid["conv_encoder"] and hybrid["encoder"] == "litemedsam" and hybrid["attention"] == "scar"
+    for base in ("ScarNetTrainerHybrid", "ScarNetTrainerLiteHybrid"):  # the same ablation switches as the others
+        for suffix in ("_scratch", "_frozenEncoder", "_noAttention", "_cbam"):
+            assert base + suffix in TRAINER_NAMES
+    assert variants.ScarNetTrainerLiteHybrid_noAttention.network_settings()["attention"] == "none"
+    assert variants.ScarNetTrainer_cbam.network_settings()["attention"] == "cbam"
+    assert variants.ScarNetTrainerHybrid_scratch.pretrained_weights is None
+
+
+def test_frozen_encoder_weights_and_batchnorm_statistics_stay_fixed():
+    """The LiteMedSAM TinyViT has BatchNorm layers: frozen means neither its weights nor its running statistics
+    move while the rest of the network trains."""
+    from nnunetv2_scarnet.network import ScarNet
+
+    torch.manual_seed(0)
+    net = ScarNet(1, 4, 4, [16, 32, 64, 64], [[1, 1], [2, 2], [2, 2], [2, 2]], encoder="litemedsam",
+                  encoder_image_size=256, max_features=32, freeze_encoder=True, conv_encoder=True)
+    before = {k: v.clone() for k, v in net.encoder.state_dict().items()}
+    assert any(k.endswith("running_mean") for k in before)
+    decoder_before = [p.detach().clone() for p in net.decoder.parameters()]
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-2)
+    net.train()
+    assert not net.encoder.training and net.decoder.training
+    for _ in range(2):
+        opt.zero_grad()
+        out = net(torch.randn(2, 1, 64, 64))
+        sum(o.mean() for o in out).backward()
+        opt.step()
+    after = net.encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in net.encoder.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(decoder_before, net.decoder.parameters()))

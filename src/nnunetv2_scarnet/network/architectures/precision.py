@@ -1,8 +1,8 @@
 """Numeric precision of the pretrained encoder.
 
 The encoder (about 90% of ScarNet's compute) runs in bfloat16 where that is both safe and fast:
-- CUDA, under nnU-Net's float16 autocast, on GPUs with bfloat16: ViT attention logits overflow float16 more easily
-  than convolutions, and bfloat16 has float32's range;
+- CUDA, under nnU-Net's float16 autocast, on GPUs with native bfloat16 (compute capability 8.0+): ViT attention
+  logits overflow float16 more easily than convolutions, and bfloat16 has float32's range;
 - CPU inference (not training) on processors with native bfloat16 instructions (AVX512-BF16 or AMX), where it
   roughly halves the encoder's time. Set SCARNET_CPU_BF16=0 to keep float32 there.
 Everything else (stem, projections, decoder, losses) keeps the precision the caller chose.
@@ -30,11 +30,20 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+def cuda_has_native_bf16(device=None) -> bool:
+    """True on GPUs with bfloat16 tensor cores (compute capability 8.0+: A100, H100, RTX 30xx and later).
+
+    `torch.cuda.is_bf16_supported()` also answers True on V100/T4, where bfloat16 is emulated and slow; those take
+    nnU-Net's float16 + GradScaler path instead.
+    """
+    return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def encoder_autocast_dtype(image: torch.Tensor, training: bool) -> Optional[torch.dtype]:
     """The autocast dtype for the encoder, or None to run it in the caller's precision."""
     if image.is_cuda:
         if (torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.float16
-                and torch.cuda.is_bf16_supported()):
+                and cuda_has_native_bf16(image.device)):
             return torch.bfloat16
         return None
     if (image.device.type == "cpu" and not training and os.environ.get(CPU_BF16_ENV, "1") != "0"

@@ -1,45 +1,49 @@
-"""ScarAttention: a channel gate followed by a spatial gate (CBAM-style), as used in ScarNet's decoder."""
+"""ScarAttention and multi-scale ScarAttention, as ScarNet's authors built them (Tavakoli et al., J Cardiovasc
+Magn Reson 2025, and their public code): channel attention, then spatial attention; and the same block applied
+at three scales of one feature map, fused by a 1x1 convolution."""
+from typing import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-
-class ChannelGate(nn.Module):
-    """Weights channels from their average- and max-pooled descriptors through a shared MLP."""
-
-    def __init__(self, channels: int, reduction: int = 8) -> None:
-        super().__init__()
-        hidden = max(channels // reduction, 4)
-        self.mlp = nn.Sequential(
-            nn.Conv2d(channels, hidden, kernel_size=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, channels, kernel_size=1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        avg = torch.mean(x, dim=(2, 3), keepdim=True)
-        mx = torch.amax(x, dim=(2, 3), keepdim=True)
-        return x * torch.sigmoid(self.mlp(avg) + self.mlp(mx))
-
-
-class SpatialGate(nn.Module):
-    """Weights pixels from the channel-wise mean and max maps through one kxk convolution."""
-
-    def __init__(self, kernel_size: int = 7) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        descriptor = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
-        return x * torch.sigmoid(self.conv(descriptor))
+from nnunetv2_scarnet.network.building_blocks.channel_attention import ChannelAttention
+from nnunetv2_scarnet.network.building_blocks.spatial_attention import SpatialAttention
 
 
 class ScarAttention(nn.Module):
-    """Channel gate then spatial gate; highlights thin, bright enhancement patterns such as scar."""
+    """Channel attention followed by spatial attention (each a multiplicative sigmoid gate)."""
 
     def __init__(self, channels: int, reduction: int = 8, spatial_kernel_size: int = 7) -> None:
         super().__init__()
-        self.channel_gate = ChannelGate(channels, reduction)
-        self.spatial_gate = SpatialGate(spatial_kernel_size)
+        self.channel_attention = ChannelAttention(channels, reduction)
+        self.spatial_attention = SpatialAttention(channels, spatial_kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.spatial_gate(self.channel_gate(x))
+        return self.spatial_attention(self.channel_attention(x))
+
+
+class MultiScaleScarAttention(nn.Module):
+    """ScarAttention at scales 1, 1/2 and 1/4 of the map, resized back and fused by a 1x1 convolution.
+
+    Each coarser copy is made by average pooling (no aliasing) and brought back bilinearly; no side is pooled below
+    two pixels (a spatial gate over one pixel means nothing, and its batch norm could not train on one sample). The authors apply it to the fused encoder features before decoding; ScarNet
+    applies it to the deepest skip (the bottleneck), which is where its encoder features enter.
+    """
+
+    def __init__(self, channels: int, scales: Sequence[int] = (1, 2, 4), reduction: int = 8) -> None:
+        super().__init__()
+        self.scales = tuple(int(s) for s in scales)
+        self.attentions = nn.ModuleList([ScarAttention(channels, reduction) for _ in self.scales])
+        self.fusion = nn.Conv2d(channels * len(self.scales), channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[2:]
+        outputs = []
+        for scale, attention in zip(self.scales, self.attentions):
+            if scale == 1:
+                outputs.append(attention(x))
+                continue
+            coarse = F.adaptive_avg_pool2d(x, tuple(min(int(d), max(2, int(d) // scale)) for d in size))
+            outputs.append(F.interpolate(attention(coarse), size=size, mode="bilinear", align_corners=False))
+        return self.fusion(torch.cat(outputs, dim=1))

@@ -5,6 +5,7 @@ exactly SAM's (under the attribute `vit`) and pretrained checkpoints load strict
 switched to `RelPosSdpaAttention`, which computes the same function as SAM's with
 `torch.nn.functional.scaled_dot_product_attention` (fused kernels on GPU) and adds no parameters.
 """
+from functools import partial
 from typing import List, Sequence
 
 import torch
@@ -62,8 +63,8 @@ class SamViTEncoder(nn.Module):
             img_size=image_size, patch_size=self.patch_size, in_chans=3, embed_dim=embed_dim, depth=depth,
             num_heads=num_heads, mlp_ratio=4.0, out_chans=out_chans, qkv_bias=True, use_abs_pos=True,
             use_rel_pos=True, rel_pos_zero_init=True, window_size=window_size,
-            global_attn_indexes=tuple(global_attn_indexes),
-        )
+            global_attn_indexes=tuple(global_attn_indexes), norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        )  # LayerNorm eps 1e-6 as segment_anything's build_sam: the pretrained weights were trained with it
         if use_sdpa:
             for block in self.vit.blocks:
                 block.attn.__class__ = RelPosSdpaAttention  # same parameters, fused attention kernel
