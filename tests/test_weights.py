@@ -17,11 +17,10 @@ from segment_anything.modeling import ImageEncoderViT
 
 from nnunetv2_scarnet.cli import main as scarnet_main
 from nnunetv2_scarnet.network.encoders import SamViTEncoder, VIT_CONFIGS
-from nnunetv2_scarnet.network.pretrained_weights import PretrainedWeightsError
+from nnunetv2_scarnet.network.pretrained_weights import PretrainedWeightsError, load_encoder_weights
 from nnunetv2_scarnet.weights import SOURCES, WEIGHTS_DIR_ENV, cache_path, find_encoder_weights
 from nnunetv2_scarnet.weights.convert import ConversionError, transformers_sam_to_sam
-from nnunetv2_scarnet.weights.download import (Checksum, ChecksumError, DownloadError, download, hub_metadata,
-                                               verify_file)
+from nnunetv2_scarnet.weights.download import Checksum, ChecksumError, DownloadError, download, hub_metadata
 from nnunetv2_scarnet.weights.fetch import fetch
 from nnunetv2_scarnet.weights.sources import HubFile, WeightSource
 
@@ -226,26 +225,22 @@ def test_hub_metadata_reads_the_lfs_sha256_and_commit_before_the_redirect(server
 
 
 # ---------------------------------------------------------------------------------------------- fetch + CLI
-def tiny_source(server, layout="sam", hub=True, commit=REVISION, etag=None, name="tinytest"):
-    """A catalogue entry for a tiny ViT published on the local server (hub-style when `hub`)."""
+def tiny_source(server, hub=True, commit=REVISION, etag=None):
+    """A catalogue entry for a tiny SAM-layout ViT published on the local server (hub-style when `hub`)."""
     encoder = random_sam_encoder()
-    if layout == "sam":
-        state = {f"image_encoder.{k}": v for k, v in encoder.state_dict().items()}
-        state["mask_decoder.iou_token.weight"] = torch.zeros(1, 4)
-    else:
-        raise ValueError(layout)
+    state = {f"image_encoder.{k}": v for k, v in encoder.state_dict().items()}
+    state["mask_decoder.iou_token.weight"] = torch.zeros(1, 4)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getvalue()
     server.files["/storage/model.pth"] = data
     resolve = f"/org/repo/resolve/{REVISION}/model.pth"
     server.hub[resolve] = ("/storage/model.pth", etag or sha256(data), commit)
-    source = WeightSource(name=name, title="tiny test encoder", url=server.url(resolve if hub else
-                                                                                 "/storage/model.pth"),
-                          filename="model.pth", licence="Apache-2.0", licence_url="-", homepage="http://example.test",
-                          layout=layout, env_var="SCARNET_TINYTEST_CHECKPOINT", env_example="tiny.pth",
-                          sha256=None if hub else sha256(data), hub=HubFile("org/repo", REVISION, "model.pth")
-                          if hub else None, encoder="tiny_vit_test", image_size=64)
+    source = WeightSource(
+        name="tinytest", title="tiny test encoder", url=server.url(resolve if hub else "/storage/model.pth"),
+        filename="model.pth", licence="Apache-2.0", licence_url="-", homepage="http://example.test", layout="sam",
+        env_var="SCARNET_TINYTEST_CHECKPOINT", env_example="tiny.pth", sha256=None if hub else sha256(data),
+        hub=HubFile("org/repo", REVISION, "model.pth") if hub else None, encoder="tiny_vit_test", image_size=64)
     return source, encoder, data
 
 
@@ -256,12 +251,9 @@ def test_fetch_verifies_against_the_hub_converts_and_caches(server, isolated_cac
     stored = torch.load(path, map_location="cpu", weights_only=True)
     assert set(stored) == {f"image_encoder.{k}" for k in encoder.state_dict()}  # decoder tensors left out
     target = SamViTEncoder(image_size=64, **TINY)
-    from nnunetv2_scarnet.network.pretrained_weights import load_encoder_weights
-
     load_encoder_weights(target, path)
     assert torch.equal(target.vit.blocks[3].attn.rel_pos_h, encoder.blocks[3].attn.rel_pos_h)
-    assert sorted(os.listdir(isolated_cache)) == ["tinytest_tiny_vit_test_encoder.json",
-                                                  "tinytest_tiny_vit_test_encoder.pth"]
+    assert sorted(os.listdir(isolated_cache)) == ["tinytest_image_encoder.json", "tinytest_image_encoder.pth"]
 
 
 def test_fetch_refuses_a_file_that_differs_from_the_hub_checksum_or_revision(server, isolated_cache):
@@ -376,3 +368,15 @@ def test_sam_variant_loads_from_the_cache_and_lite_hint_names_its_variable(monke
     monkeypatch.setenv("SCARNET_LITEMEDSAM_CHECKPOINT", str(tmp_path / "missing_lite.pth"))
     with pytest.raises(PretrainedWeightsError, match=r"missing_lite\.pth.*SCARNET_LITEMEDSAM_CHECKPOINT="):
         bare_trainer(ScarNetTrainerLite, []).load_pretrained_encoder()
+
+
+def test_manual_medsam_file_needs_a_sha256(tmp_path, capsys):
+    manual = tmp_path / "pytorch_model.bin"
+    manual.write_bytes(b"not checked")
+    assert scarnet_main(["weights", "fetch", "medsam", "--file", str(manual)]) == 2
+    err = capsys.readouterr().err
+    assert "no SHA-256 is pinned for 'medsam'; pass --sha256" in err
+    assert f"huggingface.co/wanglab/medsam-vit-base/blob/{SOURCES['medsam'].hub.revision}/pytorch_model.bin" in err
+    assert scarnet_main(["weights", "fetch", "medsam", "--file", str(manual), "--sha256", "0" * 64]) == 2
+    assert "does not match the given (--sha256) sha256" in capsys.readouterr().err
+    assert not os.path.exists(cache_path("medsam"))

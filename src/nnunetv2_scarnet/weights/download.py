@@ -5,6 +5,7 @@ writes, and renames the file to `dest` only when every expected checksum matches
 file; an unreachable host raises one line naming the URL.
 """
 import hashlib
+import http.client
 import os
 import re
 import urllib.error
@@ -170,7 +171,7 @@ def download(url: str, dest: str, checksums: Sequence[Checksum] = (), timeout: f
                             h.update(block)
                         received += len(block)
                         bar.update(len(block))
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 raise DownloadError(f"download of {url} interrupted after {received} bytes ({exc}); run the same "
                                     f"command again to resume from {part}") from None
             if total is not None and received != total:

@@ -7,6 +7,7 @@ conversion to `image_encoder.*` tensors -> `.tmp` file strictly loaded into the 
 import datetime
 import json
 import os
+import re
 from typing import List, Optional, Union
 
 import torch
@@ -36,6 +37,8 @@ def expected_checksums(source: WeightSource, sha256: Optional[str], online: bool
     if source.sha256:
         checks.append(Checksum("sha256", source.sha256, origin="pinned"))
     if sha256:
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+            raise ValueError(f"--sha256 must be 64 hexadecimal digits, got {sha256!r}")
         checks.append(Checksum("sha256", sha256.lower(), origin="given (--sha256)"))
     if source.name_hash:
         algorithm, prefix = source.name_hash

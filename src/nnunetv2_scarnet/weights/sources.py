@@ -58,7 +58,7 @@ class WeightSource:
     @property
     def cache_filename(self) -> str:
         """Name of the converted encoder file in the cache."""
-        return f"{self.name}_{self.encoder}_encoder.pth"
+        return f"{self.name}_image_encoder.pth"
 
 
 MEDSAM_HUB = HubFile(repo="wanglab/medsam-vit-base", revision="de8488bca37bb1d4fb190f612c516126d739ce3b",
