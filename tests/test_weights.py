@@ -5,6 +5,7 @@ Everything is offline: the HTTP server binds 127.0.0.1 only and serves files mad
 import hashlib
 import http.server
 import io
+import json
 import os
 import re
 import socket
@@ -254,6 +255,19 @@ def test_fetch_verifies_against_the_hub_converts_and_caches(server, isolated_cac
     load_encoder_weights(target, path)
     assert torch.equal(target.vit.blocks[3].attn.rel_pos_h, encoder.blocks[3].attn.rel_pos_h)
     assert sorted(os.listdir(isolated_cache)) == ["tinytest_image_encoder.json", "tinytest_image_encoder.pth"]
+
+
+def test_fetch_from_a_manual_file_into_a_fresh_cache(server, isolated_cache, tmp_path):
+    source, encoder, data = tiny_source(server, hub=False)
+    manual = tmp_path / "model.pth"
+    manual.write_bytes(data)
+    assert not isolated_cache.exists()
+    path = fetch(source, file=str(manual))
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    assert torch.equal(stored["image_encoder.pos_embed"], encoder.pos_embed) and manual.read_bytes() == data
+    manifest = json.load(open(os.path.splitext(path)[0] + ".json"))
+    assert manifest["source_url"] == str(manual) and manifest["source_sha256"] == sha256(data)
+    assert ".tmp" not in manifest["check"] and path in manifest["check"]
 
 
 def test_fetch_refuses_a_file_that_differs_from_the_hub_checksum_or_revision(server, isolated_cache):

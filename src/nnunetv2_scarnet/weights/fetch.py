@@ -64,10 +64,11 @@ def convert_and_store(source: WeightSource, raw: str, digests: dict, origin: str
 
     dest = cache_path(source)
     tmp, manifest_tmp = dest + ".tmp", manifest_path(source) + ".tmp"
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
     try:
         tensors = to_sam_encoder(read_checkpoint(raw), source.layout, raw)
         torch.save(tensors, tmp)
-        report = load_encoder_weights(build_encoder(source.encoder, source.image_size), tmp)
+        report = load_encoder_weights(build_encoder(source.encoder, source.image_size), tmp).replace(tmp, dest)
         converted = verify_file(tmp, (), tmp)["sha256"]
         manifest = {"name": source.name, "source_url": origin, "source_sha256": digests["sha256"],
                     "source_md5": digests.get("md5"), "layout": source.layout, "licence": source.licence,
