@@ -15,10 +15,10 @@ Each subcommand lives in its own module of this package and adds itself with `re
 import argparse
 import sys
 
-from nnunetv2_scarnet.cli import evaluation_commands, ingestion_commands, quantify_command
+from nnunetv2_scarnet.cli import evaluation_commands, ingestion_commands, quantify_command, weights_command
 
 #: modules whose `register(subparsers)` adds their subcommands, in the order `scarnet --help` lists them
-COMMAND_MODULES = (ingestion_commands, quantify_command, evaluation_commands)
+COMMAND_MODULES = (ingestion_commands, quantify_command, evaluation_commands, weights_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

