@@ -10,6 +10,19 @@ EMIDEC_DEV = os.environ.get("SCARNET_EMIDEC_DEV", os.path.join(REPO, "..", "shar
 SMOKE_CASES = ["Case_N012", "Case_N014", "Case_P001", "Case_P002", "Case_P004", "Case_P007"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def empty_weights_cache(tmp_path_factory):
+    """Tests never see encoder weights a developer fetched into the real user cache (tests that need a cache set
+    SCARNET_WEIGHTS_DIR themselves); subprocesses inherit the empty one."""
+    previous = os.environ.get("SCARNET_WEIGHTS_DIR")
+    os.environ["SCARNET_WEIGHTS_DIR"] = str(tmp_path_factory.mktemp("empty_weights_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SCARNET_WEIGHTS_DIR", None)
+    else:
+        os.environ["SCARNET_WEIGHTS_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def emidec_cases():
     """Folder of the real EMIDEC development cases (read-only)."""
