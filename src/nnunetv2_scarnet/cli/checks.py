@@ -76,7 +76,8 @@ def check_baselines(args) -> None:
     from nnunetv2_scarnet.cli.common import label_scheme, named_paths
     from nnunetv2_scarnet.evaluation.evaluate import matched_cases
     from nnunetv2_scarnet.evaluation.threshold_baselines import N_SD_LEVELS
-    from nnunetv2_scarnet.quantification.label_scheme import geometry_difference, read_label_stack, same_geometry
+    from nnunetv2_scarnet.quantification.label_scheme import (geometry_difference, read_label_stack, read_stack,
+                                                              same_geometry)
 
     scheme = label_scheme(args)
     deep = named_paths(args.deep)
@@ -91,8 +92,10 @@ def check_baselines(args) -> None:
         matched_cases(folder, args.reference_dir)
     for case in cases:
         reference = read_label_stack(os.path.join(args.reference_dir, f"{case}.nii.gz"), scheme)
-        for folder in [args.myocardium_dir, *deep.values()]:
-            other = read_label_stack(os.path.join(folder, f"{case}.nii.gz"), scheme)
+        others = [read_label_stack(os.path.join(folder, f"{case}.nii.gz"), scheme)
+                  for folder in [args.myocardium_dir, *deep.values()]]
+        others.append(read_stack(os.path.join(args.images_dir, f"{case}_0000.nii.gz")))  # NaN, spacing
+        for other in others:
             if not same_geometry(other, reference):
                 raise ValueError(f"{other.path}: grid differs from reference {reference.path}: "
                                  f"{geometry_difference(other, reference)}")

@@ -1,6 +1,7 @@
 """Which label values make up LV myocardium, scar, MVO and blood pool, and how stacks are read."""
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import FrozenSet, Optional, Tuple
 
@@ -121,13 +122,24 @@ def check_finite(path: str, data: np.ndarray) -> None:
                              f"non-finite values (replace them, e.g. by 0, before running)")
 
 
+@contextmanager
+def _quiet_nibabel():
+    logger = nib.imageglobals.logger
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
+
+
 def read_stack(path: str, kind: str = "image") -> Stack:
     """Read a 3D NIfTI stack; slices are along the third array axis. The whole stack is read and checked: 3D,
     finite values (NaN policy: refuse) and a plausible spacing (`PLAUSIBLE_SPACING_MM`)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such {kind} file")
     try:
-        image = nib.load(path)
+        with _quiet_nibabel():  # its header fixes (stored spacing 0 -> 1) are checked below instead
+            image = nib.load(path)
         data = np.asarray(image.dataobj)
     except Exception as exc:
         raise ValueError(f"{path}: cannot read as NIfTI ({exc})") from None
