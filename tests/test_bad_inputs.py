@@ -280,6 +280,14 @@ def convert_truncated_label(w):
 
 
 @row
+def convert_output_is_a_file(w):
+    raw = w.path("raw")
+    open(raw, "w").close()
+    return ([CONVERT, "--images", w.images(), "--labels", w.labels(), "-d", "501", "-o", raw],
+            ["nnU-Net raw folder is a file"], raw)
+
+
+@row
 def dicomseg_output_is_a_folder(w):
     out = w.path("segs")
     os.makedirs(out)

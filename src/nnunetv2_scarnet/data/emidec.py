@@ -184,6 +184,8 @@ def convert_pairs(pairs: Sequence[Tuple[str, str, str]], nnunet_raw: str, datase
     patient-level stratified splits_final.json; nothing is written unless every case is valid."""
     if not 1 <= int(dataset_id) <= 999:
         raise DatasetConversionError(f"dataset id must be 1..999, got {dataset_id}")
+    if os.path.lexists(nnunet_raw) and not os.path.isdir(nnunet_raw):
+        raise DatasetConversionError(f"{nnunet_raw}: nnU-Net raw folder is a file")
     target = os.path.join(nnunet_raw, f"Dataset{int(dataset_id):03d}_{dataset_name}")
     if os.path.exists(target) and not overwrite:
         raise DatasetConversionError(f"{target} already exists (pass overwrite=True / --overwrite to replace it)")
@@ -241,7 +243,7 @@ def main(argv=None) -> int:
         else:
             target = convert_nifti_pairs(args.images, args.labels, args.nnunet_raw, args.dataset_id, args.name,
                                          args.cases, **options)
-    except DatasetConversionError as exc:
+    except (DatasetConversionError, OSError) as exc:  # OSError: e.g. the raw folder is not writable
         print(f"scarnet-convert-emidec: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {target}")
