@@ -332,6 +332,15 @@ def quantify_into_a_foreign_non_empty_folder(w):
 
 
 @row
+def evaluate_input_inside_the_output_folder(w):
+    out = w.path("out")  # an earlier scarnet output folder, which a new run would empty
+    os.makedirs(out)
+    open(os.path.join(out, ".scarnet-output"), "w").close()
+    labels = w.labels(os.path.join("out", "labels"))
+    return [CLI, "evaluate", labels, labels, out], ["inside the output folder"], labels
+
+
+@row
 def dicom2nifti_output_without_suffix(w):
     out = w.path("stack")
     return [CLI, "dicom2nifti", w.dicom(), out], [".nii.gz or .nii"], out

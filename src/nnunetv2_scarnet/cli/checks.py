@@ -63,12 +63,23 @@ def check_paths(args) -> None:
                                     f"{path}: {what} is a folder, expected a file")
     if getattr(args, "out_dir", None):
         check_output_dir(args.out_dir)
+        for dest in (*INPUT_DIRS, *INPUT_FILES):
+            if getattr(args, dest, None):
+                check_not_inside(getattr(args, dest), args.out_dir)
     if getattr(args, "output", None):
         check_output_file(args.output, OUTPUT_FILE_SUFFIXES.get(args.command))
     if getattr(args, "dataset_json", None):
         from nnunetv2_scarnet.cli.common import label_scheme
 
         label_scheme(args)
+
+
+def check_not_inside(path: str, out_dir: str) -> None:
+    """An input inside the output folder would be deleted when a re-run replaces that folder's content."""
+    inner, outer = os.path.realpath(path), os.path.realpath(out_dir)
+    if inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep):
+        raise ValueError(f"{path}: input lies inside the output folder {out_dir}, whose content a run replaces; "
+                         f"choose another output folder")
 
 
 def check_baselines(args) -> None:
@@ -87,6 +98,7 @@ def check_baselines(args) -> None:
         raise ValueError(f"--deep names {clash} are taken by the output folders {sorted(reserved)}")
     for name, folder in deep.items():
         check_input_dir(folder, f"--deep {name} prediction folder")
+        check_not_inside(folder, args.out_dir)
     cases = matched_cases(args.myocardium_dir, args.reference_dir)
     for folder in deep.values():
         matched_cases(folder, args.reference_dir)

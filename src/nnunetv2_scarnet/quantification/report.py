@@ -5,12 +5,10 @@ import os
 from dataclasses import asdict
 from typing import Dict, List, Optional, Tuple
 
-import nibabel as nib
-import numpy as np
 from tqdm import tqdm
 
-from nnunetv2_scarnet.quantification.figures import aha_bullseye_png, bullseye_png, overlay_png
 from nnunetv2_scarnet.io_safety import prepare_output_dir
+from nnunetv2_scarnet.quantification.figures import aha_bullseye_png, bullseye_png, overlay_png
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, Stack, case_id_of, geometry_difference,
                                                           read_label_stack, read_stack, same_geometry)
 from nnunetv2_scarnet.quantification.sectors import SectorGeometry, aha_segments, stack_sectors
