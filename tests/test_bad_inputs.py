@@ -491,3 +491,22 @@ def test_truncated_checkpoint_is_refused(tmp_path):
     with pytest.raises(PretrainedWeightsError, match="weights.pth"):
         read_checkpoint(str(path))
 
+
+
+def test_noise_model_that_fails_to_predict_leaves_no_output_folder(emidec_cases, tmp_path, monkeypatch):
+    from nnunetv2_scarnet.evaluation import noise_robustness as study
+
+    w = Workspace(tmp_path, emidec_cases)
+    model = w.path("model")
+    os.makedirs(os.path.join(model, "fold_0"))
+    for name in ("dataset.json", "plans.json", os.path.join("fold_0", "checkpoint_final.pth")):
+        open(os.path.join(model, name), "w").write("{}")  # all files there, but not a working model
+
+    def broken(model_dir, *args):
+        raise RuntimeError(f"nnUNetv2_predict_from_modelfolder -m {model_dir} failed:\ncorrupt checkpoint")
+
+    monkeypatch.setattr(study, "predict_folder", broken)
+    images, labels, out = w.images(), w.labels(), w.path("out")
+    with pytest.raises(RuntimeError, match="corrupt checkpoint"):
+        study.noise_robustness({"m": model}, images, labels, out, snr_levels=(10,), repeats=1)
+    assert not os.path.exists(out)

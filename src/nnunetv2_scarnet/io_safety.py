@@ -71,6 +71,12 @@ def prepare_output_dir(path: str) -> str:
     return path
 
 
+def discard_if_unused(path: str) -> None:
+    """Remove an output folder that holds nothing but the marker (a run that failed after preparing it)."""
+    if os.path.isdir(path) and set(os.listdir(path)) <= {MARKER}:
+        shutil.rmtree(path)
+
+
 def check_output_file(path: str, suffixes=None) -> None:
     """Refuse an output file path that is a folder, has none of `suffixes`, or cannot be created."""
     if os.path.isdir(path):

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from nnunetv2_scarnet.evaluation.evaluate import evaluate_folders
 from nnunetv2_scarnet.evaluation.threshold_baselines import intensity_baseline
-from nnunetv2_scarnet.io_safety import prepare_output_dir
+from nnunetv2_scarnet.io_safety import discard_if_unused, prepare_output_dir
 from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, case_id_of, read_label_stack, read_stack
 from nnunetv2_scarnet.quantification.report import write_csv
 
@@ -132,6 +132,10 @@ def noise_robustness(models: Dict[str, str], images_dir: str, labels_dir: str, o
                     row.update({f"{key}_mean": mean, f"{key}_sd": sd,
                                 f"{key}_cov_pct": 100 * sd / mean if mean else None})
                 rows.append(row)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        discard_if_unused(out_dir)  # a model that fails to predict leaves no empty output folder behind
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_csv(os.path.join(out_dir, "noise_robustness.csv"), rows)
