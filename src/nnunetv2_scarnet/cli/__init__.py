@@ -16,13 +16,14 @@ import argparse
 import sys
 
 from nnunetv2_scarnet.cli import evaluation_commands, ingestion_commands, quantify_command, weights_command
+from nnunetv2_scarnet.cli.checks import OneLineArgumentParser, check_paths
 
 #: modules whose `register(subparsers)` adds their subcommands, in the order `scarnet --help` lists them
 COMMAND_MODULES = (ingestion_commands, quantify_command, evaluation_commands, weights_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scarnet", description=__doc__,
+    parser = OneLineArgumentParser(prog="scarnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
@@ -33,12 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one subcommand. Every input or output problem ends as one line `scarnet <command>: <path>: <problem>`
+    on stderr with exit code 2, never a traceback; paths are checked (`checks.check_paths`, then the
+    subcommand's own `check`) before anything is read in full or written."""
     args = build_parser().parse_args(argv)
     check = getattr(args, "check", None)
     try:
+        check_paths(args)
         if check is not None:
             check(args)
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"scarnet {args.command}: {exc}", file=sys.stderr)
+    except (ValueError, OSError, RuntimeError) as exc:
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one line
+        print(f"scarnet {args.command}: {message or type(exc).__name__}", file=sys.stderr)
         return 2

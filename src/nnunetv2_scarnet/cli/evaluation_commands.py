@@ -2,7 +2,9 @@
 import json
 import os
 
+from nnunetv2_scarnet.cli.checks import check_baselines, positive_float, positive_int
 from nnunetv2_scarnet.cli.common import label_scheme, named_paths
+from nnunetv2_scarnet.io_safety import prepare_output_dir
 
 
 def cmd_evaluate(args):
@@ -21,6 +23,7 @@ def cmd_baselines(args):
 
     scheme = label_scheme(args)
     folders = dict(named_paths(args.deep))
+    prepare_output_dir(args.out_dir)  # inputs were checked by check_baselines; replaces an earlier run's files
     folders.update(baseline_label_maps(args.images_dir, args.myocardium_dir, os.path.join(args.out_dir, "labels"),
                                        scheme=scheme))
     results = [evaluate_folders(path, args.reference_dir, os.path.join(args.out_dir, name), scheme, name)
@@ -57,7 +60,7 @@ def register(sub) -> None:
     p.add_argument("out_dir")
     p.add_argument("--deep", action="append", help="NAME=PREDICTION_DIR of a network to put in the same table "
                                                   "(repeatable)")
-    p.set_defaults(func=cmd_baselines)
+    p.set_defaults(func=cmd_baselines, check=check_baselines)
 
     p = sub.add_parser("noise", help="Monte Carlo Rician noise robustness of nnU-Net model folders")
     p.add_argument("--model", action="append", required=True,
@@ -65,8 +68,8 @@ def register(sub) -> None:
     p.add_argument("images_dir")
     p.add_argument("labels_dir")
     p.add_argument("out_dir")
-    p.add_argument("--snr", type=float, nargs="+", default=[20.0, 10.0, 5.0])
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--snr", type=positive_float, nargs="+", default=[20.0, 10.0, 5.0])
+    p.add_argument("--repeats", type=positive_int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--folds", nargs="+", default=["0"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

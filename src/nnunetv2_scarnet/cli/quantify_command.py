@@ -1,4 +1,5 @@
 """`scarnet quantify`: volumes, mass, scar % LVM, sectors / AHA segments and pictures from label maps."""
+from nnunetv2_scarnet.cli.checks import finite_float, positive_int
 from nnunetv2_scarnet.cli.common import label_scheme
 
 
@@ -22,10 +23,10 @@ def register(sub) -> None:
     p.add_argument("labels_dir")
     p.add_argument("out_dir")
     p.add_argument("--images", help="folder with <case>_0000.nii.gz for overlay pictures")
-    p.add_argument("--sectors", type=int, default=6)
-    p.add_argument("--sector-origin-deg", type=float, default=0.0)
+    p.add_argument("--sectors", type=positive_int, default=6)
+    p.add_argument("--sector-origin-deg", type=finite_float, default=0.0)
     p.add_argument("--direction", type=int, choices=[1, -1], default=1)
-    p.add_argument("--septum-deg", type=float, help="septum direction: enables the AHA 17-segment bullseye")
+    p.add_argument("--septum-deg", type=finite_float, help="septum direction: enables the AHA 17-segment bullseye")
     p.add_argument("--apex-first", action="store_true", help="slice 0 is apical (default: basal)")
     p.add_argument("--no-pictures", action="store_true")
     p.set_defaults(func=cmd_quantify)

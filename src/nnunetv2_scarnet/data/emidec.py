@@ -18,6 +18,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import nibabel as nib
 import numpy as np
 
+from nnunetv2_scarnet.quantification.label_scheme import stored_zooms, check_finite, check_spacing
+
 EMIDEC_LABELS = (0, 1, 2, 3, 4)
 NNUNET_LABELS = {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3}
 NNUNET_LABELS_WITH_MVO = {**NNUNET_LABELS, "mvo": 4}
@@ -97,6 +99,17 @@ def load_case(case_id: str, image_path: str, label_path: str) -> EmidecCase:
         raise DatasetConversionError(f"{label_path}: shape {label.shape} differs from image shape {image.shape}")
     if not np.allclose(label.affine, image.affine, atol=1e-3):
         raise DatasetConversionError(f"{label_path}: geometry (affine) differs from {image_path}")
+    for path, what in ((image_path, image), (label_path, label)):
+        try:
+            data = np.asarray(what.dataobj)  # the whole file: a truncated one fails here, not in nnU-Net
+        except Exception as exc:
+            raise DatasetConversionError(f"{path}: cannot read the voxel data, truncated or corrupt file "
+                                         f"({type(exc).__name__}: {exc})") from None
+        try:
+            check_finite(path, data)
+            check_spacing(path, stored_zooms(path, what))
+        except ValueError as exc:
+            raise DatasetConversionError(str(exc)) from None
     values = np.asarray(label.dataobj)
     if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
         raise DatasetConversionError(f"{label_path}: label values must be integers")
@@ -171,6 +184,8 @@ def convert_pairs(pairs: Sequence[Tuple[str, str, str]], nnunet_raw: str, datase
     patient-level stratified splits_final.json; nothing is written unless every case is valid."""
     if not 1 <= int(dataset_id) <= 999:
         raise DatasetConversionError(f"dataset id must be 1..999, got {dataset_id}")
+    if os.path.lexists(nnunet_raw) and not os.path.isdir(nnunet_raw):
+        raise DatasetConversionError(f"{nnunet_raw}: nnU-Net raw folder is a file")
     target = os.path.join(nnunet_raw, f"Dataset{int(dataset_id):03d}_{dataset_name}")
     if os.path.exists(target) and not overwrite:
         raise DatasetConversionError(f"{target} already exists (pass overwrite=True / --overwrite to replace it)")
@@ -228,7 +243,7 @@ def main(argv=None) -> int:
         else:
             target = convert_nifti_pairs(args.images, args.labels, args.nnunet_raw, args.dataset_id, args.name,
                                          args.cases, **options)
-    except DatasetConversionError as exc:
+    except (DatasetConversionError, OSError) as exc:  # OSError: e.g. the raw folder is not writable
         print(f"scarnet-convert-emidec: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {target}")

@@ -9,7 +9,9 @@ from tqdm import tqdm
 from nnunetv2_scarnet.evaluation.agreement import bland_altman, concordance, detection
 from nnunetv2_scarnet.evaluation.overlap import dice, format_median_iqr, hd95, median_iqr
 from nnunetv2_scarnet.evaluation.plots import agreement_png, dice_png
-from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, case_id_of, read_label_stack, same_geometry
+from nnunetv2_scarnet.io_safety import prepare_output_dir
+from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_of, geometry_difference,
+                                                          read_label_stack, same_geometry)
 from nnunetv2_scarnet.quantification.report import write_csv
 
 
@@ -41,8 +43,8 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
     except ValueError as exc:
         raise EvaluationInputError(str(exc)) from None
     if not same_geometry(pred, ref):
-        raise EvaluationInputError(f"{prediction_path}: geometry (shape {pred.data.shape}) differs from reference "
-                                   f"{reference_path} (shape {ref.data.shape})")
+        raise EvaluationInputError(f"{prediction_path}: geometry differs from reference {reference_path}: "
+                                   f"{geometry_difference(pred, ref)}")
     p_myo, p_scar, _, _ = scheme.masks(pred.data)
     r_myo, r_scar, _, _ = scheme.masks(ref.data)
     slices = []
@@ -101,7 +103,7 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
                             "cases/slices are counted in both_empty and left out of medians",
               "summary": summarise(cases), "cases": cases}
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
+        prepare_output_dir(out_dir)
         with open(os.path.join(out_dir, "evaluation.json"), "w") as f:
             json.dump(result, f, indent=1)
         write_csv(os.path.join(out_dir, "cases.csv"), [{k: v for k, v in c.items() if k != "slices"} for c in cases])

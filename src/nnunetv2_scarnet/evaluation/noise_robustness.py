@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from nnunetv2_scarnet.evaluation.evaluate import evaluate_folders
 from nnunetv2_scarnet.evaluation.threshold_baselines import intensity_baseline
-from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, case_id_of, read_label_stack
+from nnunetv2_scarnet.io_safety import discard_if_unused, prepare_output_dir
+from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, case_id_of, read_label_stack, read_stack
 from nnunetv2_scarnet.quantification.report import write_csv
 
 
@@ -60,6 +61,23 @@ def write_noisy_images(images_dir: str, blood_pools: Dict[str, np.ndarray], out_
         nib.save(nib.Nifti1Image(noisy, image.affine, image.header), os.path.join(out_dir, f"{case}_0000.nii.gz"))
 
 
+def check_study_inputs(models: Dict[str, str], folds: Sequence[str], images_dir: str, labels_dir: str,
+                       cases: Sequence[str]) -> None:
+    """Everything the study needs, checked before its output folder is made: each model folder has
+    dataset.json, plans.json and fold_<f>/checkpoint_final.pth; each case has a readable, finite image."""
+    if not models:
+        raise ValueError("no --model given")
+    if not cases:
+        raise ValueError(f"{labels_dir}: no .nii.gz label files")
+    for name, model in models.items():
+        needed = ["dataset.json", "plans.json"] + [os.path.join(f"fold_{f}", "checkpoint_final.pth") for f in folds]
+        missing = [n for n in needed if not os.path.isfile(os.path.join(model, n))]
+        if missing:
+            raise ValueError(f"{model}: model {name!r} is not an nnU-Net model folder (missing {', '.join(missing)})")
+    for case in cases:
+        read_stack(os.path.join(images_dir, f"{case}_0000.nii.gz"))
+
+
 def predict_folder(model_dir: str, folds: Sequence[str], images: str, out: str, device: str, env: Dict) -> None:
     cmd = ["nnUNetv2_predict_from_modelfolder", "-i", images, "-o", out, "-m", model_dir, "-f", *folds,
            "--disable_tta", "-npp", "1", "-nps", "1", "-device", device]
@@ -78,9 +96,10 @@ def noise_robustness(models: Dict[str, str], images_dir: str, labels_dir: str, o
     if device == "cpu":
         env.setdefault("nnUNet_def_n_proc", "1")
         env.setdefault("nnUNet_n_proc_DA", "0")
-    os.makedirs(out_dir, exist_ok=True)
     levels = ([None] if include_clean else []) + list(snr_levels)
     blood_pools = reference_blood_pools(labels_dir, scheme)
+    check_study_inputs(models, folds, images_dir, labels_dir, list(blood_pools))
+    prepare_output_dir(out_dir)  # only after every input was checked: a bad --model leaves no folder behind
     rows, runs = [], []
     work = tempfile.mkdtemp(prefix="noise_", dir=out_dir)
     try:
@@ -113,6 +132,10 @@ def noise_robustness(models: Dict[str, str], images_dir: str, labels_dir: str, o
                     row.update({f"{key}_mean": mean, f"{key}_sd": sd,
                                 f"{key}_cov_pct": 100 * sd / mean if mean else None})
                 rows.append(row)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        discard_if_unused(out_dir)  # a model that fails to predict leaves no empty output folder behind
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_csv(os.path.join(out_dir, "noise_robustness.csv"), rows)

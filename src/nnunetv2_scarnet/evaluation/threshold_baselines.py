@@ -18,8 +18,9 @@ import numpy as np
 from scipy.ndimage import median_filter
 from tqdm import tqdm
 
-from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_of, read_label_stack, read_stack,
-                                                          same_geometry)
+from nnunetv2_scarnet.io_safety import prepare_output_dir
+from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_of, geometry_difference,
+                                                          read_label_stack, read_stack, same_geometry)
 from nnunetv2_scarnet.quantification.sectors import SectorGeometry, lv_center, pixel_angles, sector_index
 
 N_SD_LEVELS = (2, 3, 5, 6)
@@ -85,9 +86,10 @@ def baseline_label_maps(images_dir: str, myocardium_dir: str, out_dir: str,
         label = read_label_stack(os.path.join(myocardium_dir, name), scheme)
         image = read_stack(os.path.join(images_dir, f"{case_id_of(name)}_0000.nii.gz"))
         if not same_geometry(image, label):
-            raise ValueError(f"{image.path}: geometry differs from {label.path}")
+            raise ValueError(f"{image.path}: geometry differs from {label.path}: {geometry_difference(image, label)}")
         inputs.append((case_id_of(name), label, image))
     folders = {m: os.path.join(out_dir, m) for m in methods}
+    prepare_output_dir(out_dir)  # new, or an earlier scarnet run's folder emptied (docs/reliability.md)
     for folder in folders.values():
         os.makedirs(folder, exist_ok=True)
     for case, label, image in tqdm(inputs, desc="threshold baselines", unit="case"):

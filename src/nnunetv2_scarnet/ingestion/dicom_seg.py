@@ -9,7 +9,7 @@ from pydicom.sr.codedict import codes
 
 from nnunetv2_scarnet import __version__
 from nnunetv2_scarnet.ingestion.dicom_series import DicomSeriesError, read_dicom_series
-from nnunetv2_scarnet.quantification.label_scheme import read_stack
+from nnunetv2_scarnet.quantification.label_scheme import read_label_stack
 
 #: label value -> (segment label, property category, property type)
 SEGMENTS = {
@@ -23,8 +23,10 @@ SEGMENTS = {
 def write_dicom_seg(label_path: str, dicom_folder: str, out_path: str, series_uid: Optional[str] = None,
                     algorithm_name: str = "ScarNet") -> str:
     """Write `label_path` (a prediction on the grid of the DICOM series) as a DICOM SEG file."""
+    if os.path.isdir(out_path):
+        raise DicomSeriesError(f"{out_path}: is a folder; give the DICOM SEG output file name")
+    label = read_label_stack(label_path)  # integers 0-4 only: 3.4 is refused, never truncated to an empty segment
     stack = read_dicom_series(dicom_folder, series_uid)
-    label = read_stack(label_path, "label")
     if label.data.shape != stack.data.shape or not np.allclose(label.affine, stack.affine, atol=1e-3):
         raise DicomSeriesError(f"{label_path}: grid (shape {label.data.shape}) does not match DICOM series "
                                f"{stack.series_uid} in {dicom_folder} (shape {stack.data.shape})")

@@ -124,10 +124,18 @@ def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_toleran
     slices = []
     for f in files:
         ds = pydicom.dcmread(f)
-        pixels = ds.pixel_array.astype(np.float64) * float(ds.get("RescaleSlope", 1)) + \
+        if "PixelData" not in ds:
+            raise DicomSeriesError(f"{f}: has image geometry but no PixelData")
+        try:
+            array = ds.pixel_array
+        except Exception as exc:
+            raise DicomSeriesError(f"{f}: cannot decode the pixel data ({exc})") from None
+        pixels = array.astype(np.float64) * float(ds.get("RescaleSlope", 1)) + \
             float(ds.get("RescaleIntercept", 0))
         slices.append(pixels.T)  # (rows, columns) -> (column index i, row index j)
     data = np.stack(slices, axis=-1)
+    if not np.all(np.isfinite(data)):
+        raise DicomSeriesError(f"series {series_uid} in {folder}: NaN or infinite pixel values after rescaling")
     if np.allclose(data, np.round(data)) and data.min() >= -32768 and data.max() <= 32767:
         data = data.astype(np.int16)
     else:
@@ -144,7 +152,11 @@ def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_toleran
 
 
 def dicom_to_nifti(folder: str, out_path: str, series_uid: Optional[str] = None) -> DicomStack:
-    """Convert one series to NIfTI (written only after the whole series was read and checked)."""
+    """Convert one series to NIfTI (written only after the whole series was read and checked). `out_path` must end
+    with .nii.gz or .nii and must not be a folder: the file written is exactly `out_path`."""
+    if os.path.isdir(out_path) or not out_path.endswith((".nii.gz", ".nii")):
+        raise DicomSeriesError(f"{out_path}: output must be a .nii.gz or .nii file name, not a folder or another "
+                               f"suffix")
     stack = read_dicom_series(folder, series_uid)
     image = nib.Nifti1Image(stack.data, stack.affine)
     image.set_qform(stack.affine, code=1)

@@ -1,6 +1,7 @@
 """Which label values make up LV myocardium, scar, MVO and blood pool, and how stacks are read."""
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import FrozenSet, Optional, Tuple
 
@@ -31,16 +32,46 @@ class LabelScheme:
 
     @classmethod
     def from_dataset_json(cls, path: str) -> "LabelScheme":
-        """Scheme of an nnU-Net dataset.json with labels named blood_pool, myocardium, scar and optionally mvo."""
-        with open(path) as f:
-            labels = json.load(f)["labels"]
+        """Scheme of an nnU-Net dataset.json with labels named blood_pool, myocardium, scar and optionally mvo.
+
+        Refused with one message naming the file: unreadable or invalid JSON, no `labels` mapping, nnU-Net
+        region-based labels (lists of values), values that are not non-negative integers, a structure on the
+        background value 0, and two names on one value."""
+        try:
+            with open(path) as f:
+                content = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read dataset.json ({exc})") from None
+        labels = content.get("labels") if isinstance(content, dict) else None
+        if not isinstance(labels, dict) or not labels:
+            raise ValueError(f"{path}: no 'labels' mapping (name -> integer value) in dataset.json")
+        regions = [k for k, v in labels.items() if isinstance(v, (list, tuple, dict))]
+        if regions or "regions_class_order" in content:
+            raise ValueError(f"{path}: nnU-Net region-based labels ({', '.join(regions) or 'regions_class_order'}) "
+                             f"are not supported; give one integer value per structure")
+        bad = {k: v for k, v in labels.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0}
+        if bad:
+            raise ValueError(f"{path}: label values must be non-negative integers, got {bad}")
         missing = [k for k in ("myocardium", "scar") if k not in labels]
         if missing:
             raise ValueError(f"{path}: labels {missing} not defined; expected blood_pool, myocardium, scar[, mvo]")
-        scar = {int(labels["scar"])}
-        mvo = {int(labels["mvo"])} if "mvo" in labels else set()
-        return cls(blood_pool=frozenset({int(labels["blood_pool"])}) if "blood_pool" in labels else frozenset(),
-                   myocardium=frozenset({int(labels["myocardium"])} | scar | mvo), scar=frozenset(scar | mvo),
+        on_background = [k for k in ("blood_pool", "myocardium", "scar", "mvo") if labels.get(k) == 0]
+        if on_background or labels.get("background", 0) != 0:
+            raise ValueError(f"{path}: {on_background or ['background']} on value "
+                             f"{0 if on_background else labels['background']}; 0 must be the background")
+        by_value: dict = {}
+        for name, value in labels.items():
+            by_value.setdefault(value, []).append(name)
+        shared = {v: names for v, names in by_value.items() if len(names) > 1}
+        if shared:
+            raise ValueError(f"{path}: several structures on one label value: "
+                             + "; ".join(f"{v}: {', '.join(n)}" for v, n in sorted(shared.items())))
+        scar = {labels["scar"]}
+        mvo = {labels["mvo"]} if "mvo" in labels else set()
+        return cls(blood_pool=frozenset({labels["blood_pool"]}) if "blood_pool" in labels else frozenset(),
+                   myocardium=frozenset({labels["myocardium"]} | scar | mvo), scar=frozenset(scar | mvo),
                    mvo=frozenset(mvo))
 
 
@@ -57,25 +88,83 @@ class Stack:
         return float(np.prod(self.spacing)) / 1000.0
 
 
+#: plausible voxel spacing (mm) of a cardiac MRI stack: (in-plane, slice); anything outside is refused
+PLAUSIBLE_SPACING_MM = {"in-plane": (0.1, 10.0), "slice": (0.5, 50.0)}
+
+
+def stored_zooms(path: str, image) -> Tuple[float, ...]:
+    """pixdim[1:4] as stored in the file (nibabel silently turns a stored 0 into 1 when it loads a header)."""
+    try:
+        from nibabel.openers import ImageOpener
+
+        with ImageOpener(path) as f:
+            header = type(image.header).from_fileobj(f, check=False)
+        return tuple(float(z) for z in header.get_zooms()[:3])
+    except Exception:
+        return tuple(float(z) for z in image.header.get_zooms()[:3])
+
+
+def check_spacing(path: str, spacing) -> None:
+    """Refuse a voxel spacing outside `PLAUSIBLE_SPACING_MM` (zero, negative, NaN, metres instead of mm...)."""
+    for axis, value in zip(("x", "y", "slice"), spacing):
+        low, high = PLAUSIBLE_SPACING_MM["slice" if axis == "slice" else "in-plane"]
+        if not (np.isfinite(value) and low <= value <= high):
+            raise ValueError(f"{path}: {axis} spacing {value:g} mm is outside the plausible range for cardiac MRI "
+                             f"({low:g}-{high:g} mm); fix the NIfTI header (pixdim)")
+
+
+def check_finite(path: str, data: np.ndarray) -> None:
+    """NaN policy: refuse, never mask. A stack with NaN or infinite voxels is refused with their count."""
+    if np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.complexfloating):
+        bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+        if bad:
+            raise ValueError(f"{path}: {bad} of {data.size} voxels are NaN or infinite; scarnet refuses stacks with "
+                             f"non-finite values (replace them, e.g. by 0, before running)")
+
+
+@contextmanager
+def _quiet_nibabel():
+    logger = nib.imageglobals.logger
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
+
+
 def read_stack(path: str, kind: str = "image") -> Stack:
-    """Read a 3D NIfTI stack; slices are along the third array axis."""
+    """Read a 3D NIfTI stack; slices are along the third array axis. The whole stack is read and checked: 3D,
+    finite values (NaN policy: refuse) and a plausible spacing (`PLAUSIBLE_SPACING_MM`)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such {kind} file")
     try:
-        image = nib.load(path)
+        with _quiet_nibabel():  # its header fixes (stored spacing 0 -> 1) are checked below instead
+            image = nib.load(path)
         data = np.asarray(image.dataobj)
     except Exception as exc:
         raise ValueError(f"{path}: cannot read as NIfTI ({exc})") from None
     if data.ndim != 3:
         raise ValueError(f"{path}: expected a 3D stack (x, y, slice), got shape {data.shape}")
+    check_finite(path, data)
+    check_spacing(path, stored_zooms(path, image))
     spacing = tuple(float(s) for s in image.header.get_zooms()[:3])
     return Stack(path, data, spacing, image.affine)
 
 
+def check_integer_labels(path: str, data: np.ndarray) -> None:
+    """Label maps must hold integers: 3.4 (e.g. after linear resampling) is refused, never truncated."""
+    if np.issubdtype(data.dtype, np.floating):
+        fractional = np.unique(data[data != np.round(data)])
+        if fractional.size:
+            raise ValueError(f"{path}: non-integer label values (e.g. {', '.join(f'{v:g}' for v in fractional[:3])});"
+                             f" label maps must hold integers (resample labels with nearest neighbour)")
+
+
 def read_label_stack(path: str, scheme: Optional[LabelScheme] = None) -> Stack:
-    """Read a label stack and check that it holds only the scheme's values."""
+    """Read a label stack and check that it holds only integers of the scheme's values."""
     stack = read_stack(path, "label")
     scheme = scheme or LabelScheme()
+    check_integer_labels(path, stack.data)
     values = set(np.unique(stack.data).tolist())
     unknown = sorted(values - set(scheme.valid))
     if unknown:
@@ -86,6 +175,14 @@ def read_label_stack(path: str, scheme: Optional[LabelScheme] = None) -> Stack:
 
 def same_geometry(a: Stack, b: Stack, atol: float = 1e-3) -> bool:
     return a.data.shape == b.data.shape and np.allclose(a.affine, b.affine, atol=atol)
+
+
+def geometry_difference(a: Stack, b: Stack) -> str:
+    """One line saying how the grids of two stacks differ: the shapes, or (same shape) the two affines."""
+    if a.data.shape != b.data.shape:
+        return f"shape {a.data.shape} vs {b.data.shape}"
+    return (f"same shape {a.data.shape} but affine {np.round(a.affine, 4).tolist()} vs "
+            f"{np.round(b.affine, 4).tolist()}")
 
 
 def case_id_of(filename: str, suffix: str = ".nii.gz") -> str:

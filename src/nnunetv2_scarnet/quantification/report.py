@@ -5,13 +5,12 @@ import os
 from dataclasses import asdict
 from typing import Dict, List, Optional, Tuple
 
-import nibabel as nib
-import numpy as np
 from tqdm import tqdm
 
+from nnunetv2_scarnet.io_safety import prepare_output_dir
 from nnunetv2_scarnet.quantification.figures import aha_bullseye_png, bullseye_png, overlay_png
-from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, Stack, case_id_of, read_label_stack,
-                                                          read_stack)
+from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, Stack, case_id_of, geometry_difference,
+                                                          read_label_stack, read_stack, same_geometry)
 from nnunetv2_scarnet.quantification.sectors import SectorGeometry, aha_segments, stack_sectors
 from nnunetv2_scarnet.quantification.volumes import patient_volumes, slice_volumes
 
@@ -61,9 +60,10 @@ def _checked_inputs(labels_dir: str, images_dir: Optional[str], scheme: LabelSch
         if image_path:
             if not os.path.isfile(image_path):
                 raise FileNotFoundError(f"{image_path}: image for label {label.path} not found")
-            header = nib.load(image_path)  # header only: the pixels are read when the picture is drawn
-            if tuple(header.shape) != label.data.shape or not np.allclose(header.affine, label.affine, atol=1e-3):
-                raise ValueError(f"{label.path}: geometry differs from image {image_path}")
+            image = read_stack(image_path)  # the whole image (NaN, spacing), not only the header
+            if not same_geometry(image, label):
+                raise ValueError(f"{label.path}: geometry differs from image {image_path}: "
+                                 f"{geometry_difference(label, image)}")
         inputs.append((label, image_path))
     return inputs
 
@@ -96,7 +96,7 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
     All label maps are read and checked before anything is written."""
     scheme = scheme or LabelScheme()
     inputs = _checked_inputs(labels_dir, images_dir, scheme)
-    os.makedirs(out_dir, exist_ok=True)
+    prepare_output_dir(out_dir)  # new, or an earlier scarnet run's folder emptied (docs/reliability.md)
     cases, patients, slice_rows, sector_rows, aha_rows = [], [], [], [], []
     for label, image_path in tqdm(inputs, desc="quantifying", unit="case"):
         result = quantify_stack(label, scheme, geometry, image_path, septum_deg, aha_direction, base_first)
