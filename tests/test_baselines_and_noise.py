@@ -8,7 +8,7 @@ import pytest
 
 from conftest import nnunet_env, python_cli, run_cli
 from nnunetv2_scarnet.data.emidec import convert_emidec
-from nnunetv2_scarnet.evaluation.noise_robustness import add_rician_noise
+from nnunetv2_scarnet.evaluation.noise_robustness import add_rician_noise, effective_snr, image_noise
 from nnunetv2_scarnet.evaluation.threshold_baselines import (fill_enclosed, intensity_baseline, remote_statistics,
                                                               threshold_scar)
 
@@ -136,6 +136,29 @@ def test_rician_noise_model():
     assert np.array_equal(again, noisy)
 
 
+def test_effective_snr_combines_the_images_own_noise():
+    rng = np.random.default_rng(3)
+    image = np.full((200, 200, 2), 2000.0)
+    image[100:180, 100:180] = 2400.0  # blood pool: signal 400
+    image[:, :40] = 0
+    image[100:180, 100:180] += 0.02 * np.arange(80)[None, :, None] * 10  # a slow ramp is not noise
+    image[image > 0] += rng.normal(0, 16.0, int((image > 0).sum()))  # the image's own noise: sigma 16
+    image = np.round(image).astype(np.int16)
+    pool = np.zeros(image.shape, bool)
+    pool[100:180, 100:180] = True
+    own = image_noise(image, pool)
+    assert own["sigma"] == pytest.approx(16.0, rel=0.08)
+    assert own["snr"] == pytest.approx(own["signal"] / own["sigma"])
+    assert effective_snr(own, None) == pytest.approx(own["snr"])
+    predicted = effective_snr(own, 20.0)  # added sigma = signal / 20 ~ 20: combined ~ hypot(16, 20)
+    assert predicted == pytest.approx(own["signal"] / np.hypot(16.0, own["signal"] / 20), rel=0.08)
+    assert predicted < 20.0
+    noisy = add_rician_noise(image, pool, 20.0, rng)
+    measured = image_noise(noisy, pool)
+    assert measured["snr"] == pytest.approx(predicted, rel=0.1)  # the prediction matches the noisy image
+    assert image_noise(image, np.zeros_like(pool))["sigma"] is None
+
+
 @pytest.mark.slow
 def test_noise_command_end_to_end_on_a_tiny_model(emidec_cases, tmp_path):
     env = nnunet_env(str(tmp_path))
@@ -161,5 +184,8 @@ def test_noise_command_end_to_end_on_a_tiny_model(emidec_cases, tmp_path):
     assert len(result["runs"]) == 3
     for row in result["table"]:
         assert 0 <= row["dice_myocardium_mean"] <= 1
+    clean, noisy = result["table"]
+    assert clean["snr_effective_median"] > noisy["snr_effective_median"] and noisy["snr_effective_median"] < 10
+    assert list(result["image_noise"]) == [test_case] and result["image_noise"][test_case]["sigma"] > 0
     assert (out / "noise_robustness.png").stat().st_size > 0 and (out / "noise_robustness.csv").exists()
     assert [d for d in os.listdir(out) if d.startswith("noise_") and os.path.isdir(out / d)] == []
