@@ -9,8 +9,11 @@ import pytest
 from scipy import ndimage
 
 from nnunetv2_scarnet.evaluation import EvaluationInputError, evaluate_folders
-from nnunetv2_scarnet.evaluation.agreement import bland_altman, concordance, detection
-from nnunetv2_scarnet.evaluation.overlap import dice, hd95, median_iqr
+from nnunetv2_scarnet.evaluation.agreement import (bland_altman, concordance, detection, icc_a1, icc_agreement,
+                                                   weighted_kappa, wilson_interval)
+from nnunetv2_scarnet.evaluation.overlap import dice, hd95, hd95_per_slice, median_iqr
+from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, case_id_of, read_label_stack
+from nnunetv2_scarnet.quantification.volumes import patient_volumes
 
 CASES = ["Case_N012", "Case_N014", "Case_P001", "Case_P002", "Case_P004", "Case_P007", "Case_P009", "Case_P010"]
 
@@ -142,3 +145,145 @@ def test_mismatches_are_clear_errors(references, tmp_path):
     os.symlink(references / "Case_P004.nii.gz", bad / "Case_P004.nii.gz")
     with pytest.raises(EvaluationInputError, match="Case_P007.nii.gz: label values \\[7\\]"):
         evaluate_folders(str(bad), str(references))
+
+
+def test_degenerate_agreement_does_not_crash_or_mislead():
+    c = concordance([1, 2, 3], [3, 2, 1])  # perfect disagreement used to divide by zero
+    assert c["ccc"] == pytest.approx(-1.0) and c["ci_low"] is None and c["ci_high"] is None
+    assert concordance([1], [2])["ccc"] is None
+    assert concordance([1, None, 3, 4], [1, 5, 3, 4.5])["n"] == 3  # undefined pairs are dropped, and counted
+    one = bland_altman([10], [12])
+    assert one["bias"] == 2.0 and one["sd"] is None and one["loa_low"] is None and one["cov_pct"] is None
+    assert bland_altman([], [])["bias"] is None
+    assert icc_agreement([1], [1])["icc"] is None
+
+
+def test_wilson_intervals_by_hand():
+    # p = 0.5, n = 10: centre 0.5, half-width z/(1+z^2/n) sqrt(p(1-p)/n + z^2/(4n^2))
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(0, 0) == (None, None)
+    d = detection([True] * 9 + [False] * 3, [True] * 8 + [False] + [False, False, True])
+    assert d["sensitivity"] == pytest.approx(8 / 9)
+    assert (d["sensitivity_ci_low"], d["sensitivity_ci_high"]) == pytest.approx(wilson_interval(8, 9))
+    assert (d["specificity_ci_low"], d["specificity_ci_high"]) == pytest.approx(wilson_interval(2, 3))
+
+
+def test_icc_on_shrout_fleiss_1979_example():
+    ratings = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]
+    icc = icc_a1(np.array(ratings))
+    # Shrout & Fleiss (1979) table 4: ICC(2,1) = .29; McGraw & Wong F-based CI as irr::icc / psych::ICC
+    assert icc["icc"] == pytest.approx(0.2898, abs=1e-4)
+    assert (icc["ci_low"], icc["ci_high"]) == pytest.approx((0.0188, 0.7611), abs=1e-4)
+    x = [10.0, 20.0, 30.0, 40.0]
+    assert icc_agreement(x, x)["icc"] == 1.0
+    shifted = icc_agreement(x, [v + 5 for v in x])  # a constant bias lowers absolute agreement, unlike Pearson
+    assert 0 < shifted["icc"] < 1 and shifted["ci_low"] < shifted["icc"] < shifted["ci_high"]
+
+
+def test_weighted_kappa_by_hand():
+    a = ["none", "none", "low", "high", "high", "low"]
+    b = ["none", "low", "low", "high", "low", "none"]
+    order = ["none", "low", "high"]
+    # observed: diagonal 3/6; 2 one-step and 1... disagreements: (none,low) (high,low) (low,none) = 3 one-step
+    # linear weights 0.5 per step: observed disagreement 3 * 0.5 / 6 = 0.25; marginals a (2,2,2)/6, b (2,3,1)/6
+    expected = sum(abs(i - j) / 2 * (2 / 6) * ([2, 3, 1][j] / 6) for i in range(3) for j in range(3))
+    kappa = weighted_kappa(a, b, order, "linear")
+    assert kappa["kappa"] == pytest.approx(1 - 0.25 / expected)
+    from sklearn.metrics import cohen_kappa_score
+    x, y = [0, 1, 2, 2, 1, 0, 3, 3, 2, 1], [0, 2, 2, 1, 1, 0, 3, 2, 2, 0]
+    for w in ("linear", "quadratic"):
+        assert weighted_kappa(x, y, weights=w)["kappa"] == pytest.approx(cohen_kappa_score(x, y, weights=w))
+    assert weighted_kappa(x, y, weights="none")["kappa"] == pytest.approx(cohen_kappa_score(x, y))
+    assert weighted_kappa(x, x, weights="quadratic")["kappa"] == 1.0
+    assert weighted_kappa([1, 1], [1, 1], [0, 1, 2])["kappa"] is None  # no expected disagreement: undefined
+    with pytest.raises(ValueError, match="weights"):
+        weighted_kappa(x, y, weights="cubic")
+    with pytest.raises(ValueError, match="not among the categories"):
+        weighted_kappa([0, 5], [0, 1], [0, 1, 2])
+
+
+def test_hd95_per_slice_and_the_3d_slice_coverage_effect(references):
+    stack = read_label_stack(str(references / "Case_P004.nii.gz"))
+    myo = stack.data >= 2
+    a = np.zeros((20, 20, 2), bool)
+    b = np.zeros((20, 20, 2), bool)
+    a[5:10, 5:10, 0] = b[7:12, 5:10, 0] = True  # slice 0: shifted 2 voxels (3 mm), as in test_hd95_by_hand
+    a[5:10, 5:10, 1] = b[5:10, 5:10, 1] = True  # slice 1: identical
+    assert hd95_per_slice(a, b, (1.5, 1.0, 10.0)) == pytest.approx([3.0, 0.0])
+    # a prediction that misses the apical slice is perfect in 2D but the 3D HD95 sees a whole slice step
+    last = max(k for k in range(myo.shape[2]) if myo[..., k].any())
+    missing = myo.copy()
+    missing[..., last] = False
+    per_slice = hd95_per_slice(missing, myo, stack.spacing)
+    assert all(d == 0.0 for d in per_slice if d is not None) and per_slice[last] is None
+    assert hd95(missing, myo, stack.spacing) >= 0.5 * stack.spacing[2]
+
+
+def _write(folder, case, data, like):
+    nib.save(nib.Nifti1Image(data.astype(np.uint8), like.affine, like.header), folder / f"{case}.nii.gz")
+
+
+def test_no_myocardium_presence_size_and_mvo(references, tmp_path):
+    predictions = tmp_path / "pred"
+    predictions.mkdir()
+    for case in CASES:
+        image = nib.load(references / f"{case}.nii.gz")
+        label = np.asarray(image.dataobj).copy()
+        if case == "Case_N012":
+            label[label >= 2] = 0  # no myocardium at all
+        if case == "Case_N014":
+            myo = np.argwhere(label == 2)
+            label[tuple(myo[0])] = 3  # one scar voxel is not "scar present"
+        label[label == 4] = 3  # MVO called scar
+        _write(predictions, case, label, image)
+    result = evaluate_folders(str(predictions), str(references), str(tmp_path / "out"), name="mvo")
+    cases = {c["case"]: c for c in result["cases"]}
+    assert cases["Case_N012"]["scar_pct_lvm_prediction"] is None  # as quantify says, not 0.0
+    quantify_says = patient_volumes(read_label_stack(str(predictions / "Case_N012.nii.gz")), LabelScheme())
+    assert quantify_says["scar_pct_lvm"] is None
+    s = result["summary"]
+    assert s["scar_pct_lvm"]["n_undefined"] == 1 and s["scar_pct_lvm"]["concordance"]["n"] == len(CASES) - 1
+    assert cases["Case_N014"]["scar_ml_prediction"] > 0 and not cases["Case_N014"]["scar_present_prediction"]
+    assert s["scar_presence_patient"]["specificity"] == 1.0 and s["scar_presence_patient"]["sensitivity"] == 1.0
+    assert s["scar_presence_patient"]["specificity_ci_low"] == pytest.approx(wilson_interval(2, 2)[0])
+    with_mvo = [c for c in CASES if (np.asarray(nib.load(references / f"{c}.nii.gz").dataobj) == 4).any()]
+    assert len(with_mvo) >= 3
+    for case, c in cases.items():
+        assert c["dice_mvo"] == (0.0 if case in with_mvo else None) and c["mvo_ml_prediction"] == 0.0
+    ba = s["mvo_ml"]["bland_altman"]
+    assert ba["bias"] == pytest.approx(-np.mean([c["mvo_ml_reference"] for c in cases.values()]))
+    assert s["dice_mvo_patient"]["both_empty"] == len(CASES) - len(with_mvo)
+    assert s["scar_ml"]["icc"]["icc"] == pytest.approx(1.0) and s["scar_pct_lvm"]["icc"]["ci_low"] is not None
+    assert "20 mm^2" in result["scar_presence_rule"]
+    # a 20 mm^2 scar region is present
+    image = nib.load(references / "Case_N014.nii.gz")
+    label = np.asarray(image.dataobj).copy()
+    area = float(np.prod(image.header.get_zooms()[:2]))
+    n = int(np.ceil(20 / area))  # a line of n pixels covers >= 20 mm^2, one pixel less < 20 mm^2
+    label[label == 3] = 2
+    label[10, 10:10 + n, 3] = 3
+    _write(predictions, "Case_N014", label, image)
+    again = evaluate_folders(str(predictions), str(references), None, name="blob")
+    assert [c for c in again["cases"] if c["case"] == "Case_N014"][0]["scar_present_prediction"]
+    label[10, 10 + n - 1, 3] = 2
+    assert (label == 3).sum() * area < 20
+    _write(predictions, "Case_N014", label, image)
+    again = evaluate_folders(str(predictions), str(references), None, name="blob")
+    assert not [c for c in again["cases"] if c["case"] == "Case_N014"][0]["scar_present_prediction"]
+
+
+def test_label_names_keep_their_digits(references, tmp_path):
+    assert case_id_of("Heart_0001.nii.gz") == "Heart_0001" and case_id_of("x/Heart_0002_0000.nii.gz",
+                                                                            image=True) == "Heart_0002"
+    with pytest.raises(ValueError, match="channel suffix"):
+        case_id_of("Heart.nii.gz", image=True)
+    ref, pred = tmp_path / "heart_ref", tmp_path / "heart_pred"
+    ref.mkdir()
+    pred.mkdir()
+    for i, case in enumerate(["Case_P001", "Case_N012"], start=1):
+        for folder in (ref, pred):
+            os.symlink(references / f"{case}.nii.gz", folder / f"Heart_{i:04d}.nii.gz")
+    result = evaluate_folders(str(pred), str(ref), str(tmp_path / "out"), name="heart")
+    assert [c["case"] for c in result["cases"]] == ["Heart_0001", "Heart_0002"]
+    assert result["cases"][0]["scar_ml_reference"] > 0 and result["cases"][1]["scar_ml_reference"] == 0

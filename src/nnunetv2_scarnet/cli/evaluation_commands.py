@@ -6,6 +6,8 @@ from nnunetv2_scarnet.cli.checks import check_baselines, positive_float, positiv
 from nnunetv2_scarnet.cli.common import label_scheme, named_paths
 from nnunetv2_scarnet.io_safety import prepare_output_dir
 
+ENHANCEMENT_GATE = 0.9  # = evaluation.threshold_baselines.ENHANCEMENT_GATE (not imported: keeps --help fast)
+
 
 def cmd_evaluate(args):
     from nnunetv2_scarnet.evaluation import evaluate_folders
@@ -24,8 +26,9 @@ def cmd_baselines(args):
     scheme = label_scheme(args)
     folders = dict(named_paths(args.deep))
     prepare_output_dir(args.out_dir)  # inputs were checked by check_baselines; replaces an earlier run's files
+    gate = None if args.naive else args.gate
     folders.update(baseline_label_maps(args.images_dir, args.myocardium_dir, os.path.join(args.out_dir, "labels"),
-                                       scheme=scheme))
+                                       scheme=scheme, gate=gate, fill_mvo=not args.naive))
     results = [evaluate_folders(path, args.reference_dir, os.path.join(args.out_dir, name), scheme, name)
                for name, path in folders.items()]
     rows = comparison_rows(results)
@@ -60,6 +63,11 @@ def register(sub) -> None:
     p.add_argument("out_dir")
     p.add_argument("--deep", action="append", help="NAME=PREDICTION_DIR of a network to put in the same table "
                                                   "(repeatable)")
+    p.add_argument("--gate", type=float, default=ENHANCEMENT_GATE,
+                   help="enhancement gate: scar seeds must reach this fraction of the blood-pool signal "
+                        "(default %(default)s)")
+    p.add_argument("--naive", action="store_true",
+                   help="no enhancement gate, no minimum size, no MVO filling (the textbook thresholds alone)")
     p.set_defaults(func=cmd_baselines, check=check_baselines)
 
     p = sub.add_parser("noise", help="Monte Carlo Rician noise robustness of nnU-Net model folders")

@@ -1,15 +1,22 @@
 """`scarnet dicom2nifti` and `scarnet dicomseg`: DICOM in, DICOM SEG out."""
+from nnunetv2_scarnet.cli.common import label_scheme
 
 
 def cmd_dicom2nifti(args):
     from nnunetv2_scarnet.ingestion import dicom_to_nifti, list_series
 
     if args.list:
+        from nnunetv2_scarnet.ingestion.dicom_series import image_kinds
+
         for s in list_series(args.dicom_dir):
             print(f"{s.uid}\t{s.description}\t{len(s.files)} files")
+            for (image_type, ti), images in image_kinds(s.slices).items():
+                print(f"\t  ImageType {image_type or '(none)'}\tTI {'none' if ti is None else f'{ti:g} ms'}\t"
+                      f"{len(images)} images")
         return 0
-    stack = dicom_to_nifti(args.dicom_dir, args.output, args.series_uid)
-    print(f"wrote {args.output}: shape {stack.data.shape}, spacing {tuple(round(s, 4) for s in stack.spacing)} mm")
+    stack = dicom_to_nifti(args.dicom_dir, args.output, args.series_uid, args.image_type, args.inversion_time)
+    print(f"wrote {args.output}: shape {stack.data.shape}, spacing {tuple(round(s, 4) for s in stack.spacing)} mm "
+          f"(slice spacing from {stack.spacing_source})")
     return 0
 
 
@@ -21,7 +28,8 @@ def check_dicom2nifti(args):
 def cmd_dicomseg(args):
     from nnunetv2_scarnet.ingestion.dicom_seg import write_dicom_seg
 
-    print(f"wrote {write_dicom_seg(args.label, args.dicom_dir, args.output, args.series_uid)}")
+    path = write_dicom_seg(args.label, args.dicom_dir, args.output, args.series_uid, scheme=label_scheme(args))
+    print(f"wrote {path}")
     return 0
 
 
@@ -30,7 +38,10 @@ def register(sub) -> None:
     p.add_argument("dicom_dir")
     p.add_argument("output", nargs="?")
     p.add_argument("--series-uid")
-    p.add_argument("--list", action="store_true", help="list the series in the folder and stop")
+    p.add_argument("--list", action="store_true", help="list the series (and their image kinds) and stop")
+    p.add_argument("--image-type", help="keep the images whose ImageType holds these values, e.g. M or PSIR "
+                                        "(backslash-separated), when a series mixes magnitude and PSIR images")
+    p.add_argument("--inversion-time", type=float, help="keep the images of this inversion time (ms)")
     p.set_defaults(func=cmd_dicom2nifti, check=check_dicom2nifti)
 
     p = sub.add_parser("dicomseg", help="prediction -> DICOM SEG referencing its source series")

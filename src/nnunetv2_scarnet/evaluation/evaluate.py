@@ -1,4 +1,11 @@
-"""Evaluate a folder of predicted label maps against expert labels, with the statistics of the ScarNet paper."""
+"""Evaluate a folder of predicted label maps against expert labels, with the statistics of the ScarNet paper.
+
+Definitions (see docs/quantification_and_evaluation.md): Dice per patient (3D) and per slice; HD95 per patient
+(3D, anisotropic spacing) and per slice (2D, in-plane spacing); scar presence of a slice = its largest 8-connected
+scar region covers at least `min_scar_area_mm2` (default 20 mm^2), of a patient = at least one such slice;
+scar % LVM is null (not 0) without myocardium; MVO Dice and MVO volume agreement when the label scheme has MVO;
+CCC, Bland-Altman and ICC(A,1) over the patients where both values are defined.
+"""
 import json
 import os
 from typing import Dict, List, Optional
@@ -6,8 +13,10 @@ from typing import Dict, List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from nnunetv2_scarnet.evaluation.agreement import bland_altman, concordance, detection
-from nnunetv2_scarnet.evaluation.overlap import dice, format_median_iqr, hd95, median_iqr
+from nnunetv2_scarnet.evaluation.agreement import bland_altman, concordance, detection, icc_agreement, paired
+from nnunetv2_scarnet.evaluation.overlap import (dice, format_median_iqr, hd95, hd95_per_slice, largest_component_mm2,
+                                                 median_iqr)
+from nnunetv2_scarnet.evaluation.threshold_baselines import MIN_SCAR_AREA_MM2
 from nnunetv2_scarnet.evaluation.plots import agreement_png, dice_png
 from nnunetv2_scarnet.io_safety import prepare_output_dir
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_of, geometry_difference,
@@ -36,7 +45,8 @@ def matched_cases(prediction_dir: str, reference_dir: str) -> List[str]:
     return sorted(ref)
 
 
-def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme) -> Dict:
+def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme,
+                  min_scar_area_mm2: float = MIN_SCAR_AREA_MM2) -> Dict:
     try:
         pred = read_label_stack(prediction_path, scheme)
         ref = read_label_stack(reference_path, scheme)
@@ -45,62 +55,92 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
     if not same_geometry(pred, ref):
         raise EvaluationInputError(f"{prediction_path}: geometry differs from reference {reference_path}: "
                                    f"{geometry_difference(pred, ref)}")
-    p_myo, p_scar, _, _ = scheme.masks(pred.data)
-    r_myo, r_scar, _, _ = scheme.masks(ref.data)
+    p_myo, p_scar, p_mvo, _ = scheme.masks(pred.data)
+    r_myo, r_scar, r_mvo, _ = scheme.masks(ref.data)
+    has_mvo = bool(scheme.mvo)
+    hd_myo_2d = hd95_per_slice(p_myo, r_myo, ref.spacing)
+    hd_scar_2d = hd95_per_slice(p_scar, r_scar, ref.spacing)
     slices = []
     for k in range(ref.data.shape[2]):
-        slices.append({"slice": k, "dice_myocardium": dice(p_myo[..., k], r_myo[..., k]),
-                       "dice_scar": dice(p_scar[..., k], r_scar[..., k]),
-                       "scar_present_reference": bool(r_scar[..., k].any()),
-                       "scar_present_prediction": bool(p_scar[..., k].any())})
+        row = {"slice": k, "dice_myocardium": dice(p_myo[..., k], r_myo[..., k]),
+               "dice_scar": dice(p_scar[..., k], r_scar[..., k]),
+               "hd95_myocardium_2d_mm": hd_myo_2d[k], "hd95_scar_2d_mm": hd_scar_2d[k],
+               "scar_present_reference": largest_component_mm2(r_scar[..., k], ref.spacing) >= min_scar_area_mm2,
+               "scar_present_prediction": largest_component_mm2(p_scar[..., k], ref.spacing) >= min_scar_area_mm2}
+        if has_mvo:
+            row["dice_mvo"] = dice(p_mvo[..., k], r_mvo[..., k])
+        slices.append(row)
     v = ref.voxel_ml
     ref_myo_ml, pred_myo_ml = float(r_myo.sum()) * v, float(p_myo.sum()) * v
     ref_scar_ml, pred_scar_ml = float(r_scar.sum()) * v, float(p_scar.sum()) * v
-    return {
+    case = {
         "case": case_id_of(reference_path),
         "dice_myocardium": dice(p_myo, r_myo), "dice_scar": dice(p_scar, r_scar),
-        "hd95_myocardium_mm": hd95(p_myo, r_myo, ref.spacing),
+        "hd95_myocardium_mm": hd95(p_myo, r_myo, ref.spacing), "hd95_scar_mm": hd95(p_scar, r_scar, ref.spacing),
         "myocardium_ml_reference": ref_myo_ml, "myocardium_ml_prediction": pred_myo_ml,
         "scar_ml_reference": ref_scar_ml, "scar_ml_prediction": pred_scar_ml,
-        "scar_pct_lvm_reference": 100 * ref_scar_ml / ref_myo_ml if ref_myo_ml else 0.0,
-        "scar_pct_lvm_prediction": 100 * pred_scar_ml / pred_myo_ml if pred_myo_ml else 0.0,
-        "slices": slices,
+        # as in `quantify`: no myocardium, no percentage (null, never 0)
+        "scar_pct_lvm_reference": 100 * ref_scar_ml / ref_myo_ml if ref_myo_ml else None,
+        "scar_pct_lvm_prediction": 100 * pred_scar_ml / pred_myo_ml if pred_myo_ml else None,
+        "scar_present_reference": any(s["scar_present_reference"] for s in slices),
+        "scar_present_prediction": any(s["scar_present_prediction"] for s in slices),
     }
+    if has_mvo:
+        case.update({"dice_mvo": dice(p_mvo, r_mvo), "mvo_ml_reference": float(r_mvo.sum()) * v,
+                     "mvo_ml_prediction": float(p_mvo.sum()) * v})
+    case["slices"] = slices
+    return case
+
+
+def _agreement(cases: List[Dict], quantity: str) -> Dict:
+    x = [c[f"{quantity}_reference"] for c in cases]
+    y = [c[f"{quantity}_prediction"] for c in cases]
+    return {"concordance": concordance(x, y), "bland_altman": bland_altman(x, y), "icc": icc_agreement(x, y),
+            "n_undefined": len(x) - len(paired(x, y)[0])}
 
 
 def summarise(cases: List[Dict]) -> Dict:
     """Cohort statistics over evaluated cases."""
     slices = [s for c in cases for s in c["slices"]]
     summary = {"n_cases": len(cases), "n_slices": len(slices)}
-    for structure in ("myocardium", "scar"):
+    structures = ["myocardium", "scar"] + (["mvo"] if cases and "dice_mvo" in cases[0] else [])
+    for structure in structures:
         key = f"dice_{structure}"
         summary[f"{key}_patient"] = median_iqr(c[key] for c in cases)
         summary[f"{key}_patient"]["both_empty"] = sum(c[key] is None for c in cases)
         summary[f"{key}_slice"] = median_iqr(s[key] for s in slices)
         summary[f"{key}_slice"]["both_empty"] = sum(s[key] is None for s in slices)
-    summary["hd95_myocardium_mm"] = median_iqr(c["hd95_myocardium_mm"] for c in cases)
-    for quantity in ("scar_ml", "scar_pct_lvm", "myocardium_ml"):
-        x = [c[f"{quantity}_reference"] for c in cases]
-        y = [c[f"{quantity}_prediction"] for c in cases]
-        summary[quantity] = {"concordance": concordance(x, y), "bland_altman": bland_altman(x, y)}
-    summary["scar_presence_patient"] = detection([c["scar_ml_reference"] > 0 for c in cases],
-                                                 [c["scar_ml_prediction"] > 0 for c in cases])
+    for structure in ("myocardium", "scar"):
+        summary[f"hd95_{structure}_mm"] = median_iqr(c[f"hd95_{structure}_mm"] for c in cases)
+        summary[f"hd95_{structure}_2d_mm"] = median_iqr(s[f"hd95_{structure}_2d_mm"] for s in slices)
+    quantities = ("scar_ml", "scar_pct_lvm", "myocardium_ml") + (("mvo_ml",) if "mvo" in structures else ())
+    for quantity in quantities:
+        summary[quantity] = _agreement(cases, quantity)
+    summary["scar_presence_patient"] = detection([c["scar_present_reference"] for c in cases],
+                                                 [c["scar_present_prediction"] for c in cases])
     summary["scar_presence_slice"] = detection([s["scar_present_reference"] for s in slices],
                                                [s["scar_present_prediction"] for s in slices])
     return summary
 
 
 def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[str] = None,
-                     scheme: Optional[LabelScheme] = None, name: str = "prediction", pictures: bool = True) -> Dict:
+                     scheme: Optional[LabelScheme] = None, name: str = "prediction", pictures: bool = True,
+                     min_scar_area_mm2: float = MIN_SCAR_AREA_MM2) -> Dict:
     """Evaluate every reference case; writes evaluation.json, cases.csv, slices.csv and PNGs to `out_dir`."""
     scheme = scheme or LabelScheme()
     cases = []
     for case in tqdm(matched_cases(prediction_dir, reference_dir), desc=f"evaluating {name}", unit="case"):
         cases.append(evaluate_case(os.path.join(prediction_dir, f"{case}.nii.gz"),
-                                   os.path.join(reference_dir, f"{case}.nii.gz"), scheme))
+                                   os.path.join(reference_dir, f"{case}.nii.gz"), scheme, min_scar_area_mm2))
     result = {"name": name, "prediction_dir": prediction_dir, "reference_dir": reference_dir,
               "empty_rule": "Dice is undefined (null) when prediction and reference are both empty; such "
                             "cases/slices are counted in both_empty and left out of medians",
+              "scar_presence_rule": f"a slice shows scar when its largest 8-connected scar region covers at least "
+                                    f"{min_scar_area_mm2:g} mm^2; a patient when at least one slice does",
+              "icc_form": "ICC(A,1) (McGraw & Wong 1996) = ICC(2,1) (Shrout & Fleiss 1979): two-way random, "
+                          "absolute agreement, single measurement; F-based 95% CI",
+              "transmurality_kappa": "not computed: no per-segment transmurality in quantification yet (see "
+                                     "agreement.weighted_kappa)",
               "summary": summarise(cases), "cases": cases}
     if out_dir:
         prepare_output_dir(out_dir)
@@ -110,9 +150,10 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
         write_csv(os.path.join(out_dir, "slices.csv"), [{"case": c["case"], **s} for c in cases for s in c["slices"]])
         if pictures:
             for quantity, unit in (("scar_ml", "mL"), ("scar_pct_lvm", "% LVM")):
-                agreement_png([c[f"{quantity}_reference"] for c in cases],
-                              [c[f"{quantity}_prediction"] for c in cases], result["summary"][quantity],
-                              quantity, unit, os.path.join(out_dir, f"agreement_{quantity}.png"))
+                x, y = paired([c[f"{quantity}_reference"] for c in cases],
+                              [c[f"{quantity}_prediction"] for c in cases])
+                agreement_png(x, y, result["summary"][quantity], quantity, unit,
+                              os.path.join(out_dir, f"agreement_{quantity}.png"))
             dice_png({"myocardium": [c["dice_myocardium"] for c in cases],
                       "scar": [c["dice_scar"] for c in cases]}, os.path.join(out_dir, "dice_per_patient.png"),
                      f"{name}: per-patient Dice")
@@ -134,6 +175,10 @@ def comparison_rows(results: List[Dict]) -> List[Dict]:
                      "scar_pct_lvm_bias": s["scar_pct_lvm"]["bland_altman"]["bias"],
                      "scar_ml_percent_bias": s["scar_ml"]["bland_altman"]["percent_bias"],
                      "scar_ml_cov_pct": s["scar_ml"]["bland_altman"]["cov_pct"],
+                     "scar_presence_sensitivity_patient": s["scar_presence_patient"]["sensitivity"],
+                     "scar_ml_icc": s["scar_ml"]["icc"]["icc"],
+                     "scar_pct_lvm_icc": s["scar_pct_lvm"]["icc"]["icc"],
+                     "hd95_myocardium_2d_mm_median": s["hd95_myocardium_2d_mm"]["median"],
                      "scar_presence_sensitivity_patient": s["scar_presence_patient"]["sensitivity"],
                      "scar_presence_specificity_patient": s["scar_presence_patient"]["specificity"]})
     return rows

@@ -49,3 +49,16 @@ def format_median_iqr(stat: dict) -> Optional[str]:
     if stat["median"] is None:
         return None
     return f"{stat['median']:.3f} [{stat['q1']:.3f}-{stat['q3']:.3f}]"
+
+
+def hd95_per_slice(prediction: np.ndarray, reference: np.ndarray, spacing: Sequence[float]) -> list:
+    """2D HD95 (mm) of every slice (axis 2), in-plane spacing only; None where either mask is empty there."""
+    return [hd95(prediction[..., k], reference[..., k], spacing[:2]) for k in range(reference.shape[2])]
+
+
+def largest_component_mm2(mask2d: np.ndarray, spacing_xy: Sequence[float]) -> float:
+    """Area (mm^2) of the largest 8-connected region of a 2D mask (0 when empty)."""
+    if not mask2d.any():
+        return 0.0
+    components, n = ndimage.label(mask2d, np.ones((3, 3), bool))
+    return float(np.bincount(components.ravel())[1:].max()) * float(spacing_xy[0]) * float(spacing_xy[1])

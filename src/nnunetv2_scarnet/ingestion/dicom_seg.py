@@ -1,54 +1,98 @@
-"""DICOM SEG (highdicom) of a predicted label map, referencing the source DICOM series it was predicted from."""
+"""DICOM SEG (highdicom) of a predicted label map, referencing the source DICOM series it was predicted from.
+
+Segments follow the quantities of the label scheme (`--dataset-json`), not raw label values, and may overlap:
+LV blood pool, LV myocardium (healthy + scar + MVO), infarct (scar + MVO) and MVO. Their segment numbers are
+fixed by that order among the structures the scheme defines (default scheme: 1 blood pool, 2 myocardium,
+3 infarct, 4 MVO), whatever a case contains: a structure absent from a case is an empty segment, so numbers
+mean the same in every case of a dataset. Codes (SNOMED CT, scheme SCT; see docs/quantification_and_evaluation.md):
+
+- LV blood pool: category Tissue (85756007), type Blood (87612001), anatomic region Left ventricle (87878005).
+  No SNOMED CT concept for the LV cavity itself could be confirmed, so the cavity is coded as blood in the LV.
+- LV myocardium: category Anatomical Structure (91723000), type Left ventricle myocardium (49848007).
+- Infarct: category Morphologically Abnormal Structure (49755003), type Infarct (55641003, the morphologic
+  abnormality, not the disorder Myocardial infarction 22298006), anatomic region LV myocardium.
+- MVO: category Morphologically Abnormal Structure, type Obstruction (26036001, morphologic abnormality),
+  anatomic region LV myocardium; no concept specific to microvascular obstruction / no-reflow could be confirmed,
+  so the segment label and description carry that meaning.
+"""
 import os
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
 import highdicom as hd
 import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 
 from nnunetv2_scarnet import __version__
 from nnunetv2_scarnet.ingestion.dicom_series import DicomSeriesError, read_dicom_series
-from nnunetv2_scarnet.quantification.label_scheme import read_label_stack
+from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, read_label_stack
 
-#: label value -> (segment label, property category, property type)
-SEGMENTS = {
-    1: ("LV blood pool", codes.SCT.AnatomicalStructure, codes.SCT.LeftVentricle),
-    2: ("Healthy LV myocardium", codes.SCT.AnatomicalStructure, codes.SCT.LeftVentricleMyocardium),
-    3: ("Myocardial scar", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.MyocardialInfarction),
-    4: ("Microvascular obstruction", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Obstruction),
+SCT = "SCT"
+TISSUE = Code("85756007", SCT, "Tissue")
+ANATOMICAL_STRUCTURE = Code("91723000", SCT, "Anatomical Structure")
+MORPHOLOGICALLY_ABNORMAL = Code("49755003", SCT, "Morphologically Abnormal Structure")
+LEFT_VENTRICLE = Code("87878005", SCT, "Left ventricle")
+LV_MYOCARDIUM = Code("49848007", SCT, "Left ventricle myocardium")
+BLOOD = Code("87612001", SCT, "Blood")
+INFARCT = Code("55641003", SCT, "Infarct")
+OBSTRUCTION = Code("26036001", SCT, "Obstruction")
+
+#: structure -> (segment label, description, category, type, anatomic region), in segment-number order
+STRUCTURES: Dict[str, Tuple[str, str, Code, Code, Optional[Code]]] = {
+    "blood_pool": ("LV blood pool", "left ventricular cavity (blood pool)", TISSUE, BLOOD, LEFT_VENTRICLE),
+    "myocardium": ("LV myocardium", "left ventricular myocardium, healthy and infarcted", ANATOMICAL_STRUCTURE,
+                   LV_MYOCARDIUM, None),
+    "scar": ("Infarct", "myocardial infarct (scar), microvascular obstruction included", MORPHOLOGICALLY_ABNORMAL,
+             INFARCT, LV_MYOCARDIUM),
+    "mvo": ("Microvascular obstruction", "microvascular obstruction (no-reflow) inside the infarct",
+            MORPHOLOGICALLY_ABNORMAL, OBSTRUCTION, LV_MYOCARDIUM),
 }
 
 
+def segment_numbers(scheme: LabelScheme) -> Dict[str, int]:
+    """Structure -> segment number for a label scheme (the same for every case of the dataset)."""
+    defined = [name for name in STRUCTURES if getattr(scheme, name)]
+    return {name: i + 1 for i, name in enumerate(defined)}
+
+
+def _masks(label: np.ndarray, scheme: LabelScheme) -> Dict[str, np.ndarray]:
+    myo, scar, mvo, pool = scheme.masks(label)
+    return {"blood_pool": pool, "myocardium": myo, "scar": scar, "mvo": mvo}
+
+
 def write_dicom_seg(label_path: str, dicom_folder: str, out_path: str, series_uid: Optional[str] = None,
-                    algorithm_name: str = "ScarNet") -> str:
-    """Write `label_path` (a prediction on the grid of the DICOM series) as a DICOM SEG file."""
+                    algorithm_name: str = "ScarNet", scheme: Optional[LabelScheme] = None) -> str:
+    """Write `label_path` (a prediction on the grid of the DICOM series) as a DICOM SEG file (see module doc)."""
     if os.path.isdir(out_path):
         raise DicomSeriesError(f"{out_path}: is a folder; give the DICOM SEG output file name")
-    label = read_label_stack(label_path)  # integers 0-4 only: 3.4 is refused, never truncated to an empty segment
+    scheme = scheme or LabelScheme()
+    label = read_label_stack(label_path, scheme)  # integers only: 3.4 is refused, never an empty segment
     stack = read_dicom_series(dicom_folder, series_uid)
+    if any(f is not None for f in stack.frames):
+        raise DicomSeriesError(f"{dicom_folder}: series {stack.series_uid} is multi-frame (Enhanced MR); DICOM SEG "
+                               f"output supports single-frame source series only")
     if label.data.shape != stack.data.shape or not np.allclose(label.affine, stack.affine, atol=1e-3):
         raise DicomSeriesError(f"{label_path}: grid (shape {label.data.shape}) does not match DICOM series "
                                f"{stack.series_uid} in {dicom_folder} (shape {stack.data.shape})")
-    values = sorted(int(v) for v in np.unique(label.data) if v != 0)
-    unknown = [v for v in values if v not in SEGMENTS]
-    if unknown:
-        raise DicomSeriesError(f"{label_path}: label values {unknown} have no DICOM SEG segment definition")
-    if not values:
+    if not label.data.any():
         raise DicomSeriesError(f"{label_path}: the label map is empty; a DICOM SEG needs at least one segment")
-    numbers = {value: i + 1 for i, value in enumerate(values)}
-    frames = np.zeros((len(stack.files),) + label.data.shape[1::-1], np.uint8)  # (slice, row, column)
-    for value, number in numbers.items():
-        frames[np.transpose(label.data == value, (2, 1, 0))] = number
+    numbers = segment_numbers(scheme)
+    masks = _masks(label.data, scheme)
+    frames = np.zeros((len(stack.files),) + label.data.shape[1::-1] + (len(numbers),), np.uint8)
+    for name, number in numbers.items():  # (slice, row, column, segment): segments may overlap
+        frames[..., number - 1] = np.transpose(masks[name], (2, 1, 0))
     algorithm = hd.AlgorithmIdentificationSequence(name=algorithm_name, version=__version__,
                                                    family=codes.cid7162.ArtificialIntelligence)
-    descriptions = [
-        hd.seg.SegmentDescription(segment_number=numbers[v], segment_label=SEGMENTS[v][0],
-                                  segmented_property_category=SEGMENTS[v][1],
-                                  segmented_property_type=SEGMENTS[v][2],
-                                  algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-                                  algorithm_identification=algorithm)
-        for v in values]
+    descriptions: List[hd.seg.SegmentDescription] = []
+    for name, number in numbers.items():
+        text, description, category, kind, region = STRUCTURES[name]
+        segment = hd.seg.SegmentDescription(
+            segment_number=number, segment_label=text, segmented_property_category=category,
+            segmented_property_type=kind, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm, anatomic_regions=[region] if region is not None else None)
+        segment.SegmentDescription = description
+        descriptions.append(segment)
     sources = [pydicom.dcmread(f) for f in stack.files]
     seg = hd.seg.Segmentation(
         source_images=sources, pixel_array=frames,

@@ -1,22 +1,38 @@
 """DICOM LGE short-axis series -> one NIfTI stack with correct geometry.
 
-Slices are ordered by Image Position (Patient) projected on the slice normal (row x column direction of Image
-Orientation (Patient)); the slice spacing comes from those positions, never from Slice Thickness or Slice
-Location. The NIfTI array is (column, row, slice) with a RAS affine built from the DICOM LPS geometry.
+Inputs: classic single-frame MR/CT-like files (one slice each) and Enhanced (multi-frame) MR, whose frames are
+read from the per-frame and shared functional groups (Plane Position, Plane Orientation, Pixel Measures,
+MR Image Frame Type, MR Modifier); each frame counts as one slice.
 
-Problems are reported with the files involved: several series without a chosen UID (listed), mixed
-orientations, duplicate positions, differing matrix sizes, missing slices (a gap in the positions). Files that are
-not DICOM, or DICOM without pixel data, are skipped with a warning naming them.
+Slices are ordered by Image Position (Patient) projected on the slice normal n = row x column direction of Image
+Orientation (Patient). The slice spacing is the median step of those projections: the distance between slice
+planes along the normal, also for sheared stacks (a constant in-plane shift per slice, e.g. gantry tilt), whose
+affine keeps the true shifted slice step while the NIfTI voxel size (pixdim) holds the normal distance, so that
+voxel volume = pixel area x plane distance. Never from Slice Thickness or Slice Location. A single slice has no
+positions to measure: its spacing is Spacing Between Slices (0018,0088), else Slice Thickness (0018,0050), else
+1 mm with a warning; `DicomStack.spacing_source` says which. The NIfTI array is (column, row, slice) with a RAS
+affine built from the DICOM LPS geometry.
+
+Problems are reported with the files involved: several series without a chosen UID (listed); several kinds of
+image in one series (Image Type / Frame Type, e.g. magnitude and phase-sensitive (PSIR) reconstructions, or
+several inversion times), listed for the user to choose with `image_type` / `inversion_time`; mixed
+orientations; slices offset in-plane from the line through the others (more than `inplane_tolerance` x pixel
+spacing); duplicate positions; differing matrix sizes; missing slices (a gap in the positions). Files that are
+not DICOM, or DICOM without image geometry, are skipped with a warning naming them.
 """
 import os
 import warnings
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import nibabel as nib
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
+
+ENHANCED_MR_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.4.1": "Enhanced MR Image Storage",
+                           "1.2.840.10008.5.1.4.1.1.4.3": "Enhanced MR Color Image Storage",
+                           "1.2.840.10008.5.1.4.1.1.4.4": "Legacy Converted Enhanced MR Image Storage"}
 
 
 class DicomSeriesError(ValueError):
@@ -24,19 +40,109 @@ class DicomSeriesError(ValueError):
 
 
 @dataclass
+class SliceRef:
+    """One 2D image: a single-frame file, or one frame (0-based) of a multi-frame file."""
+    path: str
+    frame: Optional[int]
+    position: Tuple[float, float, float]
+    orientation: Tuple[float, ...]
+    pixel_spacing: Tuple[float, float]        # (row spacing, column spacing)
+    matrix: Tuple[int, int]                   # (rows, columns)
+    image_type: str                           # Image Type / Frame Type values joined by backslashes
+    inversion_time: Optional[float]           # ms
+    thickness: Optional[float] = None
+    spacing_between: Optional[float] = None
+
+    @property
+    def name(self) -> str:
+        return self.path if self.frame is None else f"{self.path} frame {self.frame + 1}"
+
+    @property
+    def kind(self) -> Tuple[str, Optional[float]]:
+        return self.image_type, self.inversion_time
+
+
+@dataclass
 class SeriesInfo:
     uid: str
     description: str
     files: List[str]
+    slices: List[SliceRef] = field(default_factory=list)
 
 
 @dataclass
 class DicomStack:
     data: np.ndarray            # (column, row, slice)
-    affine: np.ndarray          # RAS
-    spacing: Tuple[float, float, float]
-    files: List[str]            # source files in slice order
+    affine: np.ndarray          # RAS (the slice column keeps any shear)
+    spacing: Tuple[float, float, float]   # column, row, distance between slice planes along the normal
+    files: List[str]            # source files in slice order (a multi-frame file repeats)
     series_uid: str
+    frames: List[Optional[int]] = field(default_factory=list)  # frame of each slice (None: single-frame file)
+    spacing_source: str = "image positions"
+    image_type: str = ""
+    inversion_time: Optional[float] = None
+
+
+def _float_or_none(value) -> Optional[float]:
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _first(ds, sequence: str):
+    value = getattr(ds, sequence, None)
+    return value[0] if value else None
+
+
+def _frame_item(shared, per_frame, sequence: str):
+    """Item of a functional-group macro sequence, per-frame first, then shared."""
+    for group in (per_frame, shared):
+        value = getattr(group, sequence, None) if group is not None else None
+        if value:
+            return value[0]
+    return None
+
+
+def _slices_of(path: str, ds) -> List[SliceRef]:
+    """The 2D images of one dataset read without pixels; [] when it has no image geometry."""
+    if "PerFrameFunctionalGroupsSequence" in ds:
+        shared = _first(ds, "SharedFunctionalGroupsSequence")
+        out = []
+        for k, per_frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
+            position = _frame_item(shared, per_frame, "PlanePositionSequence")
+            orientation = _frame_item(shared, per_frame, "PlaneOrientationSequence")
+            measures = _frame_item(shared, per_frame, "PixelMeasuresSequence")
+            if position is None or orientation is None or measures is None or "PixelSpacing" not in measures:
+                raise DicomSeriesError(f"{path}: multi-frame image without plane position, plane orientation or "
+                                       f"pixel spacing for frame {k + 1}; cannot place its frames")
+            frame_type = _frame_item(shared, per_frame, "MRImageFrameTypeSequence")
+            modifier = _frame_item(shared, per_frame, "MRModifierSequence")
+            ti = None
+            if modifier is not None and "InversionTimes" in modifier:
+                times = modifier.InversionTimes
+                ti = _float_or_none(times[0] if isinstance(times, (list, pydicom.multival.MultiValue)) else times)
+            kind = frame_type.get("FrameType", ds.get("ImageType", "")) if frame_type is not None else \
+                ds.get("ImageType", "")
+            out.append(SliceRef(path, k, tuple(float(v) for v in position.ImagePositionPatient),
+                                tuple(float(v) for v in orientation.ImageOrientationPatient),
+                                tuple(float(v) for v in measures.PixelSpacing), (int(ds.Rows), int(ds.Columns)),
+                                _join(kind), ti, _float_or_none(measures.get("SliceThickness")),
+                                _float_or_none(measures.get("SpacingBetweenSlices"))))
+        return out
+    if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds or "Rows" not in ds:
+        return []
+    return [SliceRef(path, None, tuple(float(v) for v in ds.ImagePositionPatient),
+                     tuple(float(v) for v in ds.ImageOrientationPatient),
+                     tuple(float(v) for v in ds.get("PixelSpacing", (1.0, 1.0))), (int(ds.Rows), int(ds.Columns)),
+                     _join(ds.get("ImageType", "")), _float_or_none(ds.get("InversionTime")),
+                     _float_or_none(ds.get("SliceThickness")), _float_or_none(ds.get("SpacingBetweenSlices")))]
+
+
+def _join(value) -> str:
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return "\\".join(str(v) for v in value)
+    return str(value or "")
 
 
 def scan_folder(folder: str) -> Tuple[Dict[str, SeriesInfo], List[str]]:
@@ -54,12 +160,14 @@ def scan_folder(folder: str) -> Tuple[Dict[str, SeriesInfo], List[str]]:
             except (InvalidDicomError, OSError, ValueError, EOFError):
                 skipped.append(path)
                 continue
-            if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds or "Rows" not in ds:
+            slices = _slices_of(path, ds)
+            if not slices:
                 skipped.append(path)
                 continue
             uid = str(ds.get("SeriesInstanceUID", ""))
             info = series.setdefault(uid, SeriesInfo(uid, str(ds.get("SeriesDescription", "")), []))
             info.files.append(path)
+            info.slices.extend(slices)
     return dict(sorted(series.items())), skipped
 
 
@@ -71,9 +179,46 @@ def _describe(series: Dict[str, SeriesInfo]) -> str:
     return "; ".join(f"{s.uid} ({s.description or 'no description'}, {len(s.files)} files)" for s in series.values())
 
 
-def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_tolerance: float = 0.2) -> DicomStack:
+def _kind_text(kind: Tuple[str, Optional[float]]) -> str:
+    return f"ImageType {kind[0] or '(none)'}, TI {'none' if kind[1] is None else f'{kind[1]:g} ms'}"
+
+
+def image_kinds(slices: Sequence[SliceRef]) -> Dict[Tuple[str, Optional[float]], List[SliceRef]]:
+    """The slices grouped by (Image Type, inversion time)."""
+    kinds: Dict[Tuple[str, Optional[float]], List[SliceRef]] = {}
+    for s in slices:
+        kinds.setdefault(s.kind, []).append(s)
+    return kinds
+
+
+def select_kind(slices: List[SliceRef], series_uid: str, image_type: Optional[str] = None,
+                inversion_time: Optional[float] = None) -> List[SliceRef]:
+    """The slices of one image kind. `image_type`: values (backslash-separated, e.g. "M" or "PSIR") that must all
+    be among a slice's Image Type values (case-insensitive); `inversion_time`: ms, within 0.5 ms."""
+    chosen = slices
+    if image_type:
+        wanted = {v.strip().upper() for v in image_type.split("\\") if v.strip()}
+        chosen = [s for s in chosen if wanted <= {v.upper() for v in s.image_type.split("\\")}]
+    if inversion_time is not None:
+        chosen = [s for s in chosen if s.inversion_time is not None and abs(s.inversion_time - inversion_time) <= 0.5]
+    kinds = image_kinds(slices)
+    listing = "; ".join(f"{_kind_text(k)} ({len(v)} images, e.g. {v[0].name})" for k, v in kinds.items())
+    if not chosen:
+        raise DicomSeriesError(f"series {series_uid}: no image matches image type {image_type!r} / inversion time "
+                               f"{inversion_time}; it holds {listing}")
+    if len(image_kinds(chosen)) > 1:
+        raise DicomSeriesError(
+            f"series {series_uid} mixes {len(image_kinds(chosen))} kinds of image (magnitude/phase-sensitive "
+            f"reconstructions or inversion times): {listing}; choose one with --image-type and/or --inversion-time")
+    return chosen
+
+
+def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_tolerance: float = 0.2,
+                      image_type: Optional[str] = None, inversion_time: Optional[float] = None,
+                      inplane_tolerance: float = 0.25) -> DicomStack:
     """Read one series of `folder` into a stack (see module doc). `gap_tolerance`: allowed relative deviation of
-    a slice step from the median step before it counts as a missing slice."""
+    a slice step from the median step before it counts as a missing slice. `inplane_tolerance`: allowed in-plane
+    offset of a slice from the line through the others, in pixels."""
     series, skipped = scan_folder(folder)
     if skipped:
         warnings.warn(f"{folder}: skipped {len(skipped)} non-image file(s): {', '.join(skipped)}", stacklevel=2)
@@ -85,55 +230,52 @@ def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_toleran
         series_uid = next(iter(series))
     if series_uid not in series:
         raise DicomSeriesError(f"{folder}: no series with UID {series_uid}; found {_describe(series)}")
-    files = series[series_uid].files
-    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    slices = select_kind(series[series_uid].slices, series_uid, image_type, inversion_time)
+    first = slices[0]
 
-    orientation = np.array(headers[0].ImageOrientationPatient, float)
-    for f, ds in zip(files, headers):
-        if not np.allclose(np.array(ds.ImageOrientationPatient, float), orientation, atol=1e-4):
-            raise DicomSeriesError(f"mixed slice orientations in series {series_uid}: {f} differs from {files[0]}")
-        if (ds.Rows, ds.Columns) != (headers[0].Rows, headers[0].Columns):
-            raise DicomSeriesError(f"{f}: matrix {ds.Rows}x{ds.Columns} differs from {files[0]} "
-                                   f"({headers[0].Rows}x{headers[0].Columns})")
-        if [float(v) for v in ds.PixelSpacing] != [float(v) for v in headers[0].PixelSpacing]:
-            raise DicomSeriesError(f"{f}: pixel spacing differs from {files[0]}")
+    orientation = np.array(first.orientation, float)
+    for s in slices:
+        if not np.allclose(np.array(s.orientation, float), orientation, atol=1e-4):
+            raise DicomSeriesError(f"mixed slice orientations in series {series_uid}: {s.name} differs from "
+                                   f"{first.name}")
+        if s.matrix != first.matrix:
+            raise DicomSeriesError(f"{s.name}: matrix {s.matrix[0]}x{s.matrix[1]} differs from {first.name} "
+                                   f"({first.matrix[0]}x{first.matrix[1]})")
+        if not np.allclose(s.pixel_spacing, first.pixel_spacing, atol=1e-6):
+            raise DicomSeriesError(f"{s.name}: pixel spacing differs from {first.name}")
     row_dir, col_dir = orientation[:3], orientation[3:]
     normal = np.cross(row_dir, col_dir)
-    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in headers])
+    positions = np.array([s.position for s in slices])
     distance = positions @ normal
     order = np.argsort(distance, kind="stable")
-    files = [files[i] for i in order]
-    headers = [headers[i] for i in order]
+    slices = [slices[i] for i in order]
     positions, distance = positions[order], distance[order]
 
     steps = np.diff(distance)
     for i, step in enumerate(steps):
         if abs(step) < 1e-3:
-            raise DicomSeriesError(f"duplicate slice position {distance[i]:.3f} mm: {files[i]} and {files[i + 1]}")
-    if len(files) > 2:
+            raise DicomSeriesError(f"duplicate slice position {distance[i]:.3f} mm: {slices[i].name} and "
+                                   f"{slices[i + 1].name}")
+    row_spacing, column_spacing = first.pixel_spacing
+    if len(slices) > 2:
         median = float(np.median(steps))
         for i, step in enumerate(steps):
             if abs(step - median) > gap_tolerance * median:
                 raise DicomSeriesError(
-                    f"missing slice(s) between {files[i]} and {files[i + 1]}: step {step:.2f} mm, the series' "
-                    f"usual step is {median:.2f} mm")
-    slice_step = (positions[-1] - positions[0]) / (len(files) - 1) if len(files) > 1 else normal * float(
-        headers[0].get("SliceThickness", 1.0))
+                    f"missing slice(s) between {slices[i].name} and {slices[i + 1].name}: step {step:.2f} mm, the "
+                    f"series' usual step is {median:.2f} mm")
+        _check_inplane_offsets(slices, positions, row_dir, col_dir,
+                               inplane_tolerance * min(row_spacing, column_spacing))
+    if len(slices) > 1:
+        slice_step = (positions[-1] - positions[0]) / (len(slices) - 1)  # keeps the shear of a sheared stack
+        plane_distance = float(distance[-1] - distance[0]) / (len(slices) - 1)
+        spacing_source = "image positions (distance between planes along the slice normal)"
+    else:
+        plane_distance, spacing_source = _single_slice_spacing(first)
+        slice_step = normal * plane_distance
 
-    row_spacing, column_spacing = (float(v) for v in headers[0].PixelSpacing)
-    slices = []
-    for f in files:
-        ds = pydicom.dcmread(f)
-        if "PixelData" not in ds:
-            raise DicomSeriesError(f"{f}: has image geometry but no PixelData")
-        try:
-            array = ds.pixel_array
-        except Exception as exc:
-            raise DicomSeriesError(f"{f}: cannot decode the pixel data ({exc})") from None
-        pixels = array.astype(np.float64) * float(ds.get("RescaleSlope", 1)) + \
-            float(ds.get("RescaleIntercept", 0))
-        slices.append(pixels.T)  # (rows, columns) -> (column index i, row index j)
-    data = np.stack(slices, axis=-1)
+    cache: Dict[str, tuple] = {}
+    data = np.stack([_pixels(s, cache) for s in slices], axis=-1)
     if not np.all(np.isfinite(data)):
         raise DicomSeriesError(f"series {series_uid} in {folder}: NaN or infinite pixel values after rescaling")
     if np.allclose(data, np.round(data)) and data.min() >= -32768 and data.max() <= 32767:
@@ -147,20 +289,85 @@ def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_toleran
     lps[:3, 2] = slice_step
     lps[:3, 3] = positions[0]
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # LPS -> RAS
-    spacing = (column_spacing, row_spacing, float(np.linalg.norm(slice_step)))
-    return DicomStack(data, affine, spacing, files, series_uid)
+    spacing = (column_spacing, row_spacing, plane_distance)
+    return DicomStack(data, affine, spacing, [s.path for s in slices], series_uid, [s.frame for s in slices],
+                      spacing_source, first.image_type, first.inversion_time)
 
 
-def dicom_to_nifti(folder: str, out_path: str, series_uid: Optional[str] = None) -> DicomStack:
-    """Convert one series to NIfTI (written only after the whole series was read and checked). `out_path` must end
-    with .nii.gz or .nii and must not be a folder: the file written is exactly `out_path`."""
+def _check_inplane_offsets(slices, positions, row_dir, col_dir, tolerance_mm: float) -> None:
+    """Each slice's in-plane position must lie on the line through the others (a straight or uniformly sheared
+    stack): residual from origin + k * median step, with a median origin, both robust to one offset slice."""
+    inplane = np.stack([positions @ row_dir, positions @ col_dir], axis=1)
+    step = np.median(np.diff(inplane, axis=0), axis=0)
+    k = np.arange(len(slices))[:, None]
+    origin = np.median(inplane - k * step, axis=0)
+    residual = np.linalg.norm(inplane - origin - k * step, axis=1)
+    offset = [i for i in range(len(slices)) if residual[i] > tolerance_mm]
+    if offset:
+        names = ", ".join(f"{slices[i].name} ({residual[i]:.2f} mm)" for i in offset)
+        raise DicomSeriesError(f"slice(s) offset in-plane from the rest of the stack: {names}; a stack needs "
+                               f"slices on one line of positions (tolerance {tolerance_mm:.2f} mm)")
+
+
+def _single_slice_spacing(s: SliceRef) -> Tuple[float, str]:
+    if s.spacing_between:
+        return abs(s.spacing_between), "Spacing Between Slices (0018,0088) of the single slice"
+    if s.thickness:
+        return abs(s.thickness), "Slice Thickness (0018,0050) of the single slice"
+    warnings.warn(f"{s.name}: a single slice without Spacing Between Slices or Slice Thickness; 1 mm assumed",
+                  stacklevel=3)
+    return 1.0, "assumed 1 mm (single slice without spacing tags)"
+
+
+def _pixels(s: SliceRef, cache: Dict[str, tuple]) -> np.ndarray:
+    """Rescaled pixels of one slice as (column index i, row index j); a multi-frame file is decoded once."""
+    if s.path not in cache:
+        ds = pydicom.dcmread(s.path)
+        if "PixelData" not in ds:
+            raise DicomSeriesError(f"{s.path}: has image geometry but no PixelData")
+        try:
+            cache[s.path] = (ds, ds.pixel_array)
+        except Exception as exc:
+            raise DicomSeriesError(f"{s.path}: cannot decode the pixel data ({exc})") from None
+    ds, array = cache[s.path]
+    slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
+    if s.frame is not None:
+        if array.ndim == 2:
+            array = array[None]
+        array = array[s.frame]
+        shared = _first(ds, "SharedFunctionalGroupsSequence")
+        per_frame = ds.PerFrameFunctionalGroupsSequence[s.frame]
+        transform = _frame_item(shared, per_frame, "PixelValueTransformationSequence")
+        if transform is not None:
+            slope = float(transform.get("RescaleSlope", 1))
+            intercept = float(transform.get("RescaleIntercept", 0))
+    return (array.astype(np.float64) * slope + intercept).T  # (rows, columns) -> (i, j)
+
+
+def is_sheared(stack: DicomStack, tolerance_mm: float = 1e-3) -> bool:
+    """Whether the slice step has an in-plane component (the slices are shifted along the stack)."""
+    column, normal = stack.affine[:3, 2], np.cross(stack.affine[:3, 0], stack.affine[:3, 1])
+    normal = normal / np.linalg.norm(normal)
+    return bool(np.linalg.norm(column - (column @ normal) * normal) > tolerance_mm)
+
+
+def dicom_to_nifti(folder: str, out_path: str, series_uid: Optional[str] = None, image_type: Optional[str] = None,
+                   inversion_time: Optional[float] = None) -> DicomStack:
+    """Convert one series to NIfTI (written only after the whole series was read and checked). The NIfTI voxel
+    size is the stack's spacing (for a sheared stack, the distance between planes; the sform keeps the shear).
+    `out_path` must end with .nii.gz or .nii and must not be a folder: the file written is exactly `out_path`."""
     if os.path.isdir(out_path) or not out_path.endswith((".nii.gz", ".nii")):
         raise DicomSeriesError(f"{out_path}: output must be a .nii.gz or .nii file name, not a folder or another "
                                f"suffix")
-    stack = read_dicom_series(folder, series_uid)
+    stack = read_dicom_series(folder, series_uid, image_type=image_type, inversion_time=inversion_time)
     image = nib.Nifti1Image(stack.data, stack.affine)
-    image.set_qform(stack.affine, code=1)
+    sheared = is_sheared(stack)
     image.set_sform(stack.affine, code=1)
+    if sheared:
+        image.set_qform(None, code=0)  # a qform cannot hold a shear
+    else:
+        image.set_qform(stack.affine, code=1)
+    image.header.set_zooms(stack.spacing)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     nib.save(image, out_path)
     return stack

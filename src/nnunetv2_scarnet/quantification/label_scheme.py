@@ -185,10 +185,15 @@ def geometry_difference(a: Stack, b: Stack) -> str:
             f"{np.round(b.affine, 4).tolist()}")
 
 
-def case_id_of(filename: str, suffix: str = ".nii.gz") -> str:
-    """nnU-Net case identifier of a file name (strips the channel suffix _0000 of images)."""
+def case_id_of(filename: str, suffix: str = ".nii.gz", image: bool = False) -> str:
+    """nnU-Net case identifier of a file name. Only images carry the channel suffix `_dddd` (`Heart_0001_0000`),
+    so it is stripped only with `image=True`; label names (`Heart_0001.nii.gz`) are kept whole."""
     name = os.path.basename(filename)
     if not name.endswith(suffix):
         raise ValueError(f"{filename}: expected a {suffix} file")
     name = name[: -len(suffix)]
-    return name[:-5] if len(name) > 5 and name[-5] == "_" and name[-4:].isdigit() else name
+    if image:
+        if not (len(name) > 5 and name[-5] == "_" and name[-4:].isdigit()):
+            raise ValueError(f"{filename}: image file names end in a channel suffix _0000 (nnU-Net convention)")
+        return name[:-5]
+    return name
