@@ -106,12 +106,20 @@ def test_folder_report_files(emidec_cases, tmp_path):
         os.symlink(os.path.join(emidec_cases, case, "label.nii.gz"), labels / f"{case}.nii.gz")
         os.symlink(os.path.join(emidec_cases, case, "image.nii.gz"), images / f"{case}_0000.nii.gz")
     out = tmp_path / "report"
-    report = quantify_folder(str(labels), str(out), str(images), septum_deg=180.0)
+    report = quantify_folder(str(labels), str(out), str(images))  # automatic orientation by default
     assert [c["case"] for c in report["cases"]] == ["Case_N012", "Case_P002"]
     for name in ("patients.csv", "slices.csv", "sectors.csv", "aha.csv", "report.json", "Case_P002_overlay.png",
                  "Case_P002_bullseye.png"):
         assert (out / name).stat().st_size > 0, name
     assert report["cases"][0]["patient"]["scar_ml"] == 0.0
+    saved = json.load(open(out / "report.json"))["cases"][1]["orientation"]
+    assert set(saved) >= {"septum_direction_ras", "apex_first", "source", "confidence", "septum_deg", "direction"}
+    assert saved["apex_first"] is True and saved["source"] == "image"
+    import csv
+    rows = [r for r in csv.DictReader(open(out / "aha.csv")) if r["case"] == "Case_P002"]
+    assert [r["segment"] for r in rows] == [str(n) for n in range(1, 18)]
+    assert {r["territory"] for r in rows} == {"LAD", "RCA", "LCx"}
+    assert {r["transmurality_category"] for r in rows} >= {"0%", "76-100%"}
 
 
 def test_unknown_label_value_is_refused(tmp_path):
@@ -132,3 +140,33 @@ def test_folder_with_mismatched_image_writes_nothing(emidec_cases, tmp_path):
     with pytest.raises(ValueError, match="Case_P001.nii.gz: geometry differs from image .*Case_P001_0000.nii.gz"):
         quantify_folder(str(labels), str(tmp_path / "report"), str(images))
     assert not (tmp_path / "report").exists()
+
+
+def test_mvo_reported_when_labels_carry_it_and_not_assessed_when_merged(emidec_cases, tmp_path):
+    manifest = {p["patient_id"]: p for p in json.load(open(os.path.join(EMIDEC_DEV, "manifest.json")))["patients"]}
+    path = os.path.join(emidec_cases, "Case_P002", "label.nii.gz")
+    result = quantify_case(path, LabelScheme(), SectorGeometry())
+    p, volumes = result["patient"], manifest["Case_P002"]["volumes"]
+    assert p["mvo_status"] == "assessed" and p["mvo_ml"] > 0
+    assert p["mvo_ml"] == pytest.approx(volumes["mvo_ml"], abs=0.1)
+    assert p["mvo_pct_lvm"] == pytest.approx(100 * p["mvo_ml"] / p["myocardium_ml"])
+    assert p["mvo_pct_infarct"] == pytest.approx(100 * volumes["mvo_ml"] / volumes["infarct_ml"], abs=0.5)
+    # the converter's default merges MVO into scar (label 4 -> 3, dataset.json without "mvo")
+    merged = np.asarray(nib.load(path).dataobj).copy()
+    merged[merged == 4] = 3
+    folder = tmp_path / "pred"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(merged, nib.load(path).affine), folder / "Case_P002.nii.gz")
+    (folder / "dataset.json").write_text(json.dumps(
+        {"labels": {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3}}))
+    report = quantify_folder(str(folder), str(tmp_path / "report"), pictures=False)
+    p = report["cases"][0]["patient"]
+    assert p["mvo_ml"] is None and p["mvo_status"].startswith("not_assessed") and p["mvo_pct_infarct"] is None
+    assert all(row["mvo_ml"] is None for row in report["cases"][0]["slices"])
+    assert p["scar_ml"] == pytest.approx(volumes["infarct_ml"], abs=0.1)
+    with open(tmp_path / "report" / "patients.csv") as f:
+        header, row = f.readline().strip().split(","), f.readline().strip().split(",")
+    assert dict(zip(header, row))["mvo_ml"] == ""
+    # explicit: labels from a merged model read with the default scheme
+    p = quantify_case(str(folder / "Case_P002.nii.gz"), LabelScheme(), SectorGeometry(), mvo_assessed=False)["patient"]
+    assert p["mvo_ml"] is None
