@@ -171,3 +171,20 @@ def test_septum_direction_agrees_with_the_images_on_dev_patients(emidec_cases):
     assert len(errors) == 62
     assert share >= 0.6
     assert sum(1 for e in errors.values() if e is not None and e <= 60.0) >= 56
+
+
+def test_cli_per_case_override_and_missing_orientation_message(emidec_cases, tmp_path, capsys):
+    from nnunetv2_scarnet.cli import main
+
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for case in ("Case_N012", "Case_P002"):
+        os.symlink(os.path.join(emidec_cases, case, "label.nii.gz"), labels / f"{case}.nii.gz")
+    assert main(["quantify", str(labels), str(tmp_path / "r"), "--no-pictures", "--septum-deg", "Case_P002=180"]) == 0
+    out = capsys.readouterr().out
+    assert "Case_N012: AHA segments need the user's orientation" in out  # no image, no patient orientation
+    cases = {c["case"]: c for c in json.load(open(tmp_path / "r" / "report.json"))["cases"]}
+    assert cases["Case_P002"]["orientation"]["source"] == "user" and "aha" in cases["Case_P002"]
+    assert cases["Case_P002"]["orientation"]["apex_first"] is True  # slice order still automatic
+    assert "aha" not in cases["Case_N012"]
+    assert main(["quantify", str(labels), str(tmp_path / "r2"), "--septum-deg", "180", "oops"]) == 2

@@ -2,6 +2,21 @@
 from nnunetv2_scarnet.quantification.label_scheme import LabelScheme
 
 
+def septum_override(values):
+    """`--septum-deg` values: one angle for every case, or CASE=DEG for single cases (None: automatic)."""
+    if not values:
+        return None
+    if len(values) == 1 and "=" not in values[0]:
+        return float(values[0])
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise ValueError(f"--septum-deg: give one angle, or CASE=DEG for each case; got {item!r}")
+        case, angle = item.split("=", 1)
+        out[case] = float(angle)
+    return out
+
+
 def cmd_quantify(args):
     from nnunetv2_scarnet.quantification import SectorGeometry, quantify_folder
 
@@ -10,7 +25,8 @@ def cmd_quantify(args):
     # without --dataset-json: the labels folder's dataset.json (nnU-Net prediction folders hold one), else defaults
     scheme = LabelScheme.from_dataset_json(args.dataset_json) if args.dataset_json else None
     base_first = None if args.slice_order is None else args.slice_order == "base-first"
-    report = quantify_folder(args.labels_dir, args.out_dir, args.images, scheme, geometry, args.septum_deg,
+    report = quantify_folder(args.labels_dir, args.out_dir, args.images, scheme, geometry,
+                             septum_override(args.septum_deg),
                              args.direction, base_first, pictures=not args.no_pictures,
                              mvo_assessed=False if args.mvo_merged else None)
     for case in report["cases"]:
@@ -38,8 +54,9 @@ def register(sub) -> None:
     p.add_argument("--direction", type=int, choices=[1, -1],
                    help="override: +1 when anterior -> septum -> inferior runs with increasing angle "
                         "(default: automatic; also the sectors' direction, default +1)")
-    p.add_argument("--septum-deg", type=float,
-                   help="override: angle from LV centre to mid-septum, theta = atan2(dj*dy, di*dx) "
+    p.add_argument("--septum-deg", nargs="+", metavar="DEG|CASE=DEG",
+                   help="override: angle from LV centre to mid-septum, theta = atan2(dj*dy, di*dx) in degrees "
+                        "(180 = viewer's left in the standard display), for every case or CASE=DEG per case "
                         "(default: automatic from geometry / RV blood pool)")
     order = p.add_mutually_exclusive_group()
     order.add_argument("--apex-first", dest="slice_order", action="store_const", const="apex-first",

@@ -3,7 +3,7 @@ import csv
 import json
 import os
 from dataclasses import asdict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import nibabel as nib
 import numpy as np
@@ -16,6 +16,10 @@ from nnunetv2_scarnet.quantification.aha import aha_summary, aha_table
 from nnunetv2_scarnet.quantification.orientation import Orientation, find_orientation
 from nnunetv2_scarnet.quantification.sectors import SectorGeometry, stack_sectors
 from nnunetv2_scarnet.quantification.volumes import patient_volumes, slice_volumes
+
+
+#: a user override for every case, or per case {case id: value}
+PerCase = Union[float, int, bool, Dict[str, Union[float, int, bool]]]
 
 
 def write_csv(path: str, rows: List[Dict]) -> None:
@@ -125,6 +129,10 @@ def _patient_row(result: Dict) -> Dict:
     return row
 
 
+def _for_case(value, case: str):
+    return value.get(case) if isinstance(value, dict) else value
+
+
 def _scheme_of_folder(labels_dir: str) -> Tuple[LabelScheme, Optional[str]]:
     """The scheme of `labels_dir/dataset.json` (nnU-Net copies it into prediction folders), else the defaults."""
     path = os.path.join(labels_dir, "dataset.json")
@@ -138,15 +146,15 @@ def _scheme_of_folder(labels_dir: str) -> Tuple[LabelScheme, Optional[str]]:
 
 def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = None,
                     scheme: Optional[LabelScheme] = None, geometry: SectorGeometry = SectorGeometry(),
-                    septum_deg: Optional[float] = None, aha_direction: Optional[int] = None,
-                    base_first: Optional[bool] = None, pictures: bool = True,
+                    septum_deg: Optional[PerCase] = None, aha_direction: Optional[PerCase] = None,
+                    base_first: Optional[PerCase] = None, pictures: bool = True,
                     mvo_assessed: Optional[bool] = None) -> Dict:
     """Quantify every `*.nii.gz` label map of `labels_dir`; images (nnU-Net `<case>_0000.nii.gz`) give the
     orientation (RV blood pool) and the overlay pictures. Writes patients.csv, slices.csv, sectors.csv, aha.csv,
     report.json and PNGs. All label maps are read and checked before anything is written.
 
-    Orientation is automatic per case unless `septum_deg` / `aha_direction` / `base_first` are given (they then
-    apply to every case). Without `scheme`, a `dataset.json` in `labels_dir` (nnU-Net prediction folders hold
+    Orientation is automatic per case unless `septum_deg` / `aha_direction` / `base_first` are given: one value
+    for every case, or a dict {case: value} for some cases (the others stay automatic). Without `scheme`, a `dataset.json` in `labels_dir` (nnU-Net prediction folders hold
     one) gives the label values, else the EMIDEC defaults; MVO merged into scar is then reported as not
     assessed."""
     scheme_file = None
@@ -157,7 +165,9 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
     cases, patients, slice_rows, sector_rows, aha_rows = [], [], [], [], []
     for label, image_path in tqdm(inputs, desc="quantifying", unit="case"):
         image = read_stack(image_path) if image_path else None
-        result = quantify_stack(label, scheme, geometry, image_path, septum_deg, aha_direction, base_first,
+        case_id = case_id_of(label.path)
+        result = quantify_stack(label, scheme, geometry, image_path, _for_case(septum_deg, case_id),
+                                _for_case(aha_direction, case_id), _for_case(base_first, case_id),
                                 image=None if image is None else image.data, mvo_assessed=mvo_assessed)
         case = result["case"]
         cases.append(result)
