@@ -93,6 +93,10 @@ def test_phantom_orientation_recovered_under_every_flip_and_transpose(kind, sept
         assert max(scar, key=scar.get) in INFERIOR, (where, scar)
         assert sum(scar[s] for s in INFERIOR_OR_INFEROLATERAL | {3, 9}) == sum(scar.values()), where
         assert o["warnings"] == [], where
+        assert len(o["insertion_points_deg"]) >= 4, where
+        for anterior, inferior in o["insertion_points_deg"].values():  # RV spans +-60 deg around the septum
+            assert wrap_deg(anterior - o["septum_deg"]) * o["direction"] == pytest.approx(-60, abs=15), where
+            assert wrap_deg(inferior - o["septum_deg"]) * o["direction"] == pytest.approx(60, abs=15), where
         seen += 1
     assert seen == 16
 

@@ -49,7 +49,7 @@ class Orientation:
     sources: Dict[str, str] = field(default_factory=dict)        # per part: septum, slice_order, handedness
     confidences: Dict[str, Optional[float]] = field(default_factory=dict)
     slice_septum_deg: Dict[int, float] = field(default_factory=dict)   # per slice, from RV insertion points
-    insertion_points_deg: Dict[int, List[float]] = field(default_factory=dict)  # per slice [anterior, inferior]
+    insertion_points_deg: Dict[int, List[float]] = field(default_factory=dict)  # [anterior, inferior]
     warnings: List[str] = field(default_factory=list)
     aha_ready: bool = False
     aha_status: str = ""
@@ -301,6 +301,8 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
         o.direction = -(1 if o.apex_first else -1) * handedness_sign(affine)
         o.sources["handedness"] = "image"
         o.confidences["handedness"] = o.confidences["slice_order"]
+    if o.direction is not None:  # insertion points as [anterior, inferior]: anterior at septum - 90 * direction
+        o.insertion_points_deg = {k: (v if o.direction > 0 else v[::-1]) for k, v in o.insertion_points_deg.items()}
     # summary
     if o.septum_deg is not None and present:
         # septum_deg is the case's mid-ventricular estimate; an in-plane direction is the same from any centre
