@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-from nnunetv2_scarnet.quantification import LabelScheme
 from nnunetv2_scarnet.quantification.aha import aha_summary, aha_table, segment_of, stack_levels
 from nnunetv2_scarnet.quantification.transmurality import slice_chords, summarize, transmurality_category
 
