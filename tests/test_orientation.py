@@ -192,3 +192,17 @@ def test_cli_per_case_override_and_missing_orientation_message(emidec_cases, tmp
     assert cases["Case_P002"]["orientation"]["apex_first"] is True  # slice order still automatic
     assert "aha" not in cases["Case_N012"]
     assert main(["quantify", str(labels), str(tmp_path / "r2"), "--septum-deg", "180", "oops"]) == 2
+
+
+def test_geometry_alone_without_image_under_every_flip_and_transpose():
+    image, label, spacing = make_oriented_phantom(6, -60.0, False, 1, "anterior")
+    affine, septum_ras = oblique_affine(-60.0, 1, False, spacing)
+    for flips, transpose, (lab,), a in flipped_and_transposed([label], affine):
+        zooms = tuple(float(z) for z in np.linalg.norm(a[:3, :3], axis=0))
+        result = quantify_stack(Stack("p.nii.gz", lab.astype(np.int16), zooms, a), LabelScheme(), SectorGeometry())
+        o, where = result["orientation"], f"flips={flips} transpose={transpose}"
+        assert o["source"] == "geometry" and o["apex_first"] == flips[2], where
+        assert o["sources"]["slice_order"] == "geometry (labels agree)", where  # the LV size agrees
+        assert angle_between(o["septum_direction_ras"], septum_ras) < 1.0, where
+        scar = scar_by_segment(result)
+        assert max(scar, key=scar.get) in {1, 7, 13}, (where, scar)

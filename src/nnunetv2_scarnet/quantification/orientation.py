@@ -34,6 +34,7 @@ ANTERIOR_RAS = np.array([0.0, 1.0, 0.0])
 OBLIQUE_DEG = 5.0            # an affine axis this far off every world axis = real patient orientation
 MIN_SLICE_ORDER_CONFIDENCE = 0.5
 MIN_SEPTUM_CONFIDENCE = 0.35
+MIN_GEOMETRY_CONFIDENCE = 0.3   # |cos| to the typical long axis; in-plane share of RAS anterior
 GEOMETRY_IMAGE_TOLERANCE_DEG = 60.0
 BIN_DEG = 5.0
 
@@ -46,7 +47,7 @@ class Orientation:
     septum_direction_ras: Optional[List[float]] = None
     source: str = "image"                       # geometry | image | geometry+image | user
     confidence: Optional[float] = None          # min of the parts' confidences (0..1)
-    sources: Dict[str, str] = field(default_factory=dict)        # per part: septum, slice_order, handedness
+    sources: Dict[str, str] = field(default_factory=dict)        # who decided each part (see as_dict)
     confidences: Dict[str, Optional[float]] = field(default_factory=dict)
     slice_septum_deg: Dict[int, float] = field(default_factory=dict)   # per slice, from RV insertion points
     insertion_points_deg: Dict[int, List[float]] = field(default_factory=dict)  # [anterior, inferior]
@@ -246,7 +247,7 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
     label_order, label_conf = slice_order_from_labels(myo, pool)
     if apex_first is not None:
         o.apex_first, o.sources["slice_order"], o.confidences["slice_order"] = bool(apex_first), "user", 1.0
-    elif geometric:
+    elif geometric and slice_order_from_geometry(affine)[1] >= MIN_GEOMETRY_CONFIDENCE:
         geo_order, geo_conf = slice_order_from_geometry(affine)
         o.apex_first, o.sources["slice_order"], o.confidences["slice_order"] = geo_order, "geometry", geo_conf
         if label_order is not None and label_conf >= MIN_SLICE_ORDER_CONFIDENCE:
@@ -254,15 +255,15 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
                 o.warnings.append(f"slice order: geometry says apex_first={geo_order}, the LV size along the stack "
                                   f"says apex_first={label_order} (Spearman {label_conf:.2f}); geometry kept")
             else:
-                o.sources["slice_order"] = "geometry+image"
+                o.sources["slice_order"] = "geometry (labels agree)"
                 o.confidences["slice_order"] = max(geo_conf, label_conf)
     else:
-        o.apex_first, o.sources["slice_order"], o.confidences["slice_order"] = label_order, "image", label_conf
+        o.apex_first, o.sources["slice_order"], o.confidences["slice_order"] = label_order, "labels", label_conf
     present = [k for k in range(myo.shape[2]) if myo[..., k].any()]
     levels = slice_levels(present, base_first=not o.apex_first) if o.apex_first is not None else None
     # septum
     geo_septum = geo_conf = geo_anterior = None
-    if geometric:
+    if geometric and _theta_of_world(affine, spacing_xy, ANTERIOR_RAS)[1] >= MIN_GEOMETRY_CONFIDENCE:
         geo_anterior, ant_norm = _theta_of_world(affine, spacing_xy, ANTERIOR_RAS)
         candidates = [wrap_deg(geo_anterior + 90.0), wrap_deg(geo_anterior - 90.0)]
         geo_septum = max(candidates, key=lambda t: float(_inplane_world(affine, spacing_xy, t) @ RIGHT_RAS))
@@ -299,7 +300,7 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
         o.sources["handedness"], o.confidences["handedness"] = "geometry", geo_conf
     elif o.apex_first is not None:
         o.direction = -(1 if o.apex_first else -1) * handedness_sign(affine)
-        o.sources["handedness"] = "image"
+        o.sources["handedness"] = "slice order x affine handedness"
         o.confidences["handedness"] = o.confidences["slice_order"]
     if o.direction is not None:  # insertion points as [anterior, inferior]: anterior at septum - 90 * direction
         o.insertion_points_deg = {k: (v if o.direction > 0 else v[::-1]) for k, v in o.insertion_points_deg.items()}
@@ -307,12 +308,14 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
     if o.septum_deg is not None and present:
         # septum_deg is the case's mid-ventricular estimate; an in-plane direction is the same from any centre
         o.septum_direction_ras = [float(v) for v in _inplane_world(affine, spacing_xy, o.septum_deg)]
-    parts = set(o.sources.values()) - {"none"}
+    parts = list(o.sources.values())
+    has_geometry = any(p.startswith("geometry") for p in parts)
+    has_image = any(p in ("image", "labels", "geometry+image") for p in parts)
     if "user" in parts:
         o.source = "user"
-    elif any("geometry" in p for p in parts) and any("image" in p for p in parts):
+    elif has_geometry and has_image:
         o.source = "geometry+image"
-    elif any("geometry" in p for p in parts):
+    elif has_geometry:
         o.source = "geometry"
     else:
         o.source = "image"
@@ -322,7 +325,7 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
     if o.septum_deg is None:
         missing.append("septum direction (no confident RV in the image" + (
             "" if image is not None else ": no image given") + ", no patient orientation in the affine)")
-    if o.apex_first is None or (o.sources.get("slice_order") == "image"
+    if o.apex_first is None or (o.sources.get("slice_order") == "labels"
                                 and o.confidences["slice_order"] < MIN_SLICE_ORDER_CONFIDENCE):
         missing.append(f"slice order (LV size along the stack inconclusive, Spearman "
                        f"{o.confidences.get('slice_order') or 0.0:.2f})")
