@@ -170,3 +170,29 @@ def test_mvo_reported_when_labels_carry_it_and_not_assessed_when_merged(emidec_c
     # explicit: labels from a merged model read with the default scheme
     p = quantify_case(str(folder / "Case_P002.nii.gz"), LabelScheme(), SectorGeometry(), mvo_assessed=False)["patient"]
     assert p["mvo_ml"] is None
+
+
+def test_overlay_is_drawn_as_a_cmr_viewer_shows_the_array(tmp_path, monkeypatch):
+    """i as columns, j as rows from the top (origin upper): a bright spot at small j must appear near the top."""
+    import matplotlib.axes
+
+    from nnunetv2_scarnet.quantification.figures import overlay_png
+
+    label, radius, ii, jj = ring_label(shape=(64, 64, 2))
+    image = np.full(label.shape, 100, np.int16)
+    image[30:34, 2:6, :] = 4000  # small j: top of the display
+    shown = []
+    original = matplotlib.axes.Axes.imshow
+
+    def spy(self, data, *args, **kwargs):
+        shown.append((np.asarray(data), kwargs.get("origin")))
+        return original(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "imshow", spy)
+    affine = np.diag([1.0, 1.0, 8.0, 1.0])
+    overlay_png(Stack("img", image, (1.0, 1.0, 8.0), affine), Stack("lab", label, (1.0, 1.0, 8.0), affine),
+                LabelScheme(), str(tmp_path / "o.png"), orientation={"septum_deg": 180.0, "apex_first": True})
+    data, origin = shown[0]
+    assert origin in (None, "upper")
+    rows, cols = np.nonzero(data == 4000)
+    assert rows.max() < data.shape[0] / 2 and abs(cols.mean() - data.shape[1] / 2) < 4  # top centre
