@@ -306,7 +306,7 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
         o.insertion_points_deg = {k: (v if o.direction > 0 else v[::-1]) for k, v in o.insertion_points_deg.items()}
     # summary
     if o.septum_deg is not None and present:
-        # septum_deg is the case's mid-ventricular estimate; an in-plane direction is the same from any centre
+        # the case septum (all slices vote, mid slices twice); an in-plane direction is the same from any centre
         o.septum_direction_ras = [float(v) for v in _inplane_world(affine, spacing_xy, o.septum_deg)]
     parts = list(o.sources.values())
     has_geometry = any(p.startswith("geometry") for p in parts)
