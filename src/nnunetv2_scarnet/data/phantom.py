@@ -113,3 +113,55 @@ def write_phantom_cases(folder: str, n_cases: int, seed: int = 0, infarct_fracti
             nib.save(nifti, os.path.join(folder, case_id, f"{name}.nii.gz"))
         case_ids.append(case_id)
     return case_ids
+
+
+def make_oriented_phantom(seed: int = 0, septum_deg: float = 180.0, apex_first: bool = True,
+                          direction: int = -1, scar_at: str = "inferior", shape: Tuple[int, int] = (112, 112),
+                          n_slices: int = 9, spacing: Tuple[float, float, float] = (1.6, 1.6, 10.0)):
+    """Phantom with a right ventricle, for orientation tests: (image int16, EMIDEC label uint8, spacing).
+
+    Angles follow `nnunetv2_scarnet.quantification.orientation`: theta = atan2((j - cj) * dy, (i - ci) * dx).
+    The RV blood pool (bright, unlabelled like in EMIDEC) is a 120-degree crescent centred on `septum_deg` that
+    touches the epicardium and ends before the apex; anterior lies at septum_deg - 90 * direction, inferior at
+    septum_deg + 90 * direction (direction -1 with septum 180: the standard short-axis display, i as columns and j
+    as rows top-down: septum left, anterior up). A subendocardial-to-transmural scar sits on the `scar_at` side ('inferior',
+    'anterior', 'lateral' or 'septal') of the mid and basal slices. The LV shrinks toward the apex, which is slice 0
+    when `apex_first`."""
+    rng = np.random.default_rng(seed)
+    intens = PhantomIntensities()
+    offset = {"inferior": 90.0 * direction, "anterior": -90.0 * direction, "lateral": 180.0, "septal": 0.0}[scar_at]
+    scar_deg = septum_deg + offset
+    ii, jj = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    c = (shape[0] / 2 + 0.3, shape[1] / 2 - 0.4)
+    di, dj = (ii - c[0]) * spacing[0], (jj - c[1]) * spacing[1]
+    radius, theta = np.hypot(di, dj), np.degrees(np.arctan2(dj, di))
+    body = (di / (shape[0] * 0.45 * spacing[0])) ** 2 + (dj / (shape[1] * 0.45 * spacing[1])) ** 2 <= 1
+
+    def delta(angle):
+        return np.abs((theta - angle + 180.0) % 360.0 - 180.0)
+
+    images, labels = [], []
+    for level in range(n_slices):
+        fraction = level / max(n_slices - 1, 1)  # 0 = base, 1 = apex
+        cavity, wall = 22.0 * (1 - 0.6 * fraction), 9.0 * (1 - 0.2 * fraction)
+        signal = np.where(body, intens.body, intens.air).astype(np.float64)
+        label = np.zeros(shape, np.uint8)
+        epi = cavity + wall
+        if fraction < 0.85:
+            rv_depth = 16.0 * (1 - fraction)
+            rv = (radius > epi) & (radius <= epi + rv_depth) & (delta(septum_deg) <= 60.0)
+            rv_wall = (radius > epi) & (radius <= epi + rv_depth + 2.5) & (delta(septum_deg) <= 64.0) & ~rv
+            signal[rv], signal[rv_wall] = intens.blood, intens.myocardium
+        pool, ring = radius <= cavity, (radius > cavity) & (radius <= epi)
+        label[pool], signal[pool] = 1, intens.blood
+        label[ring], signal[ring] = 2, intens.myocardium
+        if fraction <= 0.6:
+            depth = (radius - cavity) / wall
+            scar = ring & (delta(scar_deg) <= 35.0) & (depth <= 0.5 + 0.5 * (1 - fraction))
+            label[scar], signal[scar] = 3, intens.scar
+        signal = gaussian_filter(signal, 0.7)
+        images.append(rician(signal, intens.noise_sigma, rng))
+        labels.append(label)
+    order = list(reversed(range(n_slices))) if apex_first else list(range(n_slices))
+    image = np.clip(np.round(np.stack([images[k] for k in order], -1)), 0, 32767).astype(np.int16)
+    return image, np.stack([labels[k] for k in order], -1), spacing

@@ -3,25 +3,24 @@
 Angles are measured in the physical plane of each slice around the LV centre (blood-pool centroid, else the
 myocardium centroid): theta = atan2((j - cj) * dy, (i - ci) * dx) for array indices (i, j) of axes 0 and 1,
 in degrees. Sector s of n covers [origin + s * 360/n, origin + (s + 1) * 360/n) in the given direction (+1: with
-increasing theta, -1: against it).
+increasing theta, -1: against it). In the standard short-axis display of DICOM-derived and EMIDEC arrays (i as
+columns left to right, j as rows top to bottom) theta = 0 points right, 90 down, 180 left, -90 up, and +1 runs
+clockwise on screen.
 
-Transmurality: the myocardium of a slice is cut into narrow wedges (`wedge_deg`, default 5 deg); in each wedge
-the scar fraction of the myocardial pixels approximates the scar's share of the wall thickness along that chord.
-A sector's mean and maximum transmurality are taken over its wedges that contain myocardium. Scar extent of a
-sector is its scar area / myocardial area (%).
+Transmurality: centerline chord method (`transmurality.py`, `chords_per_slice` chords per slice, Sheehan et al.
+1986): each chord's scar share of the wall thickness; a sector's mean and maximum are taken over its chords.
+`wedge_deg` is kept for compatibility and no longer used. Scar extent of a sector is its scar area / myocardial
+area (%).
 """
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from nnunetv2_scarnet.quantification.aha import AHA_NAMES, aha_table  # noqa: F401  (AHA_NAMES re-exported)
 from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, Stack
+from nnunetv2_scarnet.quantification.transmurality import slice_chords, summarize
 
-#: AHA segment names, numbered 1-16 (17, the apical cap, is not covered by short-axis slices)
-AHA_NAMES = {1: "basal anterior", 2: "basal anteroseptal", 3: "basal inferoseptal", 4: "basal inferior",
-             5: "basal inferolateral", 6: "basal anterolateral", 7: "mid anterior", 8: "mid anteroseptal",
-             9: "mid inferoseptal", 10: "mid inferior", 11: "mid inferolateral", 12: "mid anterolateral",
-             13: "apical anterior", 14: "apical septal", 15: "apical inferior", 16: "apical lateral"}
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,8 @@ class SectorGeometry:
     n_sectors: int = 6
     origin_deg: float = 0.0
     direction: int = 1
-    wedge_deg: float = 5.0
+    wedge_deg: float = 5.0          # unused since the chord method; kept for compatibility
+    chords_per_slice: int = 100
 
 
 def lv_center(myo: np.ndarray, pool: np.ndarray):
@@ -50,26 +50,23 @@ def sector_index(angles: np.ndarray, geometry: SectorGeometry):
 
 
 def slice_sectors(myo: np.ndarray, scar: np.ndarray, pool: np.ndarray, spacing_xy, geometry: SectorGeometry):
-    """Rows (one per sector) for one slice, or [] when the slice has no myocardium."""
+    """Rows (one per sector) for one slice, or [] when the slice has no myocardium. Transmurality is None for a
+    slice whose wall encloses no cavity (no chords)."""
     if not myo.any():
         return []
-    angles = pixel_angles(myo.shape, lv_center(myo, pool), spacing_xy)
-    sector, relative = sector_index(angles, geometry)
-    n_wedges = int(round(360.0 / geometry.wedge_deg))
-    wedge = np.minimum((relative / (360.0 / n_wedges)).astype(int), n_wedges - 1)
-    wedge_myo = np.bincount(wedge[myo], minlength=n_wedges)
-    wedge_scar = np.bincount(wedge[myo & scar], minlength=n_wedges)
-    wedges_per_sector = n_wedges / geometry.n_sectors
+    center = lv_center(myo, pool)
+    sector, _ = sector_index(pixel_angles(myo.shape, center, spacing_xy), geometry)
+    chords = slice_chords(myo, scar & myo, pool, spacing_xy, center, geometry.chords_per_slice)
+    chord_sector = sector_index(np.array([c["angle_deg"] for c in chords]), geometry)[0] if chords else []
     rows = []
     for s in range(geometry.n_sectors):
         in_sector = myo & (sector == s)
         myo_px, scar_px = int(in_sector.sum()), int((in_sector & scar).sum())
-        members = [w for w in range(n_wedges) if int(w // wedges_per_sector) == s and wedge_myo[w] > 0]
-        fractions = [wedge_scar[w] / wedge_myo[w] for w in members]
+        stats = summarize([c for c, cs in zip(chords, chord_sector) if cs == s])
         rows.append({"sector": s, "myocardium_px": myo_px, "scar_px": scar_px,
                      "scar_extent_pct": 100.0 * scar_px / myo_px if myo_px else None,
-                     "transmurality_mean": float(np.mean(fractions)) if fractions else None,
-                     "transmurality_max": float(np.max(fractions)) if fractions else None})
+                     "transmurality_mean": stats["transmurality_mean"],
+                     "transmurality_max": stats["transmurality_max"], "n_chords": stats["n_chords"]})
     return rows
 
 
@@ -93,34 +90,23 @@ def slice_levels(slices_with_myocardium: Sequence[int], base_first: bool = True)
     return levels
 
 
-def aha_segments(label: Stack, scheme: LabelScheme, septum_deg: float, direction: int = 1,
-                 base_first: bool = True, wedge_deg: float = 5.0) -> List[Dict]:
-    """AHA segments 1-16 aggregated over the slices of each level.
+def aha_segments(label: Stack, scheme: LabelScheme, septum_deg: float, direction: Optional[int] = None,
+                 base_first: Optional[bool] = None, wedge_deg: float = 5.0,
+                 slice_septum_deg: Optional[Dict[int, float]] = None, chords_per_slice: int = 100) -> List[Dict]:
+    """AHA segments 1-17 of a stack (rows of `aha.aha_table`).
 
     `septum_deg` is the angle (convention of this module) from the LV centre to the middle of the septum;
-    `direction` +1 when anterior -> septum -> inferior runs with increasing angle.
-    """
+    `direction` +1 when anterior -> septum -> inferior runs with increasing angle. When `base_first` is None the
+    slice order comes from the labels (the LV shrinks toward the apex; base first if that is inconclusive); when
+    `direction` is None it follows from the slice order and the affine's handedness (anterior = base x septum).
+    `wedge_deg` is unused (kept for compatibility)."""
+    from nnunetv2_scarnet.quantification.orientation import handedness_sign, slice_order_from_labels
+
     myo, scar, _, pool = scheme.masks(label.data)
-    present = [k for k in range(label.data.shape[2]) if myo[..., k].any()]
-    levels = slice_levels(present, base_first)
-    totals: Dict[int, Dict] = {s: {"myocardium_px": 0, "scar_px": 0, "fractions": []} for s in AHA_NAMES}
-    for k, level in levels.items():
-        if level == "apical":
-            geometry, first = SectorGeometry(4, septum_deg - direction * 135.0, direction, wedge_deg), 13
-        else:
-            geometry = SectorGeometry(6, septum_deg - direction * 120.0, direction, wedge_deg)
-            first = 1 if level == "basal" else 7
-        for row in slice_sectors(myo[..., k], scar[..., k], pool[..., k], label.spacing[:2], geometry):
-            seg = totals[first + row["sector"]]
-            seg["myocardium_px"] += row["myocardium_px"]
-            seg["scar_px"] += row["scar_px"]
-            if row["transmurality_mean"] is not None:
-                seg["fractions"].append(row["transmurality_mean"])
-    rows = []
-    for number, name in AHA_NAMES.items():
-        seg = totals[number]
-        rows.append({"segment": number, "name": name, "myocardium_px": seg["myocardium_px"],
-                     "scar_px": seg["scar_px"],
-                     "scar_extent_pct": 100.0 * seg["scar_px"] / seg["myocardium_px"] if seg["myocardium_px"] else None,
-                     "transmurality_mean": float(np.mean(seg["fractions"])) if seg["fractions"] else None})
-    return rows
+    if base_first is None:
+        apex_first = slice_order_from_labels(myo, pool)[0]
+        base_first = not apex_first if apex_first is not None else True
+    if direction is None:
+        direction = -(1 if not base_first else -1) * handedness_sign(label.affine)
+    return aha_table(myo, scar, pool, label.spacing, septum_deg, direction, not base_first, slice_septum_deg,
+                     chords_per_slice)

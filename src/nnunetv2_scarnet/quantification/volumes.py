@@ -1,5 +1,9 @@
-"""Per-slice and per-patient myocardium, scar, MVO and blood-pool volumes, masses and scar % of LV myocardium."""
-from typing import Dict, List
+"""Per-slice and per-patient myocardium, scar, MVO and blood-pool volumes, masses and scar % of LV myocardium.
+
+MVO is reported only when the labels carry it (`mvo_assessed`, default: the label scheme has an MVO value). When
+MVO was merged into scar (the dataset converter's default), its volumes are None and `mvo_status` says
+`not_assessed`, never 0.0 mL."""
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -10,8 +14,9 @@ def _pct(part: float, whole: float):
     return 100.0 * part / whole if whole > 0 else None
 
 
-def slice_volumes(label: Stack, scheme: LabelScheme) -> List[Dict]:
+def slice_volumes(label: Stack, scheme: LabelScheme, mvo_assessed: Optional[bool] = None) -> List[Dict]:
     """One row per slice. A slice without myocardium has scar_pct_lvm None and status 'no_myocardium'."""
+    mvo_assessed = bool(scheme.mvo) if mvo_assessed is None else mvo_assessed
     myo, scar, mvo, pool = scheme.masks(label.data)
     rows = []
     for k in range(label.data.shape[2]):
@@ -21,7 +26,7 @@ def slice_volumes(label: Stack, scheme: LabelScheme) -> List[Dict]:
             "slice": k,
             "myocardium_ml": myo_ml,
             "scar_ml": scar_ml,
-            "mvo_ml": float(mvo[..., k].sum()) * label.voxel_ml,
+            "mvo_ml": float(mvo[..., k].sum()) * label.voxel_ml if mvo_assessed else None,
             "blood_pool_ml": float(pool[..., k].sum()) * label.voxel_ml,
             "scar_pct_lvm": _pct(scar_ml, myo_ml),
             "status": "ok" if myo_ml > 0 else ("scar_without_myocardium" if scar_ml > 0 else "no_myocardium"),
@@ -29,13 +34,21 @@ def slice_volumes(label: Stack, scheme: LabelScheme) -> List[Dict]:
     return rows
 
 
-def patient_volumes(label: Stack, scheme: LabelScheme, slices: List[Dict] = None) -> Dict:
-    """Totals over the stack: volumes (mL), masses (g, 1.05 g/mL), scar % of LV myocardium, slice counts."""
-    slices = slices if slices is not None else slice_volumes(label, scheme)
+def patient_volumes(label: Stack, scheme: LabelScheme, slices: List[Dict] = None,
+                    mvo_assessed: Optional[bool] = None) -> Dict:
+    """Totals over the stack: volumes (mL), masses (g, 1.05 g/mL), scar % of LV myocardium, slice counts; MVO
+    volume, % of LV myocardium and % of the infarct (scar incl. MVO) when assessed."""
+    mvo_assessed = bool(scheme.mvo) if mvo_assessed is None else mvo_assessed
+    slices = slices if slices is not None else slice_volumes(label, scheme, mvo_assessed)
     total = {key: float(sum(r[key] for r in slices))
-             for key in ("myocardium_ml", "scar_ml", "mvo_ml", "blood_pool_ml")}
+             for key in ("myocardium_ml", "scar_ml", "blood_pool_ml")}
+    mvo_ml = float(sum(r["mvo_ml"] or 0.0 for r in slices)) if mvo_assessed else None
     return {
-        **total,
+        "myocardium_ml": total["myocardium_ml"], "scar_ml": total["scar_ml"], "mvo_ml": mvo_ml,
+        "blood_pool_ml": total["blood_pool_ml"],
+        "mvo_status": "assessed" if mvo_assessed else "not_assessed (MVO merged into scar in these labels)",
+        "mvo_pct_lvm": _pct(mvo_ml, total["myocardium_ml"]) if mvo_assessed else None,
+        "mvo_pct_infarct": _pct(mvo_ml, total["scar_ml"]) if mvo_assessed else None,
         "myocardium_g": total["myocardium_ml"] * MYOCARDIAL_DENSITY_G_PER_ML,
         "scar_g": total["scar_ml"] * MYOCARDIAL_DENSITY_G_PER_ML,
         "scar_pct_lvm": _pct(total["scar_ml"], total["myocardium_ml"]),

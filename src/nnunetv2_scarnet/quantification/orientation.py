@@ -1,0 +1,338 @@
+"""Orientation of a short-axis stack, found per case: slice order (apex/base), septum direction, handedness.
+
+Conventions (see docs/quantification_and_evaluation.md):
+- In-plane angle theta = atan2((j - cj) * dy, (i - ci) * dx) in degrees, for array indices (i, j) of axes 0 and 1
+  around the LV centre, in mm. `septum_deg` is the angle of the mid-septum; `direction` is +1 when
+  anterior -> septum -> inferior runs with increasing theta (anterior at septum_deg - 90 * direction).
+  In a standard short-axis display (array i as columns left to right, j as rows top to bottom, as DICOM-derived
+  stacks and EMIDEC are shown by a CMR viewer) the septum is at 180 (left), anterior up, and direction = -1.
+- `apex_first`: slice index 0 is the most apical.
+- `septum_direction_ras`: unit vector in the NIfTI's RAS world frame (through the affine) from the LV blood-pool
+  centre towards the mid-septum.
+
+Geometry is used only when the affine carries a real patient orientation: its axes are oblique to the world axes
+(a short-axis plane is always double-oblique; any axis more than 5 degrees off every world axis). An axis-aligned
+affine such as EMIDEC's diag(-sx, -sy, sz) carries the voxel spacing and the array's handedness only.
+Anatomy used from geometry: the LV long axis points from base to apex to the patient's left, anterior and inferior
+(RAS (-1, 1, -1)); the septum faces the patient's right (RV to the right of and anterior to the LV); in-plane
+anterior is the slice-plane projection of RAS anterior. From the images: the LV cavity and myocardium shrink
+toward the apex; the RV blood pool is the bright region that hugs the epicardium beside the septum.
+Handedness without geometry: anterior = base x septum in the affine's frame, so a mirrored array must come with a
+mirrored affine (as `scarnet dicom2nifti` and any nibabel re-orientation write them).
+"""
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+from scipy import ndimage
+
+#: RAS unit directions of the anatomy used with real geometry
+APEX_RAS = np.array([-1.0, 1.0, -1.0]) / np.sqrt(3.0)
+RIGHT_RAS = np.array([1.0, 0.0, 0.0])
+ANTERIOR_RAS = np.array([0.0, 1.0, 0.0])
+
+OBLIQUE_DEG = 5.0            # an affine axis this far off every world axis = real patient orientation
+MIN_SLICE_ORDER_CONFIDENCE = 0.5
+MIN_SEPTUM_CONFIDENCE = 0.35
+MIN_GEOMETRY_CONFIDENCE = 0.3   # |cos| to the typical long axis; in-plane share of RAS anterior
+GEOMETRY_IMAGE_TOLERANCE_DEG = 60.0
+BIN_DEG = 5.0
+
+
+@dataclass
+class Orientation:
+    septum_deg: Optional[float] = None          # in-plane angle of the mid-septum (module convention)
+    direction: Optional[int] = None             # +1: anterior -> septum -> inferior with increasing theta
+    apex_first: Optional[bool] = None
+    septum_direction_ras: Optional[List[float]] = None
+    source: str = "image"                       # geometry | image | geometry+image | user
+    confidence: Optional[float] = None          # min of the parts' confidences (0..1)
+    sources: Dict[str, str] = field(default_factory=dict)        # who decided each part (see as_dict)
+    confidences: Dict[str, Optional[float]] = field(default_factory=dict)
+    slice_septum_deg: Dict[int, float] = field(default_factory=dict)   # per slice, from RV insertion points
+    insertion_points_deg: Dict[int, List[float]] = field(default_factory=dict)  # [anterior, inferior]
+    warnings: List[str] = field(default_factory=list)
+    aha_ready: bool = False
+    aha_status: str = ""
+
+    def as_dict(self) -> Dict:
+        out = asdict(self)
+        out["slice_septum_deg"] = {str(k): v for k, v in self.slice_septum_deg.items()}
+        out["insertion_points_deg"] = {str(k): v for k, v in self.insertion_points_deg.items()}
+        out["angle_convention"] = ("theta = atan2((j - cj) * dy, (i - ci) * dx) deg around the LV centre, array "
+                                   "indices (i, j); direction +1 when anterior -> septum -> inferior runs with "
+                                   "increasing theta")
+        return out
+
+
+def wrap_deg(a: float) -> float:
+    return float((a + 180.0) % 360.0 - 180.0)
+
+
+def has_patient_orientation(affine: np.ndarray) -> bool:
+    """True when some array axis is more than OBLIQUE_DEG off every world axis (see module docstring)."""
+    m = np.asarray(affine, float)[:3, :3]
+    cosines = np.abs(m) / np.maximum(np.linalg.norm(m, axis=0, keepdims=True), 1e-12)
+    return bool(np.any(cosines.max(axis=0) < np.cos(np.radians(OBLIQUE_DEG))))
+
+
+def _inplane_world(affine: np.ndarray, spacing_xy, theta_deg: float) -> np.ndarray:
+    """RAS unit vector of the in-plane physical direction theta (module convention)."""
+    m = np.asarray(affine, float)[:3, :3]
+    t = np.radians(theta_deg)
+    v = m[:, 0] * np.cos(t) / spacing_xy[0] + m[:, 1] * np.sin(t) / spacing_xy[1]
+    return v / max(np.linalg.norm(v), 1e-12)
+
+
+def _theta_of_world(affine: np.ndarray, spacing_xy, vector: np.ndarray):
+    """(theta in deg, in-plane norm 0..1) of the projection of a RAS vector on the slice plane."""
+    m = np.asarray(affine, float)[:3, :3]
+    e_i, e_j = m[:, 0] / np.linalg.norm(m[:, 0]), m[:, 1] / np.linalg.norm(m[:, 1])
+    # physical in-plane coordinates of the projection (solve in the (e_i, e_j) basis, not assumed orthogonal)
+    basis = np.stack([e_i, e_j], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, vector, rcond=None)
+    return float(np.degrees(np.arctan2(coef[1], coef[0]))), float(min(np.linalg.norm(basis @ coef), 1.0))
+
+
+def handedness_sign(affine: np.ndarray) -> int:
+    return 1 if np.linalg.det(np.asarray(affine, float)[:3, :3]) > 0 else -1
+
+
+def slice_order_from_geometry(affine: np.ndarray):
+    """(apex_first, confidence = |cos| between the slice axis and the typical LV long axis)."""
+    n = np.asarray(affine, float)[:3, 2]
+    c = float(n @ APEX_RAS / max(np.linalg.norm(n), 1e-12))
+    return c < 0, abs(c)
+
+
+def slice_order_from_labels(myo: np.ndarray, pool: np.ndarray):
+    """(apex_first, confidence): Spearman correlation of the epicardial area (cavity + wall) with slice index."""
+    from scipy.stats import spearmanr
+
+    present = [k for k in range(myo.shape[2]) if myo[..., k].any()]
+    if len(present) < 3:
+        return None, 0.0
+    areas = [float(ndimage.binary_fill_holes(myo[..., k] | pool[..., k]).sum()) for k in present]
+    if len(set(areas)) == 1:
+        return None, 0.0
+    rho = spearmanr(present, areas).statistic
+    if not np.isfinite(rho) or rho == 0:
+        return None, 0.0
+    return bool(rho > 0), float(abs(rho))
+
+
+def _circular_smooth(x: np.ndarray, width: int) -> np.ndarray:
+    return ndimage.uniform_filter1d(x, width, mode="wrap")
+
+
+def rv_profile(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, spacing_xy, center,
+               band_mm: float = 12.0) -> Optional[np.ndarray]:
+    """Share of blood-like pixels per 5-degree bin in the band `band_mm` outside the epicardium of one slice.
+
+    Blood-like = brighter than the midpoint between the median of the remote (non-scar) myocardium and the median
+    of the LV blood pool (in LGE, blood is bright and viable myocardium dark); only blood-like components that
+    touch the epicardium (within 2 mm) count, as the RV blood pool touches the septum. None without a usable
+    pool or remote myocardium."""
+    healthy = myo & ~scar
+    if pool.sum() < 10 or healthy.sum() < 10:
+        return None
+    blood, wall = float(np.median(image[pool])), float(np.median(image[healthy]))
+    if blood <= wall:
+        return None
+    threshold = wall + 0.5 * (blood - wall)
+    epi = ndimage.binary_fill_holes(myo | pool)
+    d_out = ndimage.distance_transform_edt(~epi, sampling=spacing_xy)
+    band = ~epi & (d_out <= band_mm) & (image != 0)
+    bright = band & (image > threshold)
+    components, n = ndimage.label(bright)
+    if n:
+        touching = np.unique(components[bright & (d_out <= 2.0)])
+        bright = np.isin(components, touching[touching > 0])
+    ii, jj = np.nonzero(band)
+    theta = np.degrees(np.arctan2((jj - center[1]) * spacing_xy[1], (ii - center[0]) * spacing_xy[0]))
+    bins = (np.mod(theta, 360.0) // BIN_DEG).astype(int)
+    n_bins = int(360 / BIN_DEG)
+    total = np.bincount(bins, minlength=n_bins).astype(float)
+    hits = np.bincount(bins, weights=bright[ii, jj].astype(float), minlength=n_bins)
+    return np.where(total > 0, hits / np.maximum(total, 1), 0.0)
+
+
+def septum_from_profile(profile: np.ndarray, arc_deg: float = 120.0):
+    """(septum angle, contrast, [insertion angles] or None) of one slice's RV profile.
+
+    The septum is the centre of the 120-degree arc with the most RV blood; contrast = mean share inside the arc
+    minus outside. Insertion points: ends of the contiguous run around the centre where the smoothed share stays
+    above half its peak, kept when the run spans 60-200 degrees."""
+    n_bins = len(profile)
+    width = int(round(arc_deg / BIN_DEG))
+    window = _circular_smooth(profile, width)
+    best = int(np.argmax(window))
+    centre = (best + 0.5) * BIN_DEG
+    inside = window[best]
+    outside = (profile.sum() - inside * width) / max(n_bins - width, 1)
+    contrast = float(inside - outside)
+    smooth = _circular_smooth(profile, 3)
+    peak = smooth.max()
+    insertion = None
+    if peak > 0:
+        above = smooth >= 0.5 * peak
+        start = best
+        if above[start]:
+            lo, hi = start, start
+            while above[(lo - 1) % n_bins] and (start - lo) < n_bins:
+                lo -= 1
+            while above[(hi + 1) % n_bins] and (hi - start) < n_bins:
+                hi += 1
+            span = (hi - lo + 1) * BIN_DEG
+            if 60.0 <= span <= 200.0:
+                insertion = [wrap_deg(lo * BIN_DEG), wrap_deg((hi + 1) * BIN_DEG)]
+    return wrap_deg(centre), contrast, insertion
+
+
+def _weighted_circular_mean(angles_deg, weights):
+    a, w = np.radians(np.asarray(angles_deg, float)), np.asarray(weights, float)
+    if w.sum() <= 0:
+        return None, 0.0
+    c, s = (w * np.cos(a)).sum() / w.sum(), (w * np.sin(a)).sum() / w.sum()
+    return float(np.degrees(np.arctan2(s, c))), float(np.hypot(c, s))
+
+
+def septum_from_image(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, spacing_xy,
+                      levels: Optional[Dict[int, str]] = None):
+    """(septum angle, confidence, per-slice septum from insertion points, per-slice insertion points).
+
+    Slices vote with weight = contrast (mid slices x2); confidence = resultant length of the votes x
+    min(1, mean contrast / 0.3)."""
+    from nnunetv2_scarnet.quantification.sectors import lv_center
+
+    angles, weights, contrasts, per_slice = [], [], [], {}
+    for k in range(myo.shape[2]):
+        if not myo[..., k].any():
+            continue
+        center = lv_center(myo[..., k], pool[..., k])
+        profile = rv_profile(image[..., k], myo[..., k], pool[..., k], scar[..., k], spacing_xy, center)
+        if profile is None:
+            continue
+        septum, contrast, insertion = septum_from_profile(profile)
+        per_slice[k] = (septum, contrast, insertion)
+        if contrast > 0:
+            angles.append(septum)
+            weights.append(contrast * (2.0 if levels and levels.get(k) == "mid" else 1.0))
+            contrasts.append(contrast)
+    mean, resultant = _weighted_circular_mean(angles, weights)
+    if mean is None:
+        return None, 0.0, {}, {}
+    confidence = resultant * min(1.0, float(np.mean(contrasts)) / 0.3)
+    slice_septum, insertions = {}, {}
+    for k, (septum, contrast, insertion) in per_slice.items():
+        if insertion is None:
+            continue
+        bisector = _weighted_circular_mean(insertion, [1.0, 1.0])[0]
+        if contrast > 0.1 and abs(wrap_deg(bisector - mean)) <= 45.0:
+            slice_septum[k] = bisector
+            insertions[k] = insertion
+    return mean, float(confidence), slice_septum, insertions
+
+
+def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine: np.ndarray, spacing,
+                     image: Optional[np.ndarray] = None, septum_deg: Optional[float] = None,
+                     direction: Optional[int] = None, apex_first: Optional[bool] = None) -> Orientation:
+    """Orientation of one stack from the user's values, else the geometry and/or the image (see module doc)."""
+    from nnunetv2_scarnet.quantification.sectors import slice_levels
+
+    o = Orientation()
+    spacing_xy = spacing[:2]
+    geometric = has_patient_orientation(affine)
+    # slice order
+    label_order, label_conf = slice_order_from_labels(myo, pool)
+    if apex_first is not None:
+        o.apex_first, o.sources["slice_order"], o.confidences["slice_order"] = bool(apex_first), "user", 1.0
+    elif geometric and slice_order_from_geometry(affine)[1] >= MIN_GEOMETRY_CONFIDENCE:
+        geo_order, geo_conf = slice_order_from_geometry(affine)
+        o.apex_first, o.sources["slice_order"], o.confidences["slice_order"] = geo_order, "geometry", geo_conf
+        if label_order is not None and label_conf >= MIN_SLICE_ORDER_CONFIDENCE:
+            if label_order != geo_order:
+                o.warnings.append(f"slice order: geometry says apex_first={geo_order}, the LV size along the stack "
+                                  f"says apex_first={label_order} (Spearman {label_conf:.2f}); geometry kept")
+            else:
+                o.sources["slice_order"] = "geometry (labels agree)"
+                o.confidences["slice_order"] = max(geo_conf, label_conf)
+    else:
+        o.apex_first, o.sources["slice_order"], o.confidences["slice_order"] = label_order, "labels", label_conf
+    present = [k for k in range(myo.shape[2]) if myo[..., k].any()]
+    levels = slice_levels(present, base_first=not o.apex_first) if o.apex_first is not None else None
+    # septum
+    geo_septum = geo_conf = geo_anterior = None
+    if geometric and _theta_of_world(affine, spacing_xy, ANTERIOR_RAS)[1] >= MIN_GEOMETRY_CONFIDENCE:
+        geo_anterior, ant_norm = _theta_of_world(affine, spacing_xy, ANTERIOR_RAS)
+        candidates = [wrap_deg(geo_anterior + 90.0), wrap_deg(geo_anterior - 90.0)]
+        geo_septum = max(candidates, key=lambda t: float(_inplane_world(affine, spacing_xy, t) @ RIGHT_RAS))
+        geo_conf = ant_norm
+    img_septum, img_conf = None, 0.0
+    if image is not None:
+        img_septum, img_conf, o.slice_septum_deg, o.insertion_points_deg = septum_from_image(
+            image, myo, pool, scar, spacing_xy, levels)
+    if septum_deg is not None:
+        o.septum_deg, o.sources["septum"], o.confidences["septum"] = float(septum_deg), "user", 1.0
+        o.slice_septum_deg, o.insertion_points_deg = {}, {}
+    elif img_septum is not None and img_conf >= MIN_SEPTUM_CONFIDENCE:
+        o.septum_deg, o.sources["septum"], o.confidences["septum"] = img_septum, "image", img_conf
+        if geo_septum is not None:
+            gap = abs(wrap_deg(img_septum - geo_septum))
+            if gap > GEOMETRY_IMAGE_TOLERANCE_DEG:
+                o.warnings.append(f"septum: geometry and image (RV blood pool) disagree by {gap:.0f} deg; "
+                                  "image kept")
+            else:
+                o.sources["septum"] = "geometry+image"
+    elif geo_septum is not None:
+        o.septum_deg, o.sources["septum"], o.confidences["septum"] = geo_septum, "geometry", geo_conf
+        o.slice_septum_deg, o.insertion_points_deg = {}, {}
+        if img_septum is not None:
+            o.warnings.append(f"septum: the image gives no confident RV (confidence {img_conf:.2f}); geometry used")
+    else:
+        o.sources["septum"], o.confidences["septum"] = "none", img_conf
+        o.slice_septum_deg, o.insertion_points_deg = {}, {}
+    # handedness: which side of the septum is anterior
+    if direction is not None:
+        o.direction, o.sources["handedness"], o.confidences["handedness"] = int(direction), "user", 1.0
+    elif o.septum_deg is not None and geo_anterior is not None:
+        o.direction = 1 if wrap_deg(o.septum_deg - geo_anterior) > 0 else -1
+        o.sources["handedness"], o.confidences["handedness"] = "geometry", geo_conf
+    elif o.apex_first is not None:
+        o.direction = -(1 if o.apex_first else -1) * handedness_sign(affine)
+        o.sources["handedness"] = "slice order x affine handedness"
+        o.confidences["handedness"] = o.confidences["slice_order"]
+    if o.direction is not None:  # insertion points as [anterior, inferior]: anterior at septum - 90 * direction
+        o.insertion_points_deg = {k: (v if o.direction > 0 else v[::-1]) for k, v in o.insertion_points_deg.items()}
+    # summary
+    if o.septum_deg is not None and present:
+        # the case septum (all slices vote, mid slices twice); an in-plane direction is the same from any centre
+        o.septum_direction_ras = [float(v) for v in _inplane_world(affine, spacing_xy, o.septum_deg)]
+    parts = list(o.sources.values())
+    has_geometry = any(p.startswith("geometry") for p in parts)
+    has_image = any(p in ("image", "labels", "geometry+image") for p in parts)
+    if "user" in parts:
+        o.source = "user"
+    elif has_geometry and has_image:
+        o.source = "geometry+image"
+    elif has_geometry:
+        o.source = "geometry"
+    else:
+        o.source = "image"
+    confs = [o.confidences.get(p) for p in ("septum", "slice_order", "handedness")]
+    o.confidence = float(min(c if c is not None else 0.0 for c in confs))
+    missing = []
+    if o.septum_deg is None:
+        missing.append("septum direction (no confident RV in the image" + (
+            "" if image is not None else ": no image given") + ", no patient orientation in the affine)")
+    if o.apex_first is None or (o.sources.get("slice_order") == "labels"
+                                and o.confidences["slice_order"] < MIN_SLICE_ORDER_CONFIDENCE):
+        missing.append(f"slice order (LV size along the stack inconclusive, Spearman "
+                       f"{o.confidences.get('slice_order') or 0.0:.2f})")
+    if o.direction is None:
+        missing.append("anterior side")
+    o.aha_ready = not missing
+    o.aha_status = "ok" if o.aha_ready else (
+        "AHA segments need the user's orientation (--septum-deg, --direction, --apex-first/--base-first): "
+        + "; ".join(missing) + " not determined")
+    return o
