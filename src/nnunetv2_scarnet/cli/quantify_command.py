@@ -26,7 +26,7 @@ def _angle(text: str) -> float:
     except ValueError:
         raise ValueError(f"--septum-deg: expected an angle in degrees, got {text!r}") from None
     if not math.isfinite(value):
-        raise ValueError(f"--septum-deg: expected a finite angle, got {text!r}")
+        raise ValueError(f"--septum-deg: expected a finite number of degrees, got {text!r}")
     return value
 
 
