@@ -65,13 +65,17 @@ def test_planner_variants_size_the_batch_for_their_encoder(planned):
     """Each planner variant records its trainer's network and a batch sized for that encoder."""
     _, env = planned
     batches = {}
-    for planner in ("ScarNetPlannerLite", "ScarNetPlannerLiteHybrid"):
-        run_cli(["nnUNetv2_plan_experiment", "-d", "511", "-pl", planner, "-overwrite_plans_name", planner], env)
-        config = load_plans(env, planner)["configurations"]["2d"]
+    for planner, plans_name in (("ScarNetPlannerLite", "ScarNetLitePlans"),
+                                ("ScarNetPlannerLiteHybrid", "ScarNetLiteHybridPlans")):
+        run_cli(["nnUNetv2_plan_experiment", "-d", "511", "-pl", planner], env)
+        config = load_plans(env, plans_name)["configurations"]["2d"]  # each variant its own plans file
         kwargs = config["architecture"]["arch_kwargs"]
         assert kwargs["encoder"] == "litemedsam" and kwargs["encoder_image_size"] == 256
         assert kwargs["conv_encoder"] is (planner == "ScarNetPlannerLiteHybrid")
+        assert kwargs["encoder_input_window"] is None  # measured by the trainer on the preprocessed images
         batches[planner] = config["batch_size"]
+    assert load_plans(env, "ScarNetPlans")["configurations"]["2d"]["architecture"]["arch_kwargs"]["encoder"] == \
+        "medsam_vit_b"  # untouched by the variants
     from nnunetv2_scarnet.planners.scarnet_planner import encoder_batch_size
 
     stock = load_plans(env, "nnUNetPlans")["configurations"]["2d"]["batch_size"]
@@ -147,6 +151,14 @@ def test_train_interrupt_resume_and_predict_on_stock_plans(planned):
     assert saved["architecture"]["network_class_name"].endswith("scarnet.ScarNet")
     kwargs = saved["architecture"]["arch_kwargs"]
     assert (kwargs["encoder"], kwargs["encoder_image_size"], kwargs["max_features"]) == ("tiny_vit_test", 64, 64)
+    # the encoder input window measured on these preprocessed images: median of per-case 0.5/99.5 percentiles
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+
+    data = nnUNetDatasetBlosc2(os.path.join(env["nnUNet_preprocessed"], DATASET, "nnUNetPlans_2d"))
+    per_case = [np.percentile(np.asarray(data.load_case(c)[0][:]), (0.5, 99.5)) for c in sorted(data.identifiers)]
+    expected = np.round(np.median(per_case, axis=0), 2)
+    assert kwargs["encoder_input_window"] == pytest.approx(expected.tolist(), abs=0.006)
+    assert -3 < kwargs["encoder_input_window"][0] < kwargs["encoder_input_window"][1] < 3
     assert os.path.isfile(os.path.join(fold, "validation", "summary.json"))
 
     predict_validation_case(root, env, fold=0, command=["nnUNetv2_predict", "-d", "511", "-c", "2d", "-tr",
@@ -201,9 +213,31 @@ def test_lite_trainer_loads_bundled_litemedsam_weights(planned, monkeypatch):
     assert torch.equal(encoder["layers.2.blocks.3.attn.qkv.weight"],
                        reference["image_encoder.layers.2.blocks.3.attn.qkv.weight"])
     groups = trainer.optimizer.param_groups
-    assert [g["lr"] for g in groups] == pytest.approx([1e-3, 1e-4])
+    # epoch 0 of 1000: the first of 10 warm-up epochs runs at 1/11 of each group's own rate
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3 / 11, 1e-4 / 11])
     log = open(trainer.log_file).read()
     assert "loaded 298 encoder tensors" in log
+
+
+def test_resume_refuses_a_checkpoint_of_another_network(planned, monkeypatch):
+    """--c / --val restore weights only into the network the checkpoint was trained as."""
+    _, env = planned
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(key, env[key])
+    from nnunetv2_scarnet.trainers import ScarNetTrainerTiny_smoke
+
+    checkpoint = os.path.join(env["nnUNet_results"], DATASET, "ScarNetTrainerTiny_smoke__nnUNetPlans__2d", "fold_0",
+                              "checkpoint_final.pth")
+    if not os.path.isfile(checkpoint):
+        pytest.skip("needs the model of test_train_interrupt_resume_and_predict_on_stock_plans")
+    same = make_trainer(ScarNetTrainerTiny_smoke, env, fold=0)
+    same.initialize()
+    same.load_checkpoint(checkpoint)  # the very network: restored
+    changed = type("ScarNetTrainerTiny_smoke", (ScarNetTrainerTiny_smoke,), {"attention": "cbam"})
+    other = make_trainer(changed, env, fold=0)
+    other.initialize()
+    with pytest.raises(ValueError, match="the checkpoint was trained as .*'attention': 'scar'"):
+        other.load_checkpoint(checkpoint)
 
 
 def test_medsam_trainer_needs_the_weights_path_and_loads_it(planned, monkeypatch, tmp_path):

@@ -1,5 +1,5 @@
 """ScarNetPlanner: 2D plans (`ScarNetPlans`) whose architecture entry is ScarNet, batch sized for the encoder."""
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json, maybe_mkdir_p, save_json
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
@@ -33,17 +33,21 @@ class ScarNetPlanner(ExperimentPlanner):
 
     Only the 2D configuration is kept: ScarNet is a 2D network. The stage layout equals the stock plans', so
     `nnUNetPlans` and `ScarNetPlans` preprocess identically (a test compares the arrays). Variants plan for other
-    trainers: `-pl ScarNetPlannerLite` for ScarNetTrainerLite, and so on.
+    trainers, each into its own plans file: `-pl ScarNetPlannerLite` writes `ScarNetLitePlans` for
+    ScarNetTrainerLite, and so on. The encoder input window is left to the trainer, which measures it on the
+    preprocessed images. The batch estimate counts the whole stock U-Net next to the encoder, for the hybrid and
+    (conservatively) for the plain ScarNet alike.
     """
 
     trainer_name = "ScarNetTrainer"
+    default_plans_name = "ScarNetPlans"
 
     def __init__(self, dataset_name_or_id: Union[str, int], gpu_memory_target_in_gb: float = 8,
-                 preprocessor_name: str = "DefaultPreprocessor", plans_name: str = "ScarNetPlans",
+                 preprocessor_name: str = "DefaultPreprocessor", plans_name: Optional[str] = None,
                  overwrite_target_spacing: Union[List[float], Tuple[float, ...]] = None,
                  suppress_transpose: bool = False):
-        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name, plans_name,
-                         overwrite_target_spacing, suppress_transpose)
+        super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name,
+                         plans_name or self.default_plans_name, overwrite_target_spacing, suppress_transpose)
 
     def network_settings(self) -> dict:
         """The network settings of the trainer these plans are made for (the trainer class is their one source)."""
@@ -89,15 +93,18 @@ class ScarNetPlanner(ExperimentPlanner):
 
 
 class ScarNetPlannerLite(ScarNetPlanner):
-    """ScarNetPlans for ScarNetTrainerLite (LiteMedSAM TinyViT at 256 px)."""
+    """ScarNetLitePlans for ScarNetTrainerLite (LiteMedSAM TinyViT at 256 px)."""
     trainer_name = "ScarNetTrainerLite"
+    default_plans_name = "ScarNetLitePlans"
 
 
 class ScarNetPlannerHybrid(ScarNetPlanner):
-    """ScarNetPlans for ScarNetTrainerHybrid (MedSAM ViT-B beside nnU-Net's convolutional encoder)."""
+    """ScarNetHybridPlans for ScarNetTrainerHybrid (MedSAM ViT-B beside nnU-Net's convolutional encoder)."""
     trainer_name = "ScarNetTrainerHybrid"
+    default_plans_name = "ScarNetHybridPlans"
 
 
 class ScarNetPlannerLiteHybrid(ScarNetPlanner):
-    """ScarNetPlans for ScarNetTrainerLiteHybrid (LiteMedSAM TinyViT beside nnU-Net's convolutional encoder)."""
+    """ScarNetLiteHybridPlans for ScarNetTrainerLiteHybrid (LiteMedSAM TinyViT beside nnU-Net's encoder)."""
     trainer_name = "ScarNetTrainerLiteHybrid"
+    default_plans_name = "ScarNetLiteHybridPlans"

@@ -10,17 +10,19 @@ from typing import Optional
 
 import numpy as np
 import torch
+from batchgenerators.utilities.file_and_folder_operations import join
+from nnunetv2 import paths as nnunet_paths
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
 from torch._dynamo import OptimizedModule
 
-from nnunetv2_scarnet.network import build_scarnet, scarnet_architecture
-from nnunetv2_scarnet.network.architectures.encoder_adapter import DEFAULT_INPUT_WINDOW
+from nnunetv2_scarnet.network import SCARNET_CLASS_NAME, build_scarnet, scarnet_architecture
 from nnunetv2_scarnet.network.architectures.precision import cuda_has_native_bf16
 from nnunetv2_scarnet.network.encoders.lite_medsam import bundled_checkpoint_path
 from nnunetv2_scarnet.network.pretrained_weights import PretrainedWeightsError, load_encoder_weights
+from nnunetv2_scarnet.trainers.encoder_input_window import dataset_input_window
 from nnunetv2_scarnet.trainers.losses import DiceCEFocalTverskyLoss
 from nnunetv2_scarnet.trainers.lr_schedule import GroupPolyLRScheduler
 
@@ -45,7 +47,8 @@ class ScarNetTrainer(nnUNetTrainer):
     # --- network: written into the plans' architecture entry, from which it is rebuilt (also at inference)
     encoder_name: str = "medsam_vit_b"
     encoder_image_size: int = 512
-    encoder_input_window: tuple = DEFAULT_INPUT_WINDOW
+    encoder_input_window: Optional[tuple] = None  # None: measured on the preprocessed images (0.5-99.5 percentiles)
+    encoder_input_norm: str = "unit"
     attention: str = "scar"
     multiscale_attention: bool = True
     conv_encoder: bool = False
@@ -69,16 +72,24 @@ class ScarNetTrainer(nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        config = plans["configurations"].get(configuration)
-        if config is None:
+        if configuration not in plans["configurations"]:
             raise ValueError(f"configuration {configuration!r} is not in the plans")
-        if len(config.get("patch_size", ())) != 2:
+        resolved = PlansManager(plans).get_configuration(configuration).configuration  # inherits_from resolved
+        if len(resolved.get("patch_size", ())) != 2:
             raise ValueError(f"ScarNet is a 2D network; use the 2d configuration (got {configuration!r}, patch size "
-                             f"{config.get('patch_size')})")
+                             f"{resolved.get('patch_size')})")
         # The variant's network and batch size are written into the plans themselves, so that the configuration
         # manager, the logged hyper-parameters and the plans.json copied to the results folder (from which the
         # predictor rebuilds the network) all describe the network that is trained.
-        config["architecture"] = scarnet_architecture(config["architecture"]["arch_kwargs"], self.network_settings())
+        settings = self.network_settings()
+        if settings["encoder_input_window"] is None:
+            settings["encoder_input_window"] = dataset_input_window(
+                join(nnunet_paths.nnUNet_preprocessed, plans["dataset_name"], resolved["data_identifier"]))
+        planned = resolved["architecture"]
+        mismatch = planned.get("network_class_name") == SCARNET_CLASS_NAME and any(
+            planned["arch_kwargs"].get(k) != settings[k] for k in ("encoder", "encoder_image_size", "conv_encoder"))
+        config = plans["configurations"][configuration]
+        config["architecture"] = scarnet_architecture(planned["arch_kwargs"], settings)
         if type(self).plans_batch_size is not None:
             config["batch_size"] = int(type(self).plans_batch_size)
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -91,6 +102,13 @@ class ScarNetTrainer(nnUNetTrainer):
             if value is not None:
                 setattr(self, target, int(value))
         self._restoring_checkpoint = False
+        if mismatch:
+            self.print_to_log_file(
+                f"note: these plans were made for encoder {planned['arch_kwargs'].get('encoder')} at "
+                f"{planned['arch_kwargs'].get('encoder_image_size')} px (conv_encoder "
+                f"{planned['arch_kwargs'].get('conv_encoder')}); {type(self).__name__} trains its own network on "
+                f"them with the plans' batch size {self.configuration_manager.batch_size}, which was sized for "
+                f"that encoder")
         # bfloat16 autocast where the GPU has it: float32's range (no loss scaling, hence no GradScaler and none of
         # its host-device synchronisations); float16 + GradScaler elsewhere on CUDA, as stock nnU-Net
         self.amp_dtype = None
@@ -103,8 +121,9 @@ class ScarNetTrainer(nnUNetTrainer):
     @classmethod
     def network_settings(cls) -> dict:
         """The variant's network settings, as they go into the plans' architecture entry."""
+        window = None if cls.encoder_input_window is None else [float(v) for v in cls.encoder_input_window]
         return dict(encoder=cls.encoder_name, encoder_image_size=int(cls.encoder_image_size),
-                    encoder_input_window=[float(v) for v in cls.encoder_input_window], attention=cls.attention,
+                    encoder_input_window=window, encoder_input_norm=cls.encoder_input_norm, attention=cls.attention,
                     multiscale_attention=bool(cls.multiscale_attention), conv_encoder=bool(cls.conv_encoder),
                     freeze_encoder=bool(cls.freeze_encoder), max_features=int(cls.decoder_max_features))
 
@@ -126,10 +145,22 @@ class ScarNetTrainer(nnUNetTrainer):
             self.load_pretrained_encoder()
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
-        # a checkpoint restores every weight, so the pretrained encoder file is not needed (nor required) then
+        """Restore a checkpoint (`--c`, `--val`) after checking that it holds the network these plans describe.
+
+        A checkpoint restores every weight, so the pretrained encoder file is not needed (nor required) then."""
+        checkpoint = filename_or_checkpoint
+        if isinstance(checkpoint, str):
+            checkpoint = torch.load(checkpoint, map_location=self.device, weights_only=False)  # nnU-Net's own file
+        saved = checkpoint.get("init_args", {}).get("plans", {}).get("configurations", {}).get(
+            self.configuration_name, {}).get("architecture")
+        current = self.configuration_manager.configuration["architecture"]
+        if saved is not None and saved != current:
+            raise ValueError(f"{type(self).__name__}: the checkpoint was trained as {saved.get('arch_kwargs')}, but "
+                             f"the plans and trainer now describe {current['arch_kwargs']}; resume or validate with "
+                             f"the trainer and plans it was trained with")
         self._restoring_checkpoint = True
         try:
-            super().load_checkpoint(filename_or_checkpoint)
+            super().load_checkpoint(checkpoint)
         finally:
             self._restoring_checkpoint = False
 

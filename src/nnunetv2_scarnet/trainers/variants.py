@@ -168,3 +168,4 @@ class ScarNetTrainer_scratch_100epochs(ScarNetTrainer_scratch):
 class ScarNetTrainer_sam(ScarNetTrainer):
     """ViT-B encoder from Meta's natural-image SAM (`scarnet weights fetch sam` or $SCARNET_SAM_CHECKPOINT)."""
     pretrained_weights = "sam"
+    encoder_input_norm = "sam_imagenet"  # SAM was trained on ImageNet-normalised 0-255 images, MedSAM on [0, 1]

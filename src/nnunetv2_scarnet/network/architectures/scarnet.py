@@ -41,6 +41,7 @@ class ScarNet(nn.Module):
         encoder: encoder name (see `nnunetv2_scarnet.network.encoders.ENCODER_NAMES`).
         encoder_image_size: square resolution S the patch is resized to before the encoder.
         encoder_input_window: z-score window mapped to the encoder's [0, 1] input range.
+        encoder_input_norm: "unit" ([0, 1], MedSAM/LiteMedSAM) or "sam_imagenet" (SAM's natural-image statistics).
         attention: decoder attention, "scar" (the authors'), "cbam" (ablation) or "none" (no SE either).
         multiscale_attention: multi-scale ScarAttention on the deepest skip.
         conv_encoder: run nnU-Net's convolutional encoder beside the pretrained one (hybrid ScarNet).
@@ -53,7 +54,7 @@ class ScarNet(nn.Module):
                  strides: Sequence[IntOrPair], kernel_sizes: Optional[Sequence[IntOrPair]] = None,
                  n_conv_per_stage: Optional[Union[int, Sequence[int]]] = None, encoder: str = "medsam_vit_b",
                  encoder_image_size: int = 512, encoder_input_window: Sequence[float] = DEFAULT_INPUT_WINDOW,
-                 attention: str = "scar", multiscale_attention: bool = True, conv_encoder: bool = False,
+                 encoder_input_norm: str = "unit", attention: str = "scar", multiscale_attention: bool = True, conv_encoder: bool = False,
                  freeze_encoder: bool = False, max_features: int = 320, deep_supervision: bool = True) -> None:
         super().__init__()
         if n_stages < 3:
@@ -73,7 +74,8 @@ class ScarNet(nn.Module):
             self.conv_path = NnUNetConvEncoder(input_channels, features, strides, kernel_sizes, n_conv_per_stage)
         else:
             self.conv_path = ConvStem(input_channels, features[:2], strides[1])
-        self.adapter = EncoderInputAdapter(input_channels, encoder_image_size, encoder_input_window)
+        self.adapter = EncoderInputAdapter(input_channels, encoder_image_size, encoder_input_window,
+                                           encoder_input_norm)
         self.encoder = build_encoder(encoder, encoder_image_size)
         self.tap_for_stage = list(assign_taps_to_stages(len(self.encoder.out_channels), n_stages - 2))
         self.projections = nn.ModuleList([
@@ -91,8 +93,8 @@ class ScarNet(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor):
-        if not self.training:
-            self.check_finite(x)
+        if not self.training and not torch.compiler.is_compiling():
+            self.check_finite(x)  # eager prediction (nnUNetv2_predict); a compiled graph stays unbroken
         size = x.shape[2:]
         conv_skips = self.conv_path(x)
         taps = self.encode(self.adapter(x))
