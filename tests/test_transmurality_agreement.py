@@ -180,3 +180,15 @@ def test_cli_images_option_and_errors(folders, tmp_path):
     assert "Case_P002_0000.nii.gz" in done.stderr and not (tmp_path / "eval2").exists()
     with pytest.raises(EvaluationInputError, match="Case_P002_0000.nii.gz"):
         evaluate_folders(str(ref), str(ref), None, images_dir=str(images))
+
+
+def test_image_on_another_grid_is_one_clear_error(folders, tmp_path):
+    ref, images = folders
+    image = nib.load(images / "Case_P004_0000.nii.gz")
+    cropped = np.asarray(image.dataobj)[:-2]
+    os.remove(images / "Case_P004_0000.nii.gz")
+    nib.save(nib.Nifti1Image(cropped, image.affine, image.header), images / "Case_P004_0000.nii.gz")
+    with pytest.raises(EvaluationInputError, match=r"Case_P004_0000.nii.gz: geometry differs from reference"):
+        evaluate_folders(str(ref), str(ref), None, images_dir=str(images))
+    assert evaluate_folders(str(ref), str(ref), None, images_dir=None, pictures=False)["summary"][
+        "transmurality"]["kappa_linear"] == 1.0
