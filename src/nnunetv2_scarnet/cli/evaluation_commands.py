@@ -12,8 +12,13 @@ ENHANCEMENT_GATE = 0.9  # = evaluation.threshold_baselines.ENHANCEMENT_GATE (not
 def cmd_evaluate(args):
     from nnunetv2_scarnet.evaluation import evaluate_folders
 
-    result = evaluate_folders(args.prediction_dir, args.reference_dir, args.out_dir, label_scheme(args), args.name)
-    print(json.dumps({k: result["summary"][k] for k in ("dice_myocardium_patient", "dice_scar_patient")}, indent=1))
+    result = evaluate_folders(args.prediction_dir, args.reference_dir, args.out_dir, label_scheme(args), args.name,
+                              images_dir=args.images)
+    summary = result["summary"]
+    print(json.dumps({k: summary[k] for k in ("dice_myocardium_patient", "dice_scar_patient")}, indent=1))
+    t = summary.get("transmurality", {})
+    print(f"transmurality categories: {t.get('n_segments_compared')} segments, weighted kappa (linear) "
+          f"{t.get('kappa_linear')}, exact agreement {t.get('exact_agreement')}")
     print(f"evaluation in {args.out_dir}")
     return 0
 
@@ -54,6 +59,10 @@ def register(sub) -> None:
     p.add_argument("reference_dir")
     p.add_argument("out_dir")
     p.add_argument("--name", default="prediction")
+    p.add_argument("--images", metavar="IMAGES_DIR",
+                   help="images of the reference cases (nnU-Net names <case>_0000.nii.gz): their RV blood pool "
+                        "orients the AHA segments of the transmurality agreement; without them fixed sectors "
+                        "per slice are used")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("baselines", help="n-SD and FWHM inside a myocardium mask, evaluated like networks")

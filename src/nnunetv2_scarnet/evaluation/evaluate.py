@@ -4,7 +4,8 @@ Definitions (see docs/quantification_and_evaluation.md): Dice per patient (3D) a
 (3D, anisotropic spacing) and per slice (2D, in-plane spacing); scar presence of a slice = its largest 8-connected
 scar region covers at least `min_scar_area_mm2` (default 20 mm^2), of a patient = at least one such slice;
 scar % LVM is null (not 0) without myocardium; MVO Dice and MVO volume agreement when the label scheme has MVO;
-CCC, Bland-Altman and ICC(A,1) over the patients where both values are defined.
+CCC, Bland-Altman and ICC(A,1) over the patients where both values are defined; per-segment agreement of
+transmurality categories (weighted kappa, `transmurality_agreement.py`) on the reference's segment geometry.
 """
 import json
 import os
@@ -17,10 +18,11 @@ from nnunetv2_scarnet.evaluation.agreement import bland_altman, concordance, det
 from nnunetv2_scarnet.evaluation.overlap import (dice, format_median_iqr, hd95, hd95_per_slice, largest_component_mm2,
                                                  median_iqr)
 from nnunetv2_scarnet.evaluation.threshold_baselines import MIN_SCAR_AREA_MM2
+from nnunetv2_scarnet.evaluation import transmurality_agreement
 from nnunetv2_scarnet.evaluation.plots import agreement_png, dice_png
 from nnunetv2_scarnet.io_safety import prepare_output_dir
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_of, geometry_difference,
-                                                          read_label_stack, same_geometry)
+                                                          read_label_stack, read_stack, same_geometry)
 from nnunetv2_scarnet.quantification.report import write_csv
 
 
@@ -45,8 +47,21 @@ def matched_cases(prediction_dir: str, reference_dir: str) -> List[str]:
     return sorted(ref)
 
 
+def _image(image_path: str, ref) -> np.ndarray:
+    """The reference's image (orientation from its RV blood pool), checked against the reference grid."""
+    try:
+        image = read_stack(image_path)
+    except (ValueError, FileNotFoundError) as exc:
+        raise EvaluationInputError(str(exc)) from None
+    if not same_geometry(image, ref):
+        raise EvaluationInputError(f"{image_path}: geometry differs from reference {ref.path}: "
+                                   f"{geometry_difference(image, ref)}")
+    return image.data
+
+
 def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme,
-                  min_scar_area_mm2: float = MIN_SCAR_AREA_MM2) -> Dict:
+                  min_scar_area_mm2: float = MIN_SCAR_AREA_MM2, image_path: Optional[str] = None,
+                  transmurality: bool = True) -> Dict:
     try:
         pred = read_label_stack(prediction_path, scheme)
         ref = read_label_stack(reference_path, scheme)
@@ -55,6 +70,7 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
     if not same_geometry(pred, ref):
         raise EvaluationInputError(f"{prediction_path}: geometry differs from reference {reference_path}: "
                                    f"{geometry_difference(pred, ref)}")
+    image = _image(image_path, ref) if image_path else None
     p_myo, p_scar, p_mvo, _ = scheme.masks(pred.data)
     r_myo, r_scar, r_mvo, _ = scheme.masks(ref.data)
     has_mvo = bool(scheme.mvo)
@@ -88,6 +104,8 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
     if has_mvo:
         case.update({"dice_mvo": dice(p_mvo, r_mvo), "mvo_ml_reference": float(r_mvo.sum()) * v,
                      "mvo_ml_prediction": float(p_mvo.sum()) * v})
+    if transmurality:
+        case.update(transmurality_agreement.compare_case(pred, ref, scheme, image))
     case["slices"] = slices
     return case
 
@@ -120,18 +138,35 @@ def summarise(cases: List[Dict]) -> Dict:
                                                  [c["scar_present_prediction"] for c in cases])
     summary["scar_presence_slice"] = detection([s["scar_present_reference"] for s in slices],
                                                [s["scar_present_prediction"] for s in slices])
+    if cases and "segments" in cases[0]:
+        summary["transmurality"] = transmurality_agreement.summarise_segments(cases)
     return summary
 
 
 def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[str] = None,
                      scheme: Optional[LabelScheme] = None, name: str = "prediction", pictures: bool = True,
-                     min_scar_area_mm2: float = MIN_SCAR_AREA_MM2) -> Dict:
-    """Evaluate every reference case; writes evaluation.json, cases.csv, slices.csv and PNGs to `out_dir`."""
+                     min_scar_area_mm2: float = MIN_SCAR_AREA_MM2, images_dir: Optional[str] = None,
+                     transmurality: bool = True) -> Dict:
+    """Evaluate every reference case; writes evaluation.json, cases.csv, slices.csv, segments.csv and PNGs to
+    `out_dir`. `images_dir` (nnU-Net names `<case>_0000.nii.gz`) gives the reference's orientation for AHA
+    segments in the transmurality agreement; without it fixed sectors per slice are used (unless the affine
+    carries a patient orientation)."""
     scheme = scheme or LabelScheme()
+    names = matched_cases(prediction_dir, reference_dir)
+    image_paths = {case: None for case in names}
+    if images_dir:
+        if not os.path.isdir(images_dir):
+            raise EvaluationInputError(f"{images_dir}: not a folder (images)")
+        image_paths = {case: os.path.join(images_dir, f"{case}_0000.nii.gz") for case in names}
+        missing = [p for p in image_paths.values() if not os.path.isfile(p)]
+        if missing:
+            raise EvaluationInputError(f"{missing[0]}: image of reference case {case_id_of(missing[0], image=True)} "
+                                       f"not found ({len(missing)} missing in {images_dir})")
     cases = []
-    for case in tqdm(matched_cases(prediction_dir, reference_dir), desc=f"evaluating {name}", unit="case"):
+    for case in tqdm(names, desc=f"evaluating {name}", unit="case"):
         cases.append(evaluate_case(os.path.join(prediction_dir, f"{case}.nii.gz"),
-                                   os.path.join(reference_dir, f"{case}.nii.gz"), scheme, min_scar_area_mm2))
+                                   os.path.join(reference_dir, f"{case}.nii.gz"), scheme, min_scar_area_mm2,
+                                   image_paths[case], transmurality))
     result = {"name": name, "prediction_dir": prediction_dir, "reference_dir": reference_dir,
               "empty_rule": "Dice is undefined (null) when prediction and reference are both empty; such "
                             "cases/slices are counted in both_empty and left out of medians",
@@ -139,15 +174,19 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
                                     f"{min_scar_area_mm2:g} mm^2; a patient when at least one slice does",
               "icc_form": "ICC(A,1) (McGraw & Wong 1996) = ICC(2,1) (Shrout & Fleiss 1979): two-way random, "
                           "absolute agreement, single measurement; F-based 95% CI",
-              "transmurality_kappa": "not computed: no per-segment transmurality in quantification yet (see "
-                                     "agreement.weighted_kappa)",
+              "images_dir": images_dir,
+              "transmurality_kappa": transmurality_agreement.DEFINITION if transmurality else "not computed",
               "summary": summarise(cases), "cases": cases}
     if out_dir:
         prepare_output_dir(out_dir)
         with open(os.path.join(out_dir, "evaluation.json"), "w") as f:
             json.dump(result, f, indent=1)
-        write_csv(os.path.join(out_dir, "cases.csv"), [{k: v for k, v in c.items() if k != "slices"} for c in cases])
+        write_csv(os.path.join(out_dir, "cases.csv"),
+                  [{k: v for k, v in c.items() if k not in ("slices", "segments")} for c in cases])
         write_csv(os.path.join(out_dir, "slices.csv"), [{"case": c["case"], **s} for c in cases for s in c["slices"]])
+        if transmurality:
+            write_csv(os.path.join(out_dir, "segments.csv"),
+                      [{"case": c["case"], **s} for c in cases for s in c["segments"]])
         if pictures:
             for quantity, unit in (("scar_ml", "mL"), ("scar_pct_lvm", "% LVM")):
                 x, y = paired([c[f"{quantity}_reference"] for c in cases],
@@ -180,5 +219,6 @@ def comparison_rows(results: List[Dict]) -> List[Dict]:
                      "scar_pct_lvm_icc": s["scar_pct_lvm"]["icc"]["icc"],
                      "hd95_myocardium_2d_mm_median": s["hd95_myocardium_2d_mm"]["median"],
                      "scar_presence_sensitivity_patient": s["scar_presence_patient"]["sensitivity"],
-                     "scar_presence_specificity_patient": s["scar_presence_patient"]["specificity"]})
+                     "scar_presence_specificity_patient": s["scar_presence_patient"]["specificity"],
+                     "transmurality_kappa_linear": s.get("transmurality", {}).get("kappa_linear")})
     return rows

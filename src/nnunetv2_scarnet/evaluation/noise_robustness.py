@@ -150,7 +150,8 @@ def noise_robustness(models: Dict[str, str], images_dir: str, labels_dir: str, o
                                         unit="model"):
                     predictions = os.path.join(work, f"pred_{name}_{level}_{repeat}")
                     predict_folder(model, folds, images, predictions, device, env)
-                    result = evaluate_folders(predictions, labels_dir, None, scheme, name, pictures=False)
+                    result = evaluate_folders(predictions, labels_dir, None, scheme, name, pictures=False,
+                                              transmurality=False)  # Dice only
                     runs.append({"model": name, "snr": level, "repeat": repeat,
                                  "dice_myocardium": _mean(c["dice_myocardium"] for c in result["cases"]),
                                  "dice_scar": _mean(c["dice_scar"] for c in result["cases"])})
