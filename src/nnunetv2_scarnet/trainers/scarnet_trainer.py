@@ -160,7 +160,7 @@ class ScarNetTrainer(nnUNetTrainer):
                              f"the trainer and plans it was trained with")
         self._restoring_checkpoint = True
         try:
-            super().load_checkpoint(checkpoint)
+            super().load_checkpoint(filename_or_checkpoint)  # nnU-Net 2.8.1 reads only a file name here
         finally:
             self._restoring_checkpoint = False
 
