@@ -34,7 +34,8 @@ def cmd_baselines(args):
     gate = None if args.naive else args.gate
     folders.update(baseline_label_maps(args.images_dir, args.myocardium_dir, os.path.join(args.out_dir, "labels"),
                                        scheme=scheme, gate=gate, fill_mvo=not args.naive))
-    results = [evaluate_folders(path, args.reference_dir, os.path.join(args.out_dir, name), scheme, name)
+    results = [evaluate_folders(path, args.reference_dir, os.path.join(args.out_dir, name), scheme, name,
+                                images_dir=args.images_dir)  # AHA segments for the transmurality agreement
                for name, path in folders.items()]
     rows = comparison_rows(results)
     write_csv(os.path.join(args.out_dir, "comparison.csv"), rows)
