@@ -127,3 +127,25 @@ def test_frozen_encoder_weights_and_batchnorm_statistics_stay_fixed():
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in net.encoder.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(decoder_before, net.decoder.parameters()))
+
+
+def test_3d_configuration_is_refused_at_training_and_prediction():
+    """The same one-line message in nnUNetv2_train (trainer construction) and in nnUNetv2_predict (the predictor
+    calls build_network_architecture with the saved plans)."""
+    from types import SimpleNamespace
+
+    from nnunetv2_scarnet.network import ScarNet
+    from nnunetv2_scarnet.trainers import ScarNetTrainerTiny
+
+    message = "ScarNet is a 2D network; use the 2d configuration"
+    plans = {"dataset_name": "Dataset999_X", "configurations": {"3d_fullres": {
+        "patch_size": [16, 64, 64], "data_identifier": "x", "architecture": {"network_class_name": "x",
+                                                                             "arch_kwargs": {}}}}}
+    with pytest.raises(ValueError, match=message):
+        ScarNetTrainerTiny(plans, "3d_fullres", 0, {}, torch.device("cpu"))
+    manager = SimpleNamespace(patch_size=[16, 64, 64], network_arch_class_name="x", network_arch_init_kwargs={})
+    with pytest.raises(ValueError, match=message):
+        ScarNetTrainerTiny.build_network_architecture(None, manager, 1, 4, False)
+    with pytest.raises(ValueError, match=message):
+        ScarNet(1, 4, 3, [8, 16, 32], [[1, 1, 1], [2, 2, 2], [2, 2, 2]], encoder="tiny_vit_test",
+                encoder_image_size=64)
