@@ -400,6 +400,23 @@ def dicom2nifti_missing_slice(w):
 
 
 @row
+def dicom2nifti_single_slice_99_mm_slice_thickness(w):
+    dicom = w.dicom(slices=[3])  # one slice: its spacing comes from Slice Thickness, which the helper sets to 99 mm
+    return ([CLI, "dicom2nifti", dicom, w.path("out.nii.gz")], ["slice spacing 99 mm", "outside the plausible range"],
+            dicom)
+
+
+@row
+def dicom2nifti_single_slice_without_spacing_tags(w):
+    dicom = w.dicom(slices=[3])
+    (name,) = os.listdir(dicom)
+    ds = pydicom.dcmread(os.path.join(dicom, name))
+    del ds.SliceThickness  # the 1 mm fallback of read_dicom_series is a guess: dicom2nifti refuses it
+    ds.save_as(os.path.join(dicom, name), enforce_file_format=True)
+    return [CLI, "dicom2nifti", dicom, w.path("out.nii.gz")], ["slice spacing is unknown"], dicom
+
+
+@row
 def dicom2nifti_undecodable_compressed_syntax(w):
     dicom = w.dicom()
     name = sorted(os.listdir(dicom))[2]
