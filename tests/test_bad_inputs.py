@@ -400,6 +400,23 @@ def dicom2nifti_missing_slice(w):
 
 
 @row
+def dicom2nifti_single_slice_99_mm_slice_thickness(w):
+    dicom = w.dicom(slices=[3])  # one slice: its spacing comes from Slice Thickness, which the helper sets to 99 mm
+    return ([CLI, "dicom2nifti", dicom, w.path("out.nii.gz")], ["slice spacing 99 mm", "outside the plausible range"],
+            dicom)
+
+
+@row
+def dicom2nifti_single_slice_without_spacing_tags(w):
+    dicom = w.dicom(slices=[3])
+    (name,) = os.listdir(dicom)
+    ds = pydicom.dcmread(os.path.join(dicom, name))
+    del ds.SliceThickness  # the 1 mm fallback of read_dicom_series is a guess: dicom2nifti refuses it
+    ds.save_as(os.path.join(dicom, name), enforce_file_format=True)
+    return [CLI, "dicom2nifti", dicom, w.path("out.nii.gz")], ["slice spacing is unknown"], dicom
+
+
+@row
 def dicom2nifti_undecodable_compressed_syntax(w):
     dicom = w.dicom()
     name = sorted(os.listdir(dicom))[2]
@@ -437,6 +454,64 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(name, emidec_cases, tmp
     for text in expected:
         assert text in lines[0], (text, lines[0])
     assert named in lines[0], (named, lines[0])
+    assert snapshot(tmp_path) == before, sorted(snapshot(tmp_path) - before)
+
+
+def not_writable_argv(w, command, out):
+    """argv (without `scarnet`) of `command` on good inputs, writing to `out`."""
+    if command == "quantify":
+        return ["quantify", w.labels(), out]
+    if command == "evaluate":
+        return ["evaluate", w.labels("pred"), w.labels("ref"), out]
+    if command == "baselines":
+        return ["baselines", w.images(), w.labels("myo"), w.labels("ref"), out]
+    if command == "noise":
+        return ["noise", "--model", f"m={w.path('model')}", w.images(), w.labels(), out]
+    if command == "dicom2nifti":
+        return ["dicom2nifti", w.dicom(), os.path.join(out, "stack.nii.gz")]
+    if command == "dicomseg":
+        return ["dicomseg", w.source(DICOM_CASE, "label"), w.dicom(), os.path.join(out, "seg.dcm")]
+    raise AssertionError(command)
+
+
+# every subcommand with an output path (`weights fetch` has none: it writes to the weights cache)
+WRITERS = ("quantify", "evaluate", "baselines", "noise", "dicom2nifti", "dicomseg")
+
+
+@pytest.mark.parametrize("command, where", [(c, "new path inside") for c in WRITERS] +
+                         [(c, "existing folder") for c in WRITERS if c not in ("dicom2nifti", "dicomseg")])
+def test_output_not_writable_is_refused_by_every_writer(command, where, emidec_cases, tmp_path, monkeypatch, capsys):
+    """In process, so it runs as root too (root writes anywhere, a chmod row would skip): the writability check of
+    `cli.checks.check_paths` (os.access) is told that `locked` is read-only; every writer refuses with exit code 2,
+    one line naming the path, and writes nothing."""
+    from nnunetv2_scarnet.cli import main
+
+    w = Workspace(tmp_path, emidec_cases)
+    locked = w.path("locked")
+    os.makedirs(locked)
+    real_access = os.access
+    asked = []
+
+    def access(path, mode, *args, **kwargs):
+        inside = os.path.realpath(path) == os.path.realpath(locked)
+        asked.append(inside)
+        return False if inside and mode & os.W_OK else real_access(path, mode, *args, **kwargs)
+
+    file_output = command in ("dicom2nifti", "dicomseg")  # a new file in the locked folder
+    out = locked if where == "existing folder" else os.path.join(locked, "report")
+    argv = not_writable_argv(w, command, out)
+    named = locked if (file_output or where == "new path inside") else out
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    monkeypatch.setattr(os, "access", access)
+    code = main(argv)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"scarnet {command}: "), err
+    assert "not writable" in lines[0] and named in lines[0], lines[0]
+    assert any(asked)  # the refusal came from the writability check
     assert snapshot(tmp_path) == before, sorted(snapshot(tmp_path) - before)
 
 

@@ -249,11 +249,38 @@ def test_no_myocardium_presence_size_and_mvo(references, tmp_path):
     assert s["scar_presence_patient"]["specificity_ci_low"] == pytest.approx(wilson_interval(2, 2)[0])
     with_mvo = [c for c in CASES if (np.asarray(nib.load(references / f"{c}.nii.gz").dataobj) == 4).any()]
     assert len(with_mvo) >= 3
+    # without a dataset.json the predictions carry MVO (value 4) and a network that found none says 0 mL, Dice 0
     for case, c in cases.items():
+        assert c["mvo_status"] == "assessed"
         assert c["dice_mvo"] == (0.0 if case in with_mvo else None) and c["mvo_ml_prediction"] == 0.0
     ba = s["mvo_ml"]["bland_altman"]
     assert ba["bias"] == pytest.approx(-np.mean([c["mvo_ml_reference"] for c in cases.values()]))
     assert s["dice_mvo_patient"]["both_empty"] == len(CASES) - len(with_mvo)
+    # MVO merged into scar on the prediction side (its dataset.json has no mvo label, or --mvo-merged): MVO is not
+    # assessed, null and out of the MVO statistics, never 0 mL or Dice 0
+    merged_labels = {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3}
+    (predictions / "dataset.json").write_text(json.dumps({"labels": merged_labels, "file_ending": ".nii.gz"}))
+    merged = evaluate_folders(str(predictions), str(references), str(tmp_path / "merged"), name="merged")
+    os.remove(predictions / "dataset.json")
+    from nnunetv2_scarnet.cli import main  # --mvo-merged: the same, without a dataset.json
+
+    assert main(["evaluate", str(predictions), str(references), str(tmp_path / "flag"), "--mvo-merged"]) == 0
+    flagged = json.loads((tmp_path / "flag" / "evaluation.json").read_text())
+    for result_merged in (merged, flagged):
+        sm = result_merged["summary"]
+        assert sm["mvo_status"].startswith("not_assessed")
+        assert not {"dice_mvo_patient", "dice_mvo_slice", "mvo_ml", "mvo_pct_lvm", "mvo_pct_infarct"} & set(sm)
+        for c in result_merged["cases"]:
+            assert c["mvo_status"].startswith("not_assessed")
+            assert c["dice_mvo"] is None and c["mvo_ml_prediction"] is None
+            assert c["mvo_pct_lvm_prediction"] is None and c["mvo_pct_infarct_prediction"] is None
+            assert all(sl["dice_mvo"] is None for sl in c["slices"])
+            assert c["mvo_ml_reference"] == cases[c["case"]]["mvo_ml_reference"]  # the reference is still reported
+        assert sm["scar_ml"] == s["scar_ml"]  # the rest is unchanged
+    assert merged["prediction_label_scheme_file"] == str(predictions / "dataset.json")
+    row = open(tmp_path / "merged" / "cases.csv").read().splitlines()
+    header = row[0].split(",")
+    assert row[1].split(",")[header.index("mvo_ml_prediction")] == ""  # empty cell, not 0.0
     assert s["scar_ml"]["icc"]["icc"] == pytest.approx(1.0) and s["scar_pct_lvm"]["icc"]["ci_low"] is not None
     assert "20 mm^2" in result["scar_presence_rule"]
     # a 20 mm^2 scar region is present
@@ -287,3 +314,45 @@ def test_label_names_keep_their_digits(references, tmp_path):
     result = evaluate_folders(str(pred), str(ref), str(tmp_path / "out"), name="heart")
     assert [c["case"] for c in result["cases"]] == ["Heart_0001", "Heart_0002"]
     assert result["cases"][0]["scar_ml_reference"] > 0 and result["cases"][1]["scar_ml_reference"] == 0
+
+
+def test_mvo_percentages_of_lvm_and_infarct(references, tmp_path):
+    """Both sides carry MVO: MVO % LVM and % of infarct per case, as `quantify` computes them, and their agreement."""
+    predictions = tmp_path / "pred"
+    predictions.mkdir()
+    changed = None
+    for case in CASES:
+        image = nib.load(references / f"{case}.nii.gz")
+        label = np.asarray(image.dataobj).copy()
+        if changed is None and (label == 4).sum() > 10:
+            mvo = np.argwhere(label == 4)
+            label[tuple(mvo[: len(mvo) // 2].T)] = 3  # half the MVO called scar: MVO % falls, infarct unchanged
+            changed = case
+        _write(predictions, case, label, image)
+    assert changed
+    result = evaluate_folders(str(predictions), str(references), str(tmp_path / "out"), name="pct")
+    differences = {}
+    for c in result["cases"]:
+        assert c["mvo_status"] == "assessed"
+        for side, folder in (("reference", references), ("prediction", predictions)):
+            quantify_says = patient_volumes(read_label_stack(str(folder / f"{c['case']}.nii.gz")), LabelScheme())
+            for key in ("mvo_pct_lvm", "mvo_pct_infarct"):
+                assert c[f"{key}_{side}"] == pytest.approx(quantify_says[key]) if quantify_says[key] is not None \
+                    else c[f"{key}_{side}"] is None, (c["case"], key, side)
+        for key in ("mvo_pct_lvm", "mvo_pct_infarct"):
+            if c[f"{key}_reference"] is not None:
+                differences.setdefault(key, []).append(c[f"{key}_prediction"] - c[f"{key}_reference"])
+    c = [c for c in result["cases"] if c["case"] == changed][0]
+    assert 0 < c["mvo_pct_lvm_prediction"] < c["mvo_pct_lvm_reference"]
+    assert c["mvo_pct_infarct_prediction"] == pytest.approx(c["mvo_pct_infarct_reference"] / 2, rel=0.05)
+    assert c["mvo_pct_lvm_reference"] == pytest.approx(100 * c["mvo_ml_reference"] / c["myocardium_ml_reference"])
+    assert c["mvo_pct_infarct_reference"] == pytest.approx(100 * c["mvo_ml_reference"] / c["scar_ml_reference"])
+    s = result["summary"]
+    for key in ("mvo_pct_lvm", "mvo_pct_infarct"):
+        assert s[key]["bland_altman"]["bias"] == pytest.approx(np.mean(differences[key]))
+        assert s[key]["bland_altman"]["bias"] < 0
+    # the normals have no scar: MVO % of infarct is undefined (null), not 0
+    assert s["mvo_pct_infarct"]["n_undefined"] == sum(c["scar_ml_reference"] == 0 for c in result["cases"]) >= 2
+    header = open(tmp_path / "out" / "cases.csv").readline().strip().split(",")
+    assert {"mvo_pct_lvm_reference", "mvo_pct_lvm_prediction", "mvo_pct_infarct_reference",
+            "mvo_pct_infarct_prediction", "mvo_status"} <= set(header)

@@ -12,13 +12,17 @@ ENHANCEMENT_GATE = 0.9  # = evaluation.threshold_baselines.ENHANCEMENT_GATE (not
 def cmd_evaluate(args):
     from nnunetv2_scarnet.evaluation import evaluate_folders
 
-    result = evaluate_folders(args.prediction_dir, args.reference_dir, args.out_dir, label_scheme(args), args.name,
-                              images_dir=args.images)
+    # without --dataset-json: EMIDEC defaults for the references, the prediction folder's dataset.json (nnU-Net
+    # prediction folders hold one) for the predictions; MVO merged there (or --mvo-merged) is not assessed
+    scheme = label_scheme(args) if args.dataset_json else None
+    result = evaluate_folders(args.prediction_dir, args.reference_dir, args.out_dir, scheme, args.name,
+                              images_dir=args.images, mvo_assessed=False if args.mvo_merged else None)
     summary = result["summary"]
     print(json.dumps({k: summary[k] for k in ("dice_myocardium_patient", "dice_scar_patient")}, indent=1))
     t = summary.get("transmurality", {})
     print(f"transmurality categories: {t.get('n_segments_compared')} segments, weighted kappa (linear) "
           f"{t.get('kappa_linear')}, exact agreement {t.get('exact_agreement')}")
+    print(f"MVO: {summary['mvo_status']}")
     print(f"evaluation in {args.out_dir}")
     return 0
 
@@ -64,6 +68,9 @@ def register(sub) -> None:
                    help="images of the reference cases (nnU-Net names <case>_0000.nii.gz): their RV blood pool "
                         "orients the AHA segments of the transmurality agreement; without them fixed sectors "
                         "per slice are used")
+    p.add_argument("--mvo-merged", action="store_true",
+                   help="MVO was merged into scar in the predictions: report MVO as not assessed (null), leave it out "
+                        "of the MVO statistics (automatic when the prediction folder's dataset.json has no mvo label)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("baselines", help="n-SD and FWHM inside a myocardium mask, evaluated like networks")

@@ -3,7 +3,9 @@
 Definitions (see docs/quantification_and_evaluation.md): Dice per patient (3D) and per slice; HD95 per patient
 (3D, anisotropic spacing) and per slice (2D, in-plane spacing); scar presence of a slice = its largest 8-connected
 scar region covers at least `min_scar_area_mm2` (default 20 mm^2), of a patient = at least one such slice;
-scar % LVM is null (not 0) without myocardium; MVO Dice and MVO volume agreement when the label scheme has MVO;
+scar % LVM is null (not 0) without myocardium; MVO Dice, MVO volume, MVO % LVM and MVO % of infarct agreement when
+both sides carry MVO; MVO merged into scar in the predictions (their folder's dataset.json has no MVO label, or
+`mvo_assessed=False`) is not assessed (null, `mvo_status`), never 0 mL or Dice 0;
 CCC, Bland-Altman and ICC(A,1) over the patients where both values are defined; per-segment agreement of
 transmurality categories (weighted kappa, `transmurality_agreement.py`) on the reference's segment geometry.
 """
@@ -23,7 +25,9 @@ from nnunetv2_scarnet.evaluation.plots import agreement_png, dice_png
 from nnunetv2_scarnet.io_safety import prepare_output_dir
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_of, geometry_difference,
                                                           read_label_stack, read_stack, same_geometry)
-from nnunetv2_scarnet.quantification.report import write_csv
+from nnunetv2_scarnet.quantification.report import _scheme_of_folder, write_csv
+
+MVO_NOT_ASSESSED = "not_assessed (MVO merged into scar in the predictions)"
 
 
 class EvaluationInputError(ValueError):
@@ -61,9 +65,14 @@ def _image(image_path: str, ref) -> np.ndarray:
 
 def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme,
                   min_scar_area_mm2: float = MIN_SCAR_AREA_MM2, image_path: Optional[str] = None,
-                  transmurality: bool = True) -> Dict:
+                  transmurality: bool = True, prediction_scheme: Optional[LabelScheme] = None,
+                  mvo_assessed: Optional[bool] = None) -> Dict:
+    """`prediction_scheme`: label values of the prediction (default `scheme`). MVO is compared when both the
+    reference scheme and the prediction scheme have an MVO value and `mvo_assessed` is not False; when the reference
+    has MVO but the prediction does not, the prediction's MVO is None (not assessed), never 0."""
+    prediction_scheme = prediction_scheme or scheme
     try:
-        pred = read_label_stack(prediction_path, scheme)
+        pred = read_label_stack(prediction_path, prediction_scheme)
         ref = read_label_stack(reference_path, scheme)
     except ValueError as exc:
         raise EvaluationInputError(str(exc)) from None
@@ -71,9 +80,10 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
         raise EvaluationInputError(f"{prediction_path}: geometry differs from reference {reference_path}: "
                                    f"{geometry_difference(pred, ref)}")
     image = _image(image_path, ref) if image_path else None
-    p_myo, p_scar, p_mvo, _ = scheme.masks(pred.data)
+    p_myo, p_scar, p_mvo, _ = prediction_scheme.masks(pred.data)
     r_myo, r_scar, r_mvo, _ = scheme.masks(ref.data)
-    has_mvo = bool(scheme.mvo)
+    has_mvo = bool(scheme.mvo)  # the reference carries MVO: the MVO columns exist
+    mvo_assessed = has_mvo and bool(prediction_scheme.mvo) and mvo_assessed is not False
     hd_myo_2d = hd95_per_slice(p_myo, r_myo, ref.spacing)
     hd_scar_2d = hd95_per_slice(p_scar, r_scar, ref.spacing)
     slices = []
@@ -84,7 +94,7 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
                "scar_present_reference": largest_component_mm2(r_scar[..., k], ref.spacing) >= min_scar_area_mm2,
                "scar_present_prediction": largest_component_mm2(p_scar[..., k], ref.spacing) >= min_scar_area_mm2}
         if has_mvo:
-            row["dice_mvo"] = dice(p_mvo[..., k], r_mvo[..., k])
+            row["dice_mvo"] = dice(p_mvo[..., k], r_mvo[..., k]) if mvo_assessed else None
         slices.append(row)
     v = ref.voxel_ml
     ref_myo_ml, pred_myo_ml = float(r_myo.sum()) * v, float(p_myo.sum()) * v
@@ -101,9 +111,21 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
         "scar_present_reference": any(s["scar_present_reference"] for s in slices),
         "scar_present_prediction": any(s["scar_present_prediction"] for s in slices),
     }
+    case["mvo_status"] = "assessed" if mvo_assessed else (MVO_NOT_ASSESSED if has_mvo else
+                                                          "not_assessed (no MVO label in the reference scheme)")
     if has_mvo:
-        case.update({"dice_mvo": dice(p_mvo, r_mvo), "mvo_ml_reference": float(r_mvo.sum()) * v,
-                     "mvo_ml_prediction": float(p_mvo.sum()) * v})
+        ref_mvo_ml = float(r_mvo.sum()) * v
+        pred_mvo_ml = float(p_mvo.sum()) * v if mvo_assessed else None
+        case.update({
+            "dice_mvo": dice(p_mvo, r_mvo) if mvo_assessed else None,
+            "mvo_ml_reference": ref_mvo_ml, "mvo_ml_prediction": pred_mvo_ml,
+            # as in `quantify`: % of LV myocardium and % of the infarct (scar incl. MVO); null without a denominator
+            "mvo_pct_lvm_reference": 100 * ref_mvo_ml / ref_myo_ml if ref_myo_ml else None,
+            "mvo_pct_lvm_prediction": (100 * pred_mvo_ml / pred_myo_ml if pred_myo_ml else None)
+            if mvo_assessed else None,
+            "mvo_pct_infarct_reference": 100 * ref_mvo_ml / ref_scar_ml if ref_scar_ml else None,
+            "mvo_pct_infarct_prediction": (100 * pred_mvo_ml / pred_scar_ml if pred_scar_ml else None)
+            if mvo_assessed else None})
     if transmurality:
         case.update(transmurality_agreement.compare_case(pred, ref, scheme, image))
     case["slices"] = slices
@@ -121,19 +143,28 @@ def summarise(cases: List[Dict]) -> Dict:
     """Cohort statistics over evaluated cases."""
     slices = [s for c in cases for s in c["slices"]]
     summary = {"n_cases": len(cases), "n_slices": len(slices)}
-    structures = ["myocardium", "scar"] + (["mvo"] if cases and "dice_mvo" in cases[0] else [])
+    # MVO only over cases where both sides carry it (a prediction with MVO merged into scar is not assessed)
+    mvo_cases = [c for c in cases if c.get("mvo_status") == "assessed"]
+    summary["mvo_status"] = ("assessed" if mvo_cases and len(mvo_cases) == len(cases) else
+                             f"assessed in {len(mvo_cases)} of {len(cases)} cases" if mvo_cases else
+                             next((c["mvo_status"] for c in cases if "mvo_status" in c), "not_assessed"))
+    structures = ["myocardium", "scar"] + (["mvo"] if mvo_cases else [])
     for structure in structures:
         key = f"dice_{structure}"
-        summary[f"{key}_patient"] = median_iqr(c[key] for c in cases)
-        summary[f"{key}_patient"]["both_empty"] = sum(c[key] is None for c in cases)
-        summary[f"{key}_slice"] = median_iqr(s[key] for s in slices)
-        summary[f"{key}_slice"]["both_empty"] = sum(s[key] is None for s in slices)
+        group = mvo_cases if structure == "mvo" else cases
+        group_slices = [s for c in group for s in c["slices"]]
+        summary[f"{key}_patient"] = median_iqr(c[key] for c in group)
+        summary[f"{key}_patient"]["both_empty"] = sum(c[key] is None for c in group)
+        summary[f"{key}_slice"] = median_iqr(s[key] for s in group_slices)
+        summary[f"{key}_slice"]["both_empty"] = sum(s[key] is None for s in group_slices)
     for structure in ("myocardium", "scar"):
         summary[f"hd95_{structure}_mm"] = median_iqr(c[f"hd95_{structure}_mm"] for c in cases)
         summary[f"hd95_{structure}_2d_mm"] = median_iqr(s[f"hd95_{structure}_2d_mm"] for s in slices)
-    quantities = ("scar_ml", "scar_pct_lvm", "myocardium_ml") + (("mvo_ml",) if "mvo" in structures else ())
-    for quantity in quantities:
+    for quantity in ("scar_ml", "scar_pct_lvm", "myocardium_ml"):
         summary[quantity] = _agreement(cases, quantity)
+    if mvo_cases:
+        for quantity in ("mvo_ml", "mvo_pct_lvm", "mvo_pct_infarct"):
+            summary[quantity] = _agreement(mvo_cases, quantity)
     summary["scar_presence_patient"] = detection([c["scar_present_reference"] for c in cases],
                                                  [c["scar_present_prediction"] for c in cases])
     summary["scar_presence_slice"] = detection([s["scar_present_reference"] for s in slices],
@@ -146,12 +177,20 @@ def summarise(cases: List[Dict]) -> Dict:
 def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[str] = None,
                      scheme: Optional[LabelScheme] = None, name: str = "prediction", pictures: bool = True,
                      min_scar_area_mm2: float = MIN_SCAR_AREA_MM2, images_dir: Optional[str] = None,
-                     transmurality: bool = True) -> Dict:
+                     transmurality: bool = True, mvo_assessed: Optional[bool] = None) -> Dict:
     """Evaluate every reference case; writes evaluation.json, cases.csv, slices.csv, segments.csv and PNGs to
     `out_dir`. `images_dir` (nnU-Net names `<case>_0000.nii.gz`) gives the reference's orientation for AHA
     segments in the transmurality agreement; without it fixed sectors per slice are used (unless the affine
-    carries a patient orientation)."""
+    carries a patient orientation).
+
+    Without `scheme`, the EMIDEC defaults for the references and the prediction folder's dataset.json (nnU-Net
+    prediction folders hold one) for the predictions. MVO is not assessed (null, `mvo_status`) when
+    `mvo_assessed` is False (`--mvo-merged`) or the prediction folder's dataset.json has no MVO label."""
+    folder_scheme, folder_scheme_file = _scheme_of_folder(prediction_dir)
+    prediction_scheme = scheme or folder_scheme
     scheme = scheme or LabelScheme()
+    if mvo_assessed is None and folder_scheme_file and not folder_scheme.mvo:
+        mvo_assessed = False  # the predicting network was trained with MVO merged into scar
     names = matched_cases(prediction_dir, reference_dir)
     image_paths = {case: None for case in names}
     if images_dir:
@@ -166,7 +205,7 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
     for case in tqdm(names, desc=f"evaluating {name}", unit="case"):
         cases.append(evaluate_case(os.path.join(prediction_dir, f"{case}.nii.gz"),
                                    os.path.join(reference_dir, f"{case}.nii.gz"), scheme, min_scar_area_mm2,
-                                   image_paths[case], transmurality))
+                                   image_paths[case], transmurality, prediction_scheme, mvo_assessed))
     result = {"name": name, "prediction_dir": prediction_dir, "reference_dir": reference_dir,
               "empty_rule": "Dice is undefined (null) when prediction and reference are both empty; such "
                             "cases/slices are counted in both_empty and left out of medians",
@@ -174,7 +213,7 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
                                     f"{min_scar_area_mm2:g} mm^2; a patient when at least one slice does",
               "icc_form": "ICC(A,1) (McGraw & Wong 1996) = ICC(2,1) (Shrout & Fleiss 1979): two-way random, "
                           "absolute agreement, single measurement; F-based 95% CI",
-              "images_dir": images_dir,
+              "images_dir": images_dir, "prediction_label_scheme_file": folder_scheme_file,
               "transmurality_kappa": transmurality_agreement.DEFINITION if transmurality else "not computed",
               "summary": summarise(cases), "cases": cases}
     if out_dir:

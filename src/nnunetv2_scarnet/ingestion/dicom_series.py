@@ -30,6 +30,8 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from nnunetv2_scarnet.quantification.label_scheme import PLAUSIBLE_SPACING_MM, check_spacing
+
 ENHANCED_MR_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.4.1": "Enhanced MR Image Storage",
                            "1.2.840.10008.5.1.4.1.1.4.3": "Enhanced MR Color Image Storage",
                            "1.2.840.10008.5.1.4.1.1.4.4": "Legacy Converted Enhanced MR Image Storage"}
@@ -351,6 +353,26 @@ def is_sheared(stack: DicomStack, tolerance_mm: float = 1e-3) -> bool:
     return bool(np.linalg.norm(column - (column @ normal) * normal) > tolerance_mm)
 
 
+def check_stack_spacing(folder: str, stack: DicomStack) -> None:
+    """Refuse a stack whose spacing the NIfTI readers would refuse (`label_scheme.check_spacing`,
+    `PLAUSIBLE_SPACING_MM`), e.g. a single slice whose Slice Thickness says 99 mm, and a single slice without
+    spacing tags (the 1 mm of `read_dicom_series` is a guess: volumes would be wrong by the true slice spacing)."""
+    where = f"series {stack.series_uid} in {folder}"
+    if stack.spacing_source.startswith("assumed"):
+        raise DicomSeriesError(f"{where}: a single slice without Spacing Between Slices (0018,0088) or Slice "
+                               f"Thickness (0018,0050); its slice spacing is unknown, so volumes cannot be computed")
+    try:
+        check_spacing(folder, stack.spacing)
+    except ValueError:
+        for axis, value in zip(("x", "y", "slice"), stack.spacing):
+            low, high = PLAUSIBLE_SPACING_MM["slice" if axis == "slice" else "in-plane"]
+            if not (np.isfinite(value) and low <= value <= high):
+                raise DicomSeriesError(f"{where}: {axis} spacing {value:g} mm (from "
+                                       f"{stack.spacing_source if axis == 'slice' else 'Pixel Spacing (0028,0030)'}) "
+                                       f"is outside the plausible range for cardiac MRI ({low:g}-{high:g} mm)") from None
+        raise
+
+
 def dicom_to_nifti(folder: str, out_path: str, series_uid: Optional[str] = None, image_type: Optional[str] = None,
                    inversion_time: Optional[float] = None) -> DicomStack:
     """Convert one series to NIfTI (written only after the whole series was read and checked). The NIfTI voxel
@@ -360,6 +382,7 @@ def dicom_to_nifti(folder: str, out_path: str, series_uid: Optional[str] = None,
         raise DicomSeriesError(f"{out_path}: output must be a .nii.gz or .nii file name, not a folder or another "
                                f"suffix")
     stack = read_dicom_series(folder, series_uid, image_type=image_type, inversion_time=inversion_time)
+    check_stack_spacing(folder, stack)
     image = nib.Nifti1Image(stack.data, stack.affine)
     sheared = is_sheared(stack)
     image.set_sform(stack.affine, code=1)
