@@ -196,3 +196,90 @@ def test_overlay_is_drawn_as_a_cmr_viewer_shows_the_array(tmp_path, monkeypatch)
     assert origin in (None, "upper")
     rows, cols = np.nonzero(data == 4000)
     assert rows.max() < data.shape[0] / 2 and abs(cols.mean() - data.shape[1] / 2) < 4  # top centre
+
+
+def test_aha_slice_septum_override_moves_only_that_slices_scar():
+    """A slice's own septum (bisector of its RV insertion points) sets that slice's segment borders: turning it
+    by 60 deg moves that slice's scar into the neighbouring segment and leaves every other slice as it was."""
+    from nnunetv2_scarnet.quantification.aha import aha_table, stack_levels
+
+    label, radius, ii, jj = ring_label(shape=(64, 64, 6))
+    angle = np.degrees(np.arctan2(jj - 32, ii - 32))
+    # septum 180, direction -1 (standard display): 2|3 border at 180, segment 3 (9) spans 180..120 deg
+    inferoseptal = np.abs(angle - 150.0) < 15.0
+    for k in range(6):
+        label[..., k][inferoseptal & (label[..., k] == 2)] = 3
+    myo, scar, _, pool = LabelScheme().masks(label)
+    levels = stack_levels(myo, pool, apex_first=True)
+    basal = sorted(k for k, level in levels.items() if level == "basal")
+    assert basal == [4, 5]
+
+    def scar_by_segment(per_slice):
+        rows = aha_table(myo, scar, pool, (1.0, 1.0, 8.0), 180.0, -1, True, per_slice)
+        return {r["segment"]: r["scar_px"] for r in rows if r["scar_px"]}
+
+    in_slice = {k: int((scar[..., k] & myo[..., k]).sum()) for k in range(6)}
+    plain = scar_by_segment(None)
+    assert set(plain) == {3, 9, 14}
+    assert plain[3] == in_slice[4] + in_slice[5]
+    moved = scar_by_segment({5: 120.0})  # slice 5's septum 60 deg inferior: its scar is now anteroseptal (2)
+    assert moved == {2: in_slice[5], 3: in_slice[4], 9: plain[9], 14: plain[14]}
+    back = scar_by_segment({5: 240.0})  # 60 deg the other way: slice 5's scar is inferior (4)
+    assert back == {3: in_slice[4], 4: in_slice[5], 9: plain[9], 14: plain[14]}
+    mid = scar_by_segment({2: 120.0})  # a mid slice: only its scar moves, 9 -> 8
+    assert mid[8] == in_slice[2] and mid[9] == plain[9] - in_slice[2] and mid[3] == plain[3]
+
+def test_aha_bullseye_geometry(tmp_path, monkeypatch):
+    """Drawn AHA bullseye: segment 1 at the top (60-120 deg), septal segments 2-3 / 8-9 on the viewer's left,
+    counter-clockwise; apical ring not rotated: 13 at 45-135 (top), 14 at 135-225 (left), 15 bottom, 16 right;
+    17 is the central disc; basal ring outermost. Wedges are told apart by their colour (unique scar extent)."""
+    import matplotlib.pyplot as plt
+    from nnunetv2_scarnet.quantification import figures
+
+    drawn = []
+
+    class SpyWedge(figures.Wedge):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            drawn.append(self)
+
+    class SpyCircle(figures.Circle):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            drawn.append(self)
+
+    monkeypatch.setattr(figures, "Wedge", SpyWedge)
+    monkeypatch.setattr(figures, "Circle", SpyCircle)
+    segments = [{"segment": n, "scar_extent_pct": 5.0 * n, "transmurality_mean": None, "myocardium_px": 10}
+                for n in range(1, 18)]
+    figures.aha_bullseye_png(segments, str(tmp_path / "b.png"), "t")
+    assert (tmp_path / "b.png").stat().st_size > 0
+    cmap = plt.get_cmap("inferno")
+
+    def segment_of(patch):
+        found = [n for n in range(1, 18) if np.allclose(patch.get_facecolor(), cmap(5.0 * n / 100.0))]
+        assert len(found) == 1
+        return found[0]
+
+    wedges = {segment_of(p): p for p in drawn if isinstance(p, SpyWedge)}
+    circles = [p for p in drawn if isinstance(p, SpyCircle)]
+    assert sorted(wedges) == list(range(1, 17))
+    assert len(circles) == 1 and segment_of(circles[0]) == 17 and tuple(circles[0].center) == (0, 0)
+
+    def span(n):
+        return wedges[n].theta1 % 360.0, (wedges[n].theta2 - wedges[n].theta1)
+
+    expected = {1: 60, 2: 120, 3: 180, 4: 240, 5: 300, 6: 0, 7: 60, 8: 120, 9: 180, 10: 240, 11: 300, 12: 0,
+                13: 45, 14: 135, 15: 225, 16: 315}
+    for n, start in expected.items():
+        width = 60.0 if n <= 12 else 90.0
+        assert span(n) == pytest.approx((start, width)), n
+    for n in (2, 3, 8, 9, 14):  # septal: centred on the viewer's left half (90..270 deg)
+        centre = np.radians(wedges[n].theta1 + (wedges[n].theta2 - wedges[n].theta1) / 2)
+        assert np.cos(centre) < 0, n
+    # apical ring not rotated: 13/14/15/16 centred exactly on top/left/bottom/right
+    for n, centre in ((13, 90.0), (14, 180.0), (15, 270.0), (16, 0.0)):
+        assert ((wedges[n].theta1 + wedges[n].theta2) / 2) % 360.0 == pytest.approx(centre), n
+    # rings: basal outermost, then mid, apical; the centre disc inside the apical ring
+    assert wedges[1].r > wedges[7].r > wedges[13].r > circles[0].radius
+    assert wedges[13].r - wedges[13].width == pytest.approx(circles[0].radius)

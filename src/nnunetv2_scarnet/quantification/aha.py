@@ -8,6 +8,9 @@
   segments 2|3 (8|9); so 1|2 (7|8) lies 60 degrees anterior of it, near the anterior insertion point. Numbering runs
   anterior (1) -> anteroseptal -> inferoseptal -> inferior -> inferolateral -> anterolateral (6), i.e.
   counter-clockwise in the standard short-axis display (anterior up, septum on the viewer's left).
+  The bisector, not the anterior insertion point alone, anchors the ring: the measured insertion-point span varies
+  (EMIDEC dev: median 125 deg, 10th-90th percentile 85-165) and the bisector splits its difference from 120 deg
+  between the 1|2 and 3|4 borders (docs/quantification_and_evaluation.md, AHA section).
 - Apical ring: four 90-degree segments, 14 (septal) centred on the septum, then 15 inferior, 16 lateral, 13
   anterior.
 - Coronary territories (Cerqueira 2002, recommended assignment): LAD 1, 2, 7, 8, 13, 14, 17; RCA 3, 4, 9, 10, 15;

@@ -36,6 +36,12 @@ MIN_SLICE_ORDER_CONFIDENCE = 0.5
 MIN_SEPTUM_CONFIDENCE = 0.35
 MIN_GEOMETRY_CONFIDENCE = 0.3   # |cos| to the typical long axis; in-plane share of RAS anterior
 GEOMETRY_IMAGE_TOLERANCE_DEG = 60.0
+#: image-only septum flagged as unreliable (warning, confidence capped) when the slices' votes spread more than this
+#: (weighted circular standard deviation sqrt(-2 ln R)): three quarters of a 60-degree basal/mid segment
+SEPTUM_SPREAD_WARN_DEG = 45.0
+SEPTUM_WEAK_CONTRAST = 0.3      # ... or when the mean RV contrast of the voting slices is below this
+SEPTUM_MIN_VOTES = 3            # ... or when fewer slices than this vote
+FLAGGED_SEPTUM_CONFIDENCE = 0.5  # cap of a flagged septum's confidence (still >= MIN_SEPTUM_CONFIDENCE: AHA kept)
 BIN_DEG = 5.0
 
 
@@ -45,6 +51,7 @@ class Orientation:
     direction: Optional[int] = None             # +1: anterior -> septum -> inferior with increasing theta
     apex_first: Optional[bool] = None
     septum_direction_ras: Optional[List[float]] = None
+    septum_spread_deg: Optional[float] = None   # circular spread of the slices' image votes (None: no image vote)
     source: str = "image"                       # geometry | image | geometry+image | user
     confidence: Optional[float] = None          # min of the parts' confidences (0..1)
     sources: Dict[str, str] = field(default_factory=dict)        # who decided each part (see as_dict)
@@ -197,9 +204,32 @@ def _weighted_circular_mean(angles_deg, weights):
     return float(np.degrees(np.arctan2(s, c))), float(np.hypot(c, s))
 
 
+def septum_reliability(angles_deg, weights, contrasts):
+    """(circular spread of the slices' votes in deg, [reasons the image septum is unreliable]).
+
+    Spread = weighted circular standard deviation sqrt(-2 ln R) of the votes (R: resultant length, weights as for
+    the mean). Reasons: spread > SEPTUM_SPREAD_WARN_DEG, mean contrast < SEPTUM_WEAK_CONTRAST, fewer than
+    SEPTUM_MIN_VOTES voting slices."""
+    if not len(angles_deg):
+        return None, ["no slice shows an RV"]
+    _, resultant = _weighted_circular_mean(angles_deg, weights)
+    spread = float(np.degrees(np.sqrt(-2.0 * np.log(min(max(resultant, 1e-12), 1.0)))))
+    reasons = []
+    if spread > SEPTUM_SPREAD_WARN_DEG:
+        reasons.append(f"the slices' RV estimates disagree (circular spread {spread:.0f} deg > "
+                       f"{SEPTUM_SPREAD_WARN_DEG:.0f})")
+    mean_contrast = float(np.mean(contrasts))
+    if mean_contrast < SEPTUM_WEAK_CONTRAST:
+        reasons.append(f"weak RV evidence (mean contrast {mean_contrast:.2f} < {SEPTUM_WEAK_CONTRAST})")
+    if len(angles_deg) < SEPTUM_MIN_VOTES:
+        reasons.append(f"only {len(angles_deg)} slice(s) show an RV")
+    return spread, reasons
+
+
 def septum_from_image(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, spacing_xy,
                       levels: Optional[Dict[int, str]] = None):
-    """(septum angle, confidence, per-slice septum from insertion points, per-slice insertion points).
+    """(septum angle, confidence, per-slice septum from insertion points, per-slice insertion points,
+    (circular spread of the votes, [reasons it is unreliable]) from `septum_reliability`).
 
     Slices vote with weight = contrast (mid slices x2); confidence = resultant length of the votes x
     min(1, mean contrast / 0.3)."""
@@ -221,7 +251,7 @@ def septum_from_image(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, scar
             contrasts.append(contrast)
     mean, resultant = _weighted_circular_mean(angles, weights)
     if mean is None:
-        return None, 0.0, {}, {}
+        return None, 0.0, {}, {}, (None, [])
     confidence = resultant * min(1.0, float(np.mean(contrasts)) / 0.3)
     slice_septum, insertions = {}, {}
     for k, (septum, contrast, insertion) in per_slice.items():
@@ -231,7 +261,7 @@ def septum_from_image(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, scar
         if contrast > 0.1 and abs(wrap_deg(bisector - mean)) <= 45.0:
             slice_septum[k] = bisector
             insertions[k] = insertion
-    return mean, float(confidence), slice_septum, insertions
+    return mean, float(confidence), slice_septum, insertions, septum_reliability(angles, weights, contrasts)
 
 
 def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine: np.ndarray, spacing,
@@ -268,10 +298,10 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
         candidates = [wrap_deg(geo_anterior + 90.0), wrap_deg(geo_anterior - 90.0)]
         geo_septum = max(candidates, key=lambda t: float(_inplane_world(affine, spacing_xy, t) @ RIGHT_RAS))
         geo_conf = ant_norm
-    img_septum, img_conf = None, 0.0
+    img_septum, img_conf, unreliable = None, 0.0, []
     if image is not None:
-        img_septum, img_conf, o.slice_septum_deg, o.insertion_points_deg = septum_from_image(
-            image, myo, pool, scar, spacing_xy, levels)
+        img_septum, img_conf, o.slice_septum_deg, o.insertion_points_deg, (o.septum_spread_deg, unreliable) = \
+            septum_from_image(image, myo, pool, scar, spacing_xy, levels)
     if septum_deg is not None:
         o.septum_deg, o.sources["septum"], o.confidences["septum"] = float(septum_deg), "user", 1.0
         o.slice_septum_deg, o.insertion_points_deg = {}, {}
@@ -284,6 +314,10 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
                                   "image kept")
             else:
                 o.sources["septum"] = "geometry+image"
+        if o.sources["septum"] == "image" and unreliable:  # no agreeing geometry to back the image up
+            o.confidences["septum"] = min(img_conf, FLAGGED_SEPTUM_CONFIDENCE)
+            o.warnings.append("septum may be off (" + "; ".join(unreliable) + "): check the cyan septum line of "
+                              "the overlay, override with --septum-deg CASE=DEG")
     elif geo_septum is not None:
         o.septum_deg, o.sources["septum"], o.confidences["septum"] = geo_septum, "geometry", geo_conf
         o.slice_septum_deg, o.insertion_points_deg = {}, {}
