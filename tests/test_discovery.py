@@ -77,4 +77,8 @@ def test_register_writes_shims_into_another_nnunet_tree(tmp_path, monkeypatch):
         os.path.join("experiment_planning", "scarnet_plugin_planners.py"),
         os.path.join("training", "nnUNetTrainer", "scarnet_plugin_trainers.py")]
     assert register.remove() == written and not any(os.path.exists(p) for p in written)
-    assert importlib.util.find_spec("nnunetv2_scarnet.discovery.shims.trainers_shim") is not None
+    # the copies come from the wheel's package data, or in an editable checkout from discovery_shims/
+    sources = [src for src, _ in register.shim_locations()]
+    assert all(os.path.isfile(src) for src in sources)
+    if os.path.isdir(os.path.join(os.path.dirname(register.__file__), "shims")):  # installed from the wheel
+        assert importlib.util.find_spec("nnunetv2_scarnet.discovery.shims.trainers_shim") is not None
