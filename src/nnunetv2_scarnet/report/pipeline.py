@@ -164,12 +164,17 @@ def run_report(inputs: Sequence[str], model_folder: str, out_dir: str, folds: Op
         except Exception as exc:  # noqa: BLE001 - a failing patient must not stop the batch
             _fail(patient, "reading the input", exc, debug)
 
-    with _bar(total=1, desc="[2/4] loading the model", unit="model") as bar:
-        predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring)
-        if scheme is not None:
-            predictor.scheme = scheme
-        model = predictor.identity()
-        bar.update()
+    try:
+        with _bar(total=1, desc="[2/4] loading the model", unit="model") as bar:
+            predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring)
+            if scheme is not None:
+                predictor.scheme = scheme
+            model = predictor.identity()
+            bar.update()
+    except BaseException:
+        for patient in patients:  # nothing half-written
+            shutil.rmtree(patient.work, ignore_errors=True)
+        raise
     todo = [p for p in patients if p.error is None]
     with _bar(total=len(todo) * predictor.n_members, desc="[3/4] predicting", unit="pass") as bar:
         for patient in todo:
