@@ -2,7 +2,11 @@
 import base64
 import datetime
 import html
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
+
+#: a number, possibly with a unit or "a / b / c": right-aligned in tables
+NUMBER = re.compile(r"^-?\d[\d.]*( ?(mL|g|%|s))?( / -?\d[\d.]*)*$|^n/a$")
 
 STYLE = """
 body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1150px}
@@ -28,7 +32,7 @@ def _table(rows: Sequence[Sequence], header: Optional[Sequence[str]] = None) -> 
     if header:
         out.append("<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>")
     for row in rows:
-        out.append("<tr>" + "".join(f"<td class='num'>{_e(c)}</td>" if isinstance(c, str) and c[:1].isdigit()
+        out.append("<tr>" + "".join(f"<td class='num'>{_e(c)}</td>" if NUMBER.match(str(c))
                                     else f"<td>{_e(c)}</td>" for c in row) + "</tr>")
     out.append("</table>")
     return "".join(out)
