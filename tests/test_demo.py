@@ -32,7 +32,7 @@ def test_demo_runs_end_to_end(tmp_path):
                    "ScarNetTrainerTiny_smoke", "--train-cases", "5", "--test-cases", "1"],
                   dict(os.environ, PYTHONWARNINGS="ignore"))
     assert "Demo finished" in out
-    assert "epoch 1/3: running pseudo-Dice" in out and "epoch 3/3" in out  # progress while it trains
+    assert "epoch 1/3: training ... running pseudo-Dice" in out and "epoch 3/3" in out  # progress while it trains
     summary = json.load(open(workdir / "summary.json"))
     assert len(summary["cases"]) == 1 and 0 <= summary["cases"][0]["dice_myocardium"] <= 1
     assert summary["cases"][0]["scar_ml_reference"] > 0  # test phantoms all carry scar
@@ -56,7 +56,7 @@ def test_training_progress_lines(capsys):
                  "2026-01-01 10:00:01.1: Epoch time: 41.27 s\n"]:
         progress(line)
     assert capsys.readouterr().out == \
-        "  epoch 1/6: running pseudo-Dice blood_pool 0.81, myocardium 0.50, scar 0.00 (41 s)\n"
+        "  epoch 1/6: training ... running pseudo-Dice blood_pool 0.81, myocardium 0.50, scar 0.00 (41 s)\n"
 
 
 def test_demo_refuses_a_foreign_workdir(tmp_path):

@@ -56,20 +56,28 @@ class TrainingProgress:
 
     def __init__(self, n_epochs: Optional[int], label_names: List[str]):
         self.n_epochs, self.label_names = n_epochs, label_names
-        self.epoch, self.dice, self.validating = None, None, False
+        self.epoch, self.dice, self.validating, self.line_open = None, None, False, False
+
+    def close(self) -> None:
+        """End an epoch line that its epoch never completed (the training failed)."""
+        if self.line_open:
+            print(flush=True)
+            self.line_open = False
 
     def __call__(self, line: str) -> None:
         if (m := re.search(r"Epoch (\d+)\s*$", line)):
             self.epoch = int(m.group(1))
+            # shown when the epoch starts (an epoch can take minutes on a busy CPU), completed when it ends
+            print(f"  epoch {self.epoch + 1}/{self.n_epochs or '?'}: training ...", end="", flush=True)
+            self.line_open = True
         elif "Pseudo dice" in line:
             self.dice = [float(v) for v in re.findall(r"(?:float32\()?(\d+\.\d+|nan)", line.split("Pseudo dice")[1])]
         elif (m := re.search(r"Epoch time: ([\d.]+) s", line)) and self.epoch is not None:
             names = self.label_names if self.dice and len(self.label_names) == len(self.dice) else \
                 [f"label {i + 1}" for i in range(len(self.dice or []))]
             dice = ", ".join(f"{n} {d:.2f}" for n, d in zip(names, self.dice or []))
-            total = self.n_epochs if self.n_epochs else "?"
-            print(f"  epoch {self.epoch + 1}/{total}: running pseudo-Dice {dice or 'n/a'} ({float(m.group(1)):.0f} s)",
-                  flush=True)
+            print(f" running pseudo-Dice {dice or 'n/a'} ({float(m.group(1)):.0f} s)", flush=True)
+            self.line_open = False
         elif re.search(r": predicting \S", line) and not self.validating:
             self.validating = True
             print("  final validation of fold 0 (nnU-Net predicts its validation phantoms) ...", flush=True)
@@ -97,6 +105,8 @@ def run(cmd: List[str], env: Dict[str, str], log_path: str, on_line: Optional[Ca
             if on_line:
                 on_line(line)
         returncode = process.wait()
+    if hasattr(on_line, "close"):
+        on_line.close()
     print(f"  done in {time.time() - start:.0f} s (log: {log_path})", flush=True)
     if returncode != 0:
         with open(log_path) as log:
