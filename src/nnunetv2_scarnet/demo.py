@@ -193,7 +193,9 @@ def main(argv=None) -> int:
 
     model = os.path.join(env["nnUNet_results"], os.path.basename(raw), f"{args.trainer}__ScarNetPlans__2d")
     report_dir = os.path.join(workdir, "report")
-    report_args = ["report", images_ts, "--model", model, report_dir, "--folds", "0", "--device", args.device]
+    # no mirroring here (as the demo's prediction always was): on a CPU it would quadruple the prediction time
+    report_args = ["report", images_ts, "--model", model, report_dir, "--folds", "0", "--device", args.device,
+                   "--disable-mirroring"]
     print("[5/5] scarnet report on the held-out phantoms (nnUNetPredictor, quantification, QC, HTML)", flush=True)
     print(f"$ scarnet {' '.join(report_args)}", flush=True)
     from nnunetv2_scarnet.cli import main as scarnet_main
