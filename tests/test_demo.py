@@ -32,13 +32,31 @@ def test_demo_runs_end_to_end(tmp_path):
                    "ScarNetTrainerTiny_smoke", "--train-cases", "5", "--test-cases", "1"],
                   dict(os.environ, PYTHONWARNINGS="ignore"))
     assert "Demo finished" in out
+    assert "epoch 1/3: training ... running pseudo-Dice" in out and "epoch 3/3" in out  # progress while it trains
     summary = json.load(open(workdir / "summary.json"))
     assert len(summary["cases"]) == 1 and 0 <= summary["cases"][0]["dice_myocardium"] <= 1
     assert summary["cases"][0]["scar_ml_reference"] > 0  # test phantoms all carry scar
-    assert (workdir / "report" / "patients.csv").exists() and (workdir / "evaluation" / "evaluation.json").exists()
+    case = summary["cases"][0]["case"]
+    html = workdir / "report" / case / f"{case}_report.html"  # the demo ends with scarnet report's HTML
+    assert html.exists() and str(html) in out and "data:image/png;base64," in html.read_text()
+    assert (workdir / "report" / case / "quantification" / "patients.csv").exists()
+    assert (workdir / "evaluation" / "evaluation.json").exists()
     prediction = nib.load(workdir / "predictions" / f"{summary['cases'][0]['case']}.nii.gz")
     image = nib.load(workdir / "imagesTs" / f"{summary['cases'][0]['case']}_0000.nii.gz")
     assert prediction.shape == image.shape and np.allclose(prediction.affine, image.affine)
+
+
+def test_training_progress_lines(capsys):
+    from nnunetv2_scarnet.demo import TrainingProgress, epochs_of
+
+    assert epochs_of("ScarNetTrainerLite_demo") == 6 and epochs_of("nnUNetTrainer") is None
+    progress = TrainingProgress(6, ["blood_pool", "myocardium", "scar"])
+    for line in ["2026-01-01 10:00:00.1: Epoch 0\n", "2026-01-01 10:00:00.2: train_loss -0.1\n",
+                 "2026-01-01 10:00:01.0: Pseudo dice [np.float32(0.8123), np.float32(0.5), np.float32(0.0)]\n",
+                 "2026-01-01 10:00:01.1: Epoch time: 41.27 s\n"]:
+        progress(line)
+    assert capsys.readouterr().out == \
+        "  epoch 1/6: training ... running pseudo-Dice blood_pool 0.81, myocardium 0.50, scar 0.00 (41 s)\n"
 
 
 def test_demo_refuses_a_foreign_workdir(tmp_path):

@@ -6,6 +6,8 @@
     scarnet baselines IMAGES_DIR MYOCARDIUM_LABELS_DIR REF_DIR OUT_DIR [--deep NAME=PRED_DIR ...]
     scarnet noise --model NAME=MODEL_DIR [--model ...] IMAGES_DIR LABELS_DIR OUT_DIR [--snr 20 10 5] [--repeats 3]
     scarnet dicomseg LABEL.nii.gz DICOM_DIR OUT.dcm [--series-uid UID]
+    scarnet report DICOM_OR_NIFTI [...] --model MODEL_FOLDER OUT_DIR [--folds 0 1 2 3 4] [--device auto]
+    scarnet weights list | fetch NAME | path NAME | verify NAME
 
 Label maps follow nnU-Net files (`<case>.nii.gz`, images `<case>_0000.nii.gz`) and the label values of
 `--dataset-json` (default: 1 blood pool, 2 myocardium, 3 scar, 4 MVO).
@@ -15,16 +17,17 @@ Each subcommand lives in its own module of this package and adds itself with `re
 import argparse
 import sys
 
-from nnunetv2_scarnet.cli import evaluation_commands, ingestion_commands, quantify_command, weights_command
+from nnunetv2_scarnet.cli import (evaluation_commands, ingestion_commands, quantify_command, report_command,
+                                 weights_command)
 from nnunetv2_scarnet.cli.checks import OneLineArgumentParser, check_paths
 
 #: modules whose `register(subparsers)` adds their subcommands, in the order `scarnet --help` lists them
-COMMAND_MODULES = (ingestion_commands, quantify_command, evaluation_commands, weights_command)
+COMMAND_MODULES = (ingestion_commands, quantify_command, evaluation_commands, report_command, weights_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="scarnet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)

@@ -1,0 +1,54 @@
+"""`scarnet report`: DICOM folders or NIfTI stacks -> nnU-Net prediction -> quantification, DICOM SEG, QC flags
+and a self-contained HTML report per patient.
+
+    scarnet report DICOM_OR_NIFTI [more ...] --model MODEL_FOLDER OUT_DIR [--folds 0 1 2 3 4] [--device auto]
+"""
+import argparse
+
+USAGE = ("scarnet report DICOM_OR_NIFTI [more ...] --model MODEL_FOLDER OUT_DIR [--folds F [F ...]] "
+         "[--device auto|cpu|cuda|mps] [--series-uid UID] [--disable-mirroring]")
+
+
+class _PathsAroundOptionsParser(argparse.ArgumentParser):
+    """argparse gives a `nargs='+'` positional only the words before the first option; the paths after an option
+    (`A B --model M OUT_DIR`) come back as unrecognised words and are appended to the paths here."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        namespace.paths = list(namespace.paths or []) + [a for a in extras if not a.startswith("-")]
+        return namespace, [a for a in extras if a.startswith("-")]
+
+
+def cmd_report(args):
+    from nnunetv2_scarnet.report.pipeline import run_report
+
+    from nnunetv2_scarnet.cli.common import label_scheme
+
+    scheme = label_scheme(args) if args.dataset_json else None  # default: the model's dataset.json
+    return run_report(args.inputs, args.model, args.out_dir, args.folds, args.device, args.series_uid or (),
+                      not args.disable_mirroring, args.checkpoint, args.debug, scheme)
+
+
+def check_report(args):
+    if len(args.paths) < 2:
+        raise ValueError("give at least one DICOM folder or NIfTI stack and then OUT_DIR")
+    args.inputs, args.out_dir = args.paths[:-1], args.paths[-1]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="DICOM / NIfTI -> prediction, quantification, DICOM SEG, QC, HTML report",
+                       description=__doc__, usage=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.__class__ = _PathsAroundOptionsParser
+    p.add_argument("paths", nargs="*", metavar="DICOM_OR_NIFTI [...] OUT_DIR",
+                   help="one DICOM folder per patient (a study folder: the LGE series is chosen, see --series-uid) "
+                        "or NIfTI stacks (files, or a folder of them), then the output folder")
+    p.add_argument("--model", required=True, help="nnU-Net model folder (<trainer>__<plans>__<configuration>)")
+    p.add_argument("--folds", nargs="+", help="folds to ensemble (default: every fold with a checkpoint)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="auto: CUDA when present, else CPU")
+    p.add_argument("--series-uid", action="append",
+                   help="SeriesInstanceUID to use instead of the LGE heuristic (repeat for several patients)")
+    p.add_argument("--checkpoint", default="checkpoint_final.pth")
+    p.add_argument("--disable-mirroring", action="store_true", help="no mirroring test-time augmentation")
+    p.add_argument("--debug", action="store_true", help="print tracebacks of failing patients")
+    p.set_defaults(func=cmd_report, check=check_report)

@@ -1,0 +1,1 @@
+"""`scarnet report`: the clinical job in one command (see pipeline.py)."""

@@ -1,0 +1,159 @@
+"""Inputs of `scarnet report`: DICOM folders (one per patient) or NIfTI stacks, and the choice of the LGE series.
+
+LGE series heuristic (a study folder often holds cine, localisers, TI scouts, T1 maps and the LGE stack): every
+series of the folder gets a score from its headers, and the highest score wins.
+
+- SeriesDescription / ProtocolName naming late enhancement (LGE, DE, PSIR, MDE, delayed, late, viability,
+  enhancement): +3. Naming something else (cine, localiser/scout/survey, TI scout, Look-Locker, T1/T2 map, MOLLI,
+  perfusion, flow, long-axis 2/3/4-chamber views): -5.
+- ImageType containing LOCALIZER: -5; a phase image (P / PHASE, not PSIR): -3.
+- One inversion time for the whole series, between 150 and 600 ms: +2. Several inversion times in one series
+  (a TI scout): -4.
+- Three or more distinct slice positions (a short-axis stack): +1; a single position (cine, single slice): -2.
+
+A folder holding one series uses it. When two series share the best score the folder is refused with the list
+of series and their scores; `--series-uid` then picks one (it always overrides the heuristic).
+"""
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import pydicom
+
+from nnunetv2_scarnet.ingestion import list_series
+
+LGE_WORDS = re.compile(r"(\blge\b|\bde\b|psir|\bmde\b|delay|\blate\b|viab|enhanc|\bpag\b|\blge_|_lge)", re.I)
+OTHER_WORDS = re.compile(r"(cine|local|scout|survey|look.?locker|t1.?map|t2|molli|perfusion|flow|\b[234] ?ch|"
+                         r"\blax\b|\bmap\b|tfl_?ti|ti.?scout)", re.I)
+
+
+#: NIfTI file names that name no patient (the parent folder does)
+GENERIC_NAMES = {"image", "img", "lge", "data", "stack"}
+
+
+class ReportInputError(ValueError):
+    """An input of `scarnet report` cannot be used; the message names the path."""
+
+
+@dataclass
+class SeriesChoice:
+    uid: str
+    description: str
+    n_files: int
+    score: int
+    reasons: List[str] = field(default_factory=list)
+
+
+@dataclass
+class PatientInput:
+    name: str                      # patient folder name under OUT_DIR
+    path: str                      # the DICOM folder or the NIfTI file
+    kind: str                      # "dicom" or "nifti"
+    series_uid: Optional[str] = None
+    series_choice: str = ""        # how the series was chosen (for the report)
+
+
+def score_series(files: Sequence[str], description: str) -> SeriesChoice:
+    """Score one series by the heuristic of the module doc (headers only)."""
+    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    first = headers[0]
+    text = " ".join(str(first.get(k, "")) for k in ("SeriesDescription", "ProtocolName", "SequenceName"))
+    score, reasons = 0, []
+    if LGE_WORDS.search(text):
+        score, reasons = score + 3, reasons + [f"name '{text.strip()}' says LGE"]
+    if OTHER_WORDS.search(text):
+        score, reasons = score - 5, reasons + [f"name '{text.strip()}' says another sequence"]
+    image_type = [str(v).upper() for v in first.get("ImageType", [])]
+    if "LOCALIZER" in image_type:
+        score, reasons = score - 5, reasons + ["ImageType LOCALIZER"]
+    if ("P" in image_type or "PHASE" in image_type) and "PSIR" not in image_type:
+        score, reasons = score - 3, reasons + ["phase image"]
+    tis = {round(float(h.InversionTime), 1) for h in headers if h.get("InversionTime") not in (None, "")}
+    if len(tis) == 1 and 150.0 <= next(iter(tis)) <= 600.0:
+        score, reasons = score + 2, reasons + [f"inversion time {next(iter(tis)):.0f} ms"]
+    elif len(tis) > 1:
+        score, reasons = score - 4, reasons + [f"{len(tis)} inversion times (TI scout)"]
+    positions = {tuple(round(float(v), 1) for v in h.ImagePositionPatient) for h in headers}
+    if len(positions) >= 3:
+        score, reasons = score + 1, reasons + [f"{len(positions)} slice positions"]
+    elif len(positions) == 1:
+        score, reasons = score - 2, reasons + ["a single slice position"]
+    return SeriesChoice(str(first.get("SeriesInstanceUID", "")), description, len(files), score, reasons)
+
+
+def choose_lge_series(folder: str, series_uids: Sequence[str] = ()) -> SeriesChoice:
+    """The LGE series of a DICOM folder: a `series_uids` entry present in it, else the heuristic's choice."""
+    series = list_series(folder)
+    if not series:
+        raise ReportInputError(f"{folder}: no DICOM image files found")
+    by_uid = {s.uid: s for s in series}
+    for uid in series_uids:
+        if uid in by_uid:
+            s = by_uid[uid]
+            return SeriesChoice(uid, s.description, len(s.files), 0, ["chosen with --series-uid"])
+    if len(series) == 1:
+        s = series[0]
+        return SeriesChoice(s.uid, s.description, len(s.files), 0, ["the only series in the folder"])
+    scored = sorted((score_series(s.files, s.description) for s in series), key=lambda c: -c.score)
+    if scored[0].score == scored[1].score:
+        listing = "; ".join(f"{c.uid} ({c.description or 'no description'}, {c.n_files} files, score {c.score})"
+                            for c in scored)
+        raise ReportInputError(f"{folder}: cannot tell which of {len(series)} series is the LGE stack; choose one "
+                               f"with --series-uid: {listing}")
+    return scored[0]
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "patient"
+
+
+def resolve_inputs(paths: Sequence[str], series_uids: Sequence[str] = ()) -> List[PatientInput]:
+    """One PatientInput per DICOM folder or NIfTI file (a folder of .nii.gz files gives one per file). Only checks
+    that the paths exist; the series of each DICOM folder is chosen later, patient by patient."""
+    patients: List[PatientInput] = []
+    for path in paths:
+        path = os.path.abspath(path)
+        if not os.path.exists(path):
+            raise ReportInputError(f"{path}: no such file or folder")
+        if os.path.isfile(path):
+            if not path.endswith((".nii.gz", ".nii")):
+                raise ReportInputError(f"{path}: expected a DICOM folder or a NIfTI stack (.nii.gz / .nii)")
+            patients.append(PatientInput(_nifti_name(path), path, "nifti", series_choice="NIfTI stack"))
+            continue
+        niftis = sorted(f for f in os.listdir(path) if f.endswith((".nii.gz", ".nii")))
+        if niftis and _only_nifti(path):
+            patients += [PatientInput(_nifti_name(f), os.path.join(path, f), "nifti", series_choice="NIfTI stack")
+                         for f in niftis]
+        else:
+            patients.append(PatientInput(_safe_name(os.path.basename(path)), path, "dicom"))
+    seen: Dict[str, int] = {}
+    for p in patients:  # unique output folder names
+        count = seen.get(p.name, 0)
+        seen[p.name] = count + 1
+        if count:
+            p.name = f"{p.name}_{count + 1}"
+    return patients
+
+
+def _only_nifti(folder: str) -> bool:
+    return all(f.endswith((".nii.gz", ".nii", ".json")) or f.startswith(".") for f in os.listdir(folder))
+
+
+def _nifti_name(path: str) -> str:
+    name = os.path.basename(path)
+    name = name[:-7] if name.endswith(".nii.gz") else name[:-4]
+    if len(name) > 5 and name[-5] == "_" and name[-4:].isdigit():  # nnU-Net channel suffix
+        name = name[:-5]
+    if name.lower() in GENERIC_NAMES:  # <patient>/image.nii.gz: the folder names the patient
+        name = os.path.basename(os.path.dirname(os.path.abspath(path))) or name
+    return _safe_name(name)
+
+
+def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
+    """Patient, study and series identifiers the DICOM carries (first file of the series)."""
+    ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+    keys = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyDescription",
+            "AccessionNumber", "StudyInstanceUID", "SeriesNumber", "SeriesDescription", "SeriesInstanceUID",
+            "Manufacturer", "ManufacturerModelName", "MagneticFieldStrength", "InversionTime")
+    return {k: str(ds.get(k, "")) for k in keys if str(ds.get(k, "")) != ""}

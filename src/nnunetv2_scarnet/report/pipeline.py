@@ -1,0 +1,205 @@
+"""`scarnet report`: DICOM folders or NIfTI stacks -> nnU-Net prediction -> quantification, DICOM SEG, CSV/JSON,
+QC flags and one self-contained HTML report per patient (+ a cohort CSV).
+
+Per patient OUT_DIR/<patient>/ holds input/<patient>_0000.nii.gz (the converted stack), segmentation/<patient>.nii.gz,
+quantification/ (CSV, JSON, PNG of `scarnet quantify` with default options), <patient>_seg.dcm (DICOM inputs),
+<patient>_report.json and <patient>_report.html. A patient is written to a hidden `.partial` folder first and
+renamed when complete; a failing patient is reported, nothing of it is left, and the others go on.
+"""
+import json
+import os
+import shutil
+import sys
+import traceback
+from typing import Dict, List, Optional, Sequence
+
+from tqdm import tqdm
+
+from nnunetv2_scarnet.quantification import quantify_folder, read_label_stack, read_stack
+from nnunetv2_scarnet.quantification.report import write_csv
+from nnunetv2_scarnet.report.figures import overlay_every_slice, transmurality_bullseye
+from nnunetv2_scarnet.report.html import render_report
+from nnunetv2_scarnet.report.inputs import (PatientInput, ReportInputError, choose_lge_series, dicom_identifiers,
+                                            resolve_inputs)
+from nnunetv2_scarnet.report.predict import ReportPredictor
+from nnunetv2_scarnet.report.qc import all_flags
+
+MARKER = ".scarnet-report"
+
+
+def _bar(iterable=None, **kwargs):
+    return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, **kwargs)
+
+
+class Patient:
+    def __init__(self, source: PatientInput, out_dir: str):
+        self.source = source
+        self.name = source.name
+        self.final = os.path.join(out_dir, self.name)
+        self.work = os.path.join(out_dir, f".{self.name}.partial")
+        self.image = os.path.join(self.work, "input", f"{self.name}_0000.nii.gz")
+        self.segmentation = os.path.join(self.work, "segmentation", f"{self.name}.nii.gz")
+        self.identifiers: Dict[str, str] = {}
+        self.prediction = None
+        self.summary: Dict = {}
+        self.error: Optional[str] = None
+
+
+def _prepare(patient: Patient) -> None:
+    if os.path.exists(patient.final) and not os.path.isfile(os.path.join(patient.final, MARKER)):
+        raise ReportInputError(f"{patient.final}: exists and was not written by scarnet report; not replaced")
+    shutil.rmtree(patient.work, ignore_errors=True)
+    os.makedirs(os.path.dirname(patient.image))
+    os.makedirs(os.path.dirname(patient.segmentation))
+
+
+def convert(patient: Patient, series_uids: Sequence[str]) -> None:
+    """DICOM -> NIfTI of the chosen LGE series (or a copy of the NIfTI stack), with its identifiers."""
+    from nnunetv2_scarnet.ingestion import dicom_to_nifti
+
+    _prepare(patient)
+    src = patient.source
+    if src.kind == "dicom":
+        choice = choose_lge_series(src.path, series_uids)
+        src.series_uid = choice.uid
+        src.series_choice = f"series {choice.uid} ({choice.description or 'no description'}): " + \
+            "; ".join(choice.reasons)
+        stack = dicom_to_nifti(src.path, patient.image, choice.uid)
+        patient.identifiers = dicom_identifiers(stack.files)
+    else:
+        read_stack(src.path)  # a clear error for an unreadable or non-3D file
+        if src.path.endswith(".nii"):
+            import nibabel as nib
+            nib.save(nib.load(src.path), patient.image)
+        else:
+            shutil.copyfile(src.path, patient.image)
+        patient.identifiers = {"File": os.path.basename(src.path)}
+
+
+def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict) -> None:
+    """Quantification, DICOM SEG, QC flags, JSON and HTML of one predicted patient; then the folder is final."""
+    scheme = predictor.scheme
+    quant_dir = os.path.join(patient.work, "quantification")
+    report = quantify_folder(os.path.dirname(patient.segmentation), quant_dir, os.path.dirname(patient.image),
+                             scheme)
+    quant = report["cases"][0]
+    label = read_label_stack(patient.segmentation, scheme)
+    image = read_stack(patient.image)
+    outputs = [os.path.relpath(patient.image, patient.work), os.path.relpath(patient.segmentation, patient.work),
+               "quantification/ (patients.csv, slices.csv, sectors.csv, report.json, PNG)"]
+    notes = []
+    if patient.source.kind == "dicom":
+        if label.data.any():
+            from nnunetv2_scarnet.ingestion.dicom_seg import write_dicom_seg
+            write_dicom_seg(patient.segmentation, patient.source.path,
+                            os.path.join(patient.work, f"{patient.name}_seg.dcm"), patient.source.series_uid,
+                            algorithm_name=f"ScarNet report ({model.get('trainer')})")
+            outputs.append(f"{patient.name}_seg.dcm (DICOM SEG referencing series {patient.source.series_uid})")
+        else:
+            notes.append("empty segmentation: no DICOM SEG written")
+    flags = all_flags(label.data, label.spacing, scheme, quant, patient.prediction)
+    title = patient.identifiers.get("PatientName", patient.name)
+    overlays = [("Every slice: myocardium (green), scar (red), MVO (yellow)",
+                 overlay_every_slice(image, label, scheme, f"{title}: myocardium (green), scar (red), MVO (yellow)"))]
+    bullseyes = []
+    extent = os.path.join(quant_dir, f"{patient.name}_bullseye.png")  # drawn by the quantification
+    if os.path.isfile(extent):
+        with open(extent, "rb") as f:
+            bullseyes.append(("Scar extent per segment", f.read()))
+    bullseyes.append(("Transmurality per segment", transmurality_bullseye(quant, f"{title}: scar transmurality")))
+    pred = patient.prediction
+    prediction_qc = {"confidence": pred.confidence, "member_dice": pred.member_dice, "members": pred.members}
+    outputs += [f"{patient.name}_report.json", f"{patient.name}_report.html"]
+    patient.summary = {"patient": patient.name, "source": patient.source.path, "kind": patient.source.kind,
+                       "series": patient.source.series_choice, "identifiers": patient.identifiers,
+                       "volumes": quant.get("patient", {}), "qc_flags": flags, "prediction_qc": prediction_qc,
+                       "model": model, "notes": notes, "outputs": outputs}
+    with open(os.path.join(patient.work, f"{patient.name}_report.json"), "w") as f:
+        json.dump(patient.summary, f, indent=1, default=str)
+    page = render_report(patient.name, patient.identifiers, f"{patient.source.path} - {patient.source.series_choice}",
+                         quant, flags, bullseyes, overlays, model, prediction_qc, outputs + notes)
+    with open(os.path.join(patient.work, f"{patient.name}_report.html"), "w", encoding="utf-8") as f:
+        f.write(page)
+    open(os.path.join(patient.work, MARKER), "w").close()
+    shutil.rmtree(patient.final, ignore_errors=True)
+    os.replace(patient.work, patient.final)
+
+
+def _fail(patient: Patient, stage: str, exc: Exception, debug: bool) -> None:
+    patient.error = f"{stage}: {exc}"
+    shutil.rmtree(patient.work, ignore_errors=True)
+    tqdm.write(f"scarnet report: {patient.name} ({patient.source.path}) failed at {patient.error}", file=sys.stderr)
+    if debug:
+        traceback.print_exc()
+
+
+def cohort_row(patient: Patient) -> Dict:
+    v = patient.summary.get("volumes", {})
+    flags = patient.summary.get("qc_flags", [])
+    return {"patient": patient.name, "status": "failed" if patient.error else "ok", "error": patient.error,
+            "source": patient.source.path, "patient_id": patient.identifiers.get("PatientID"),
+            "series_uid": patient.source.series_uid, "myocardium_ml": v.get("myocardium_ml"),
+            "myocardium_g": v.get("myocardium_g"), "scar_ml": v.get("scar_ml"), "scar_g": v.get("scar_g"),
+            "scar_pct_lvm": v.get("scar_pct_lvm"), "mvo_ml": v.get("mvo_ml"), "n_qc_flags": len(flags),
+            "qc_flags": " ".join(f["code"] for f in flags),
+            "report_html": None if patient.error else os.path.join(patient.final, f"{patient.name}_report.html")}
+
+
+def run_report(inputs: Sequence[str], model_folder: str, out_dir: str, folds: Optional[Sequence[str]] = None,
+               device: str = "auto", series_uids: Sequence[str] = (), mirroring: bool = True,
+               checkpoint: str = "checkpoint_final.pth", debug: bool = False, scheme=None) -> int:
+    """The whole job; returns 0 when every patient succeeded, 1 when any failed. Bad arguments (missing input,
+    unusable model folder) raise before anything is written."""
+    from nnunetv2_scarnet.report.predict import check_model_folder
+
+    sources = resolve_inputs(inputs, series_uids)
+    check_model_folder(os.path.abspath(model_folder), folds, checkpoint)
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    patients = [Patient(s, out_dir) for s in sources]
+
+    for patient in _bar(patients, desc="[1/4] reading inputs", unit="patient"):
+        try:
+            convert(patient, series_uids)
+        except Exception as exc:  # noqa: BLE001 - a failing patient must not stop the batch
+            _fail(patient, "reading the input", exc, debug)
+
+    try:
+        with _bar(total=1, desc="[2/4] loading the model", unit="model") as bar:
+            predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring)
+            if scheme is not None:
+                predictor.scheme = scheme
+            model = predictor.identity()
+            bar.update()
+    except BaseException:
+        for patient in patients:  # nothing half-written
+            shutil.rmtree(patient.work, ignore_errors=True)
+        raise
+    todo = [p for p in patients if p.error is None]
+    with _bar(total=len(todo) * predictor.n_members, desc="[3/4] predicting", unit="pass") as bar:
+        for patient in todo:
+            try:
+                patient.prediction = predictor.predict(patient.image, patient.segmentation, bar.update)
+            except Exception as exc:  # noqa: BLE001
+                _fail(patient, "prediction", exc, debug)
+    for patient in _bar([p for p in patients if p.error is None], desc="[4/4] quantification and reports",
+                        unit="patient"):
+        try:
+            write_outputs(patient, predictor, model)
+        except Exception as exc:  # noqa: BLE001
+            _fail(patient, "writing the report", exc, debug)
+
+    if len(patients) > 1:
+        write_csv(os.path.join(out_dir, "cohort.csv"), [cohort_row(p) for p in patients])
+    failed = [p for p in patients if p.error]
+    for p in patients:
+        if p.error is None:
+            flags = p.summary.get("qc_flags", [])
+            print(f"{p.name}: {os.path.join(p.final, p.name + '_report.html')}"
+                  f"  ({len(flags)} QC flag{'s' if len(flags) != 1 else ''}"
+                  f"{': ' + ', '.join(f['code'] for f in flags) if flags else ''})")
+    if failed:
+        print(f"{len(failed)} of {len(patients)} patient(s) failed: " +
+              "; ".join(f"{p.name}: {p.error}" for p in failed), file=sys.stderr)
+        return 1
+    return 0
