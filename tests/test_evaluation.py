@@ -356,3 +356,14 @@ def test_mvo_percentages_of_lvm_and_infarct(references, tmp_path):
     header = open(tmp_path / "out" / "cases.csv").readline().strip().split(",")
     assert {"mvo_pct_lvm_reference", "mvo_pct_lvm_prediction", "mvo_pct_infarct_reference",
             "mvo_pct_infarct_prediction", "mvo_status"} <= set(header)
+
+
+def test_one_patient_draws_its_agreement_plots(emidec_cases, tmp_path):
+    """With one patient there are no limits of agreement (null); the plots are still drawn, without those lines
+    (the demo evaluates its held-out phantoms this way)."""
+    folder = tmp_path / "one"
+    folder.mkdir()
+    os.symlink(os.path.join(emidec_cases, "Case_P004", "label.nii.gz"), folder / "Case_P004.nii.gz")
+    result = evaluate_folders(str(folder), str(folder), str(tmp_path / "out"), name="one")
+    assert result["summary"]["scar_ml"]["bland_altman"]["loa_low"] is None
+    assert (tmp_path / "out" / "agreement_scar_ml.png").stat().st_size > 0

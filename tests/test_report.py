@@ -177,7 +177,7 @@ def test_report_outputs_with_the_expert_label_as_prediction(tiny_model, emidec_c
     folder = out / "Patient_P004"
     seg = pydicom.dcmread(folder / "Patient_P004_seg.dcm")
     assert seg.Modality == "SEG" and seg.ReferencedSeriesSequence[0].SeriesInstanceUID == lge_uid
-    assert {s.SegmentLabel for s in seg.SegmentSequence} >= {"Healthy LV myocardium", "Myocardial scar"}
+    assert {s.SegmentLabel for s in seg.SegmentSequence} >= {"LV myocardium", "Infarct"}
     report = json.load(open(folder / "Patient_P004_report.json"))
     volumes = report["volumes"]
     assert volumes["scar_ml"] > 1 and 40 < volumes["myocardium_g"] < 350

@@ -25,6 +25,8 @@ def agreement_png(x: Sequence[float], y: Sequence[float], stats: Dict, quantity:
     if ba["bias"] is not None:
         for value, style, name in ((ba["bias"], "-", "bias"), (ba["loa_low"], "--", "-1.96 SD"),
                                    (ba["loa_high"], "--", "+1.96 SD")):
+            if value is None:  # limits of agreement need at least two cases
+                continue
             b.axhline(value, color="k", ls=style, lw=1)
             b.text(b.get_xlim()[1], value, f" {name} {value:.2f}", va="center", fontsize=8)
     b.set_xlabel(f"mean of predicted and reference ({unit})")
