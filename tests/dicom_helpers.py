@@ -8,6 +8,14 @@ from pydicom.sequence import Sequence
 from pydicom.uid import EnhancedMRImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 
+def dicom_geometry(affine):
+    """A NIfTI (RAS) affine as DICOM sees it: the LPS affine, the column and row spacings (mm) and the row and
+    column direction cosines."""
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+    col_spacing, row_spacing = np.linalg.norm(lps[:3, 0]), np.linalg.norm(lps[:3, 1])
+    return lps, col_spacing, row_spacing, lps[:3, 0] / col_spacing, lps[:3, 1] / row_spacing
+
+
 def write_series(nifti_path, folder, series_uid=None, study_uid=None, frame_uid=None, description="LGE SAX",
                  names=None, slices=None, orientation_override=None, image_type=None, inversion_time=None,
                  shift=None, spacing_between=None, scale=1):
@@ -17,9 +25,7 @@ def write_series(nifti_path, folder, series_uid=None, study_uid=None, frame_uid=
     offset (LPS mm) to slice k's position; `scale` multiplies the pixel values (a second reconstruction)."""
     image = nib.load(nifti_path)
     data = (np.asarray(image.dataobj) * scale).astype(np.int16)
-    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ image.affine
-    col_spacing, row_spacing = np.linalg.norm(lps[:3, 0]), np.linalg.norm(lps[:3, 1])
-    row_dir, col_dir = lps[:3, 0] / col_spacing, lps[:3, 1] / row_spacing
+    lps, col_spacing, row_spacing, row_dir, col_dir = dicom_geometry(image.affine)
     series_uid, study_uid, frame_uid = series_uid or generate_uid(), study_uid or generate_uid(), frame_uid or generate_uid()
     os.makedirs(folder, exist_ok=True)
     paths = []
@@ -66,9 +72,7 @@ def write_enhanced(nifti_path, path, frame_order=None, series_uid=None, drop_pos
     `frame_order` (slice indices); `drop_position_of`: a frame left without a plane position (broken file)."""
     image = nib.load(nifti_path)
     data = np.asarray(image.dataobj).astype(np.int16)
-    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ image.affine
-    col_spacing, row_spacing = np.linalg.norm(lps[:3, 0]), np.linalg.norm(lps[:3, 1])
-    row_dir, col_dir = lps[:3, 0] / col_spacing, lps[:3, 1] / row_spacing
+    lps, col_spacing, row_spacing, row_dir, col_dir = dicom_geometry(image.affine)
     order = list(frame_order) if frame_order is not None else list(range(data.shape[2]))
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = EnhancedMRImageStorage
