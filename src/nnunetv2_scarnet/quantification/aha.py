@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from nnunetv2_scarnet.quantification.geometry import lv_center, pixel_angles
 from nnunetv2_scarnet.quantification.transmurality import cavity_mask, slice_chords, summarize
 
 AHA_NAMES = {1: "basal anterior", 2: "basal anteroseptal", 3: "basal inferoseptal", 4: "basal inferior",
@@ -70,8 +71,6 @@ def segment_of(angles: np.ndarray, level: str, septum_deg: float, direction: int
 def aha_table(myo: np.ndarray, scar: np.ndarray, pool: np.ndarray, spacing, septum_deg: float, direction: int,
               apex_first: bool, slice_septum_deg: Optional[Dict[int, float]] = None, n_chords: int = 100) -> List[Dict]:
     """One row per AHA segment 1-17 (see module docstring)."""
-    from nnunetv2_scarnet.quantification.sectors import lv_center, pixel_angles
-
     slice_septum_deg = slice_septum_deg or {}
     voxel_ml = float(np.prod(spacing)) / 1000.0
     totals = {s: {"myocardium_px": 0, "scar_px": 0, "chords": [], "slices": []} for s in AHA_NAMES}

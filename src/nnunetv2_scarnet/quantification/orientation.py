@@ -26,12 +26,15 @@ from typing import Dict, List, Optional
 import numpy as np
 from scipy import ndimage
 
+from nnunetv2_scarnet.quantification.geometry import (OBLIQUE_DEG, handedness_sign, has_patient_orientation,  # noqa: F401,E501
+                                                      inplane_world, lv_center, slice_levels,
+                                                      slice_order_from_labels, theta_of_world, wrap_deg)
+
 #: RAS unit directions of the anatomy used with real geometry
 APEX_RAS = np.array([-1.0, 1.0, -1.0]) / np.sqrt(3.0)
 RIGHT_RAS = np.array([1.0, 0.0, 0.0])
 ANTERIOR_RAS = np.array([0.0, 1.0, 0.0])
 
-OBLIQUE_DEG = 5.0            # an affine axis this far off every world axis = real patient orientation
 MIN_SLICE_ORDER_CONFIDENCE = 0.5
 MIN_SEPTUM_CONFIDENCE = 0.35
 MIN_GEOMETRY_CONFIDENCE = 0.3   # |cos| to the typical long axis; in-plane share of RAS anterior
@@ -72,37 +75,14 @@ class Orientation:
         return out
 
 
-def wrap_deg(a: float) -> float:
-    return float((a + 180.0) % 360.0 - 180.0)
 
 
-def has_patient_orientation(affine: np.ndarray) -> bool:
-    """True when some array axis is more than OBLIQUE_DEG off every world axis (see module docstring)."""
-    m = np.asarray(affine, float)[:3, :3]
-    cosines = np.abs(m) / np.maximum(np.linalg.norm(m, axis=0, keepdims=True), 1e-12)
-    return bool(np.any(cosines.max(axis=0) < np.cos(np.radians(OBLIQUE_DEG))))
 
 
-def _inplane_world(affine: np.ndarray, spacing_xy, theta_deg: float) -> np.ndarray:
-    """RAS unit vector of the in-plane physical direction theta (module convention)."""
-    m = np.asarray(affine, float)[:3, :3]
-    t = np.radians(theta_deg)
-    v = m[:, 0] * np.cos(t) / spacing_xy[0] + m[:, 1] * np.sin(t) / spacing_xy[1]
-    return v / max(np.linalg.norm(v), 1e-12)
 
 
-def _theta_of_world(affine: np.ndarray, spacing_xy, vector: np.ndarray):
-    """(theta in deg, in-plane norm 0..1) of the projection of a RAS vector on the slice plane."""
-    m = np.asarray(affine, float)[:3, :3]
-    e_i, e_j = m[:, 0] / np.linalg.norm(m[:, 0]), m[:, 1] / np.linalg.norm(m[:, 1])
-    # physical in-plane coordinates of the projection (solve in the (e_i, e_j) basis, not assumed orthogonal)
-    basis = np.stack([e_i, e_j], axis=1)
-    coef, *_ = np.linalg.lstsq(basis, vector, rcond=None)
-    return float(np.degrees(np.arctan2(coef[1], coef[0]))), float(min(np.linalg.norm(basis @ coef), 1.0))
 
 
-def handedness_sign(affine: np.ndarray) -> int:
-    return 1 if np.linalg.det(np.asarray(affine, float)[:3, :3]) > 0 else -1
 
 
 def slice_order_from_geometry(affine: np.ndarray):
@@ -112,20 +92,6 @@ def slice_order_from_geometry(affine: np.ndarray):
     return c < 0, abs(c)
 
 
-def slice_order_from_labels(myo: np.ndarray, pool: np.ndarray):
-    """(apex_first, confidence): Spearman correlation of the epicardial area (cavity + wall) with slice index."""
-    from scipy.stats import spearmanr
-
-    present = [k for k in range(myo.shape[2]) if myo[..., k].any()]
-    if len(present) < 3:
-        return None, 0.0
-    areas = [float(ndimage.binary_fill_holes(myo[..., k] | pool[..., k]).sum()) for k in present]
-    if len(set(areas)) == 1:
-        return None, 0.0
-    rho = spearmanr(present, areas).statistic
-    if not np.isfinite(rho) or rho == 0:
-        return None, 0.0
-    return bool(rho > 0), float(abs(rho))
 
 
 def _circular_smooth(x: np.ndarray, width: int) -> np.ndarray:
@@ -233,8 +199,6 @@ def septum_from_image(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, scar
 
     Slices vote with weight = contrast (mid slices x2); confidence = resultant length of the votes x
     min(1, mean contrast / 0.3)."""
-    from nnunetv2_scarnet.quantification.sectors import lv_center
-
     angles, weights, contrasts, per_slice = [], [], [], {}
     for k in range(myo.shape[2]):
         if not myo[..., k].any():
@@ -268,8 +232,6 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
                      image: Optional[np.ndarray] = None, septum_deg: Optional[float] = None,
                      direction: Optional[int] = None, apex_first: Optional[bool] = None) -> Orientation:
     """Orientation of one stack from the user's values, else the geometry and/or the image (see module doc)."""
-    from nnunetv2_scarnet.quantification.sectors import slice_levels
-
     o = Orientation()
     spacing_xy = spacing[:2]
     geometric = has_patient_orientation(affine)
@@ -293,10 +255,10 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
     levels = slice_levels(present, base_first=not o.apex_first) if o.apex_first is not None else None
     # septum
     geo_septum = geo_conf = geo_anterior = None
-    if geometric and _theta_of_world(affine, spacing_xy, ANTERIOR_RAS)[1] >= MIN_GEOMETRY_CONFIDENCE:
-        geo_anterior, ant_norm = _theta_of_world(affine, spacing_xy, ANTERIOR_RAS)
+    if geometric and theta_of_world(affine, spacing_xy, ANTERIOR_RAS)[1] >= MIN_GEOMETRY_CONFIDENCE:
+        geo_anterior, ant_norm = theta_of_world(affine, spacing_xy, ANTERIOR_RAS)
         candidates = [wrap_deg(geo_anterior + 90.0), wrap_deg(geo_anterior - 90.0)]
-        geo_septum = max(candidates, key=lambda t: float(_inplane_world(affine, spacing_xy, t) @ RIGHT_RAS))
+        geo_septum = max(candidates, key=lambda t: float(inplane_world(affine, spacing_xy, t) @ RIGHT_RAS))
         geo_conf = ant_norm
     img_septum, img_conf, unreliable = None, 0.0, []
     if image is not None:
@@ -341,7 +303,7 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
     # summary
     if o.septum_deg is not None and present:
         # the case septum (all slices vote, mid slices twice); an in-plane direction is the same from any centre
-        o.septum_direction_ras = [float(v) for v in _inplane_world(affine, spacing_xy, o.septum_deg)]
+        o.septum_direction_ras = [float(v) for v in inplane_world(affine, spacing_xy, o.septum_deg)]
     parts = list(o.sources.values())
     has_geometry = any(p.startswith("geometry") for p in parts)
     has_image = any(p in ("image", "labels", "geometry+image") for p in parts)

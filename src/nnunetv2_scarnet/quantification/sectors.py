@@ -13,14 +13,15 @@ Transmurality: centerline chord method (`transmurality.py`, `chords_per_slice` c
 area (%).
 """
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from nnunetv2_scarnet.quantification.aha import AHA_NAMES, aha_table  # noqa: F401  (AHA_NAMES re-exported)
+from nnunetv2_scarnet.quantification.geometry import (handedness_sign, lv_center, pixel_angles,  # noqa: F401
+                                                      slice_levels, slice_order_from_labels)  # (re-exported)
 from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, Stack
 from nnunetv2_scarnet.quantification.transmurality import slice_chords, summarize
-
 
 
 @dataclass(frozen=True)
@@ -30,17 +31,6 @@ class SectorGeometry:
     direction: int = 1
     wedge_deg: float = 5.0          # unused since the chord method; kept for compatibility
     chords_per_slice: int = 100
-
-
-def lv_center(myo: np.ndarray, pool: np.ndarray):
-    mask = pool if pool.any() else myo
-    idx = np.argwhere(mask)
-    return idx.mean(axis=0)
-
-
-def pixel_angles(shape, center, spacing_xy) -> np.ndarray:
-    ii, jj = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
-    return np.degrees(np.arctan2((jj - center[1]) * spacing_xy[1], (ii - center[0]) * spacing_xy[0]))
 
 
 def sector_index(angles: np.ndarray, geometry: SectorGeometry):
@@ -79,17 +69,6 @@ def stack_sectors(label: Stack, scheme: LabelScheme, geometry: SectorGeometry) -
     return rows
 
 
-def slice_levels(slices_with_myocardium: Sequence[int], base_first: bool = True) -> Dict[int, str]:
-    """Split the slices that contain myocardium into basal, mid and apical thirds (base first unless told)."""
-    ordered = list(slices_with_myocardium) if base_first else list(reversed(slices_with_myocardium))
-    n = len(ordered)
-    levels = {}
-    for position, k in enumerate(ordered):
-        third = min(int(3 * position / n), 2) if n else 0
-        levels[k] = ("basal", "mid", "apical")[third]
-    return levels
-
-
 def aha_segments(label: Stack, scheme: LabelScheme, septum_deg: float, direction: Optional[int] = None,
                  base_first: Optional[bool] = None, wedge_deg: float = 5.0,
                  slice_septum_deg: Optional[Dict[int, float]] = None, chords_per_slice: int = 100) -> List[Dict]:
@@ -100,8 +79,6 @@ def aha_segments(label: Stack, scheme: LabelScheme, septum_deg: float, direction
     slice order comes from the labels (the LV shrinks toward the apex; base first if that is inconclusive); when
     `direction` is None it follows from the slice order and the affine's handedness (anterior = base x septum).
     `wedge_deg` is unused (kept for compatibility)."""
-    from nnunetv2_scarnet.quantification.orientation import handedness_sign, slice_order_from_labels
-
     myo, scar, _, pool = scheme.masks(label.data)
     if base_first is None:
         apex_first = slice_order_from_labels(myo, pool)[0]
