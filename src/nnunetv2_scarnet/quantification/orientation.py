@@ -13,12 +13,17 @@ Conventions (see docs/quantification_and_evaluation.md):
 Geometry is used only when the affine carries a real patient orientation: its axes are oblique to the world axes
 (a short-axis plane is always double-oblique; any axis more than 5 degrees off every world axis). An axis-aligned
 affine such as EMIDEC's diag(-sx, -sy, sz) carries the voxel spacing and the array's handedness only.
-Anatomy used from geometry: the LV long axis points from base to apex to the patient's left, anterior and inferior
-(RAS (-1, 1, -1)); the septum faces the patient's right (RV to the right of and anterior to the LV); in-plane
-anterior is the slice-plane projection of RAS anterior. From the images: the LV cavity and myocardium shrink
-toward the apex; the RV blood pool is the bright region that hugs the epicardium beside the septum.
-Handedness without geometry: anterior = base x septum in the affine's frame, so a mirrored array must come with a
-mirrored affine (as `scarnet dicom2nifti` and any nibabel re-orientation write them).
+Anatomy used from geometry (RAS+: +x patient's right, +y anterior, +z superior): the LV long axis points from base
+to apex to the patient's left, anterior and inferior (RAS (-1, 1, -1)); the RV lies to the right of AND anterior
+to the LV, so the septum (LV centre -> RV) is the slice-plane projection of RAS (1, 1, 0)/sqrt(2) (Kramer et al.,
+JCMR 2020; docs); anterior = base x septum. Geometry leads: the image septum refines it when both agree within
+GEOMETRY_IMAGE_TOLERANCE_DEG, otherwise the geometry is kept and the case needs review.
+From the images: the LV cavity and myocardium shrink toward the apex; the RV blood pool is the bright region
+that hugs the epicardium beside the septum. An image-only septum (no patient orientation) always needs review
+(docs: measured on the EMIDEC dev patients, no internal signal separates the wrong ones).
+Handedness without geometry is ASSUMED: anterior = base x septum in the affine's frame, so a mirrored array must
+come with a mirrored affine (as `scarnet dicom2nifti` and any nibabel re-orientation write them); said in
+`warnings` and its confidence capped at ASSUMED_HANDEDNESS_CONFIDENCE.
 """
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
@@ -32,13 +37,15 @@ from nnunetv2_scarnet.quantification.geometry import (OBLIQUE_DEG, handedness_si
 
 #: RAS unit directions of the anatomy used with real geometry
 APEX_RAS = np.array([-1.0, 1.0, -1.0]) / np.sqrt(3.0)
-RIGHT_RAS = np.array([1.0, 0.0, 0.0])
-ANTERIOR_RAS = np.array([0.0, 1.0, 0.0])
+#: LV centre -> RV (mid-septum): right and anterior (Kramer et al. JCMR 2020, see docs)
+RV_RAS = np.array([1.0, 1.0, 0.0]) / np.sqrt(2.0)
 
 MIN_SLICE_ORDER_CONFIDENCE = 0.5
 MIN_SEPTUM_CONFIDENCE = 0.35
-MIN_GEOMETRY_CONFIDENCE = 0.3   # |cos| to the typical long axis; in-plane share of RAS anterior
-GEOMETRY_IMAGE_TOLERANCE_DEG = 60.0
+MIN_GEOMETRY_CONFIDENCE = 0.3   # |cos| to the typical long axis; in-plane share of the RV direction
+#: the image refines the geometric septum within this (half a 60-degree segment); beyond it geometry is kept + review
+GEOMETRY_IMAGE_TOLERANCE_DEG = 30.0
+ASSUMED_HANDEDNESS_CONFIDENCE = 0.5  # cap of the handedness confidence when read from the affine's determinant
 #: image-only septum flagged as unreliable (warning, confidence capped) when the slices' votes spread more than this
 #: (weighted circular standard deviation sqrt(-2 ln R)): three quarters of a 60-degree basal/mid segment
 SEPTUM_SPREAD_WARN_DEG = 45.0
@@ -62,6 +69,7 @@ class Orientation:
     slice_septum_deg: Dict[int, float] = field(default_factory=dict)   # per slice, from RV insertion points
     insertion_points_deg: Dict[int, List[float]] = field(default_factory=dict)  # [anterior, inferior]
     warnings: List[str] = field(default_factory=list)
+    review_reasons: List[str] = field(default_factory=list)   # why aha_status is 'needs review' (AHA kept)
     aha_ready: bool = False
     aha_status: str = ""
 
@@ -133,15 +141,23 @@ def rv_profile(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, scar: np.nd
 def septum_from_profile(profile: np.ndarray, arc_deg: float = 120.0):
     """(septum angle, contrast, [insertion angles] or None) of one slice's RV profile.
 
-    The septum is the centre of the 120-degree arc with the most RV blood; contrast = mean share inside the arc
-    minus outside. Insertion points: ends of the contiguous run around the centre where the smoothed share stays
+    The septum is the centre of the 120-degree arc with the most RV blood: where several arc positions tie (an RV
+    narrower than the arc gives a flat-topped window), the centre of that plateau (within 2% of the maximum), so
+    the answer does not depend on the array's flips; contrast = mean share inside the arc minus outside. Insertion points: ends of the contiguous run around the centre where the smoothed share stays
     above half its peak, kept when the run spans 60-200 degrees."""
     n_bins = len(profile)
     width = int(round(arc_deg / BIN_DEG))
     window = _circular_smooth(profile, width)
-    best = int(np.argmax(window))
-    centre = (best + 0.5) * BIN_DEG
-    inside = window[best]
+    top = int(np.argmax(window))
+    near = window >= window[top] - 0.02 * max(window[top], 1e-12)
+    lo, hi = top, top
+    while near[(lo - 1) % n_bins] and hi - lo < n_bins - 1:
+        lo -= 1
+    while near[(hi + 1) % n_bins] and hi - lo < n_bins - 1:
+        hi += 1
+    centre = ((lo + hi) / 2.0 + 0.5) * BIN_DEG
+    best = int(np.floor((lo + hi) / 2.0 + 0.5)) % n_bins
+    inside = window[top]
     outside = (profile.sum() - inside * width) / max(n_bins - width, 1)
     contrast = float(inside - outside)
     smooth = _circular_smooth(profile, 3)
@@ -246,6 +262,7 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
             if label_order != geo_order:
                 o.warnings.append(f"slice order: geometry says apex_first={geo_order}, the LV size along the stack "
                                   f"says apex_first={label_order} (Spearman {label_conf:.2f}); geometry kept")
+                o.review_reasons.append("slice order: geometry and LV size disagree")
             else:
                 o.sources["slice_order"] = "geometry (labels agree)"
                 o.confidences["slice_order"] = max(geo_conf, label_conf)
@@ -253,63 +270,97 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
         o.apex_first, o.sources["slice_order"], o.confidences["slice_order"] = label_order, "labels", label_conf
     present = [k for k in range(myo.shape[2]) if myo[..., k].any()]
     levels = slice_levels(present, base_first=not o.apex_first) if o.apex_first is not None else None
-    # septum
-    geo_septum = geo_conf = geo_anterior = None
-    if geometric and theta_of_world(affine, spacing_xy, ANTERIOR_RAS)[1] >= MIN_GEOMETRY_CONFIDENCE:
-        geo_anterior, ant_norm = theta_of_world(affine, spacing_xy, ANTERIOR_RAS)
-        candidates = [wrap_deg(geo_anterior + 90.0), wrap_deg(geo_anterior - 90.0)]
-        geo_septum = max(candidates, key=lambda t: float(inplane_world(affine, spacing_xy, t) @ RIGHT_RAS))
-        geo_conf = ant_norm
+    # septum: geometry leads, the image refines it within the tolerance
+    geo_septum = geo_conf = None
+    if geometric and theta_of_world(affine, spacing_xy, RV_RAS)[1] >= MIN_GEOMETRY_CONFIDENCE:
+        geo_septum, geo_conf = theta_of_world(affine, spacing_xy, RV_RAS)
     img_septum, img_conf, unreliable = None, 0.0, []
     if image is not None:
         img_septum, img_conf, o.slice_septum_deg, o.insertion_points_deg, (o.septum_spread_deg, unreliable) = \
             septum_from_image(image, myo, pool, scar, spacing_xy, levels)
+    image_ok = img_septum is not None and img_conf >= MIN_SEPTUM_CONFIDENCE
     if septum_deg is not None:
         o.septum_deg, o.sources["septum"], o.confidences["septum"] = float(septum_deg), "user", 1.0
         o.slice_septum_deg, o.insertion_points_deg = {}, {}
-    elif img_septum is not None and img_conf >= MIN_SEPTUM_CONFIDENCE:
-        o.septum_deg, o.sources["septum"], o.confidences["septum"] = img_septum, "image", img_conf
-        if geo_septum is not None:
-            gap = abs(wrap_deg(img_septum - geo_septum))
-            if gap > GEOMETRY_IMAGE_TOLERANCE_DEG:
-                o.warnings.append(f"septum: geometry and image (RV blood pool) disagree by {gap:.0f} deg; "
-                                  "image kept")
-            else:
-                o.sources["septum"] = "geometry+image"
-        if o.sources["septum"] == "image" and unreliable:  # no agreeing geometry to back the image up
-            o.confidences["septum"] = min(img_conf, FLAGGED_SEPTUM_CONFIDENCE)
+    elif geo_septum is not None:
+        _septum_from_geometry(o, geo_septum, geo_conf, img_septum if image_ok else None, img_conf)
+        if image is not None and not image_ok:
+            o.warnings.append(f"septum: the image gives no confident RV (confidence {img_conf:.2f}); geometry used")
+    elif image_ok:
+        o.septum_deg, o.sources["septum"] = img_septum, "image"
+        o.confidences["septum"] = min(img_conf, FLAGGED_SEPTUM_CONFIDENCE)
+        o.review_reasons.append("septum from the image alone (no patient orientation in the affine; on the EMIDEC "
+                                "dev patients about 1 in 3 such septa is more than 30 deg off)")
+        if unreliable:
             o.warnings.append("septum may be off (" + "; ".join(unreliable) + "): check the cyan septum line of "
                               "the overlay, override with --septum-deg CASE=DEG")
-    elif geo_septum is not None:
-        o.septum_deg, o.sources["septum"], o.confidences["septum"] = geo_septum, "geometry", geo_conf
-        o.slice_septum_deg, o.insertion_points_deg = {}, {}
-        if img_septum is not None:
-            o.warnings.append(f"septum: the image gives no confident RV (confidence {img_conf:.2f}); geometry used")
+            o.review_reasons.extend(unreliable)
     else:
         o.sources["septum"], o.confidences["septum"] = "none", img_conf
         o.slice_septum_deg, o.insertion_points_deg = {}, {}
-    # handedness: which side of the septum is anterior
-    if direction is not None:
-        o.direction, o.sources["handedness"], o.confidences["handedness"] = int(direction), "user", 1.0
-    elif o.septum_deg is not None and geo_anterior is not None:
-        o.direction = 1 if wrap_deg(o.septum_deg - geo_anterior) > 0 else -1
-        o.sources["handedness"], o.confidences["handedness"] = "geometry", geo_conf
-    elif o.apex_first is not None:
-        o.direction = -(1 if o.apex_first else -1) * handedness_sign(affine)
-        o.sources["handedness"] = "slice order x affine handedness"
-        o.confidences["handedness"] = o.confidences["slice_order"]
+    _handedness(o, affine, spacing_xy, geometric, direction)
     if o.direction is not None:  # insertion points as [anterior, inferior]: anterior at septum - 90 * direction
         o.insertion_points_deg = {k: (v if o.direction > 0 else v[::-1]) for k, v in o.insertion_points_deg.items()}
-    # summary
     if o.septum_deg is not None and present:
         # the case septum (all slices vote, mid slices twice); an in-plane direction is the same from any centre
         o.septum_direction_ras = [float(v) for v in inplane_world(affine, spacing_xy, o.septum_deg)]
+    _summary(o, present, image is not None)
+    return o
+
+
+def _septum_from_geometry(o: Orientation, geo_septum: float, geo_conf: float, img_septum: Optional[float],
+                          img_conf: float) -> None:
+    """Septum with a real patient orientation: the image's when within the tolerance of the geometry's, else the
+    geometry's with a warning and a review reason (a disagreement is a QC flag, not a switch)."""
+    gap = None if img_septum is None else abs(wrap_deg(img_septum - geo_septum))
+    if gap is not None and gap <= GEOMETRY_IMAGE_TOLERANCE_DEG:
+        o.septum_deg, o.sources["septum"] = img_septum, "geometry+image"
+        o.confidences["septum"] = max(geo_conf, img_conf)
+        o.slice_septum_deg = {k: v for k, v in o.slice_septum_deg.items()
+                              if abs(wrap_deg(v - geo_septum)) <= GEOMETRY_IMAGE_TOLERANCE_DEG}
+        o.insertion_points_deg = {k: v for k, v in o.insertion_points_deg.items() if k in o.slice_septum_deg}
+        return
+    o.septum_deg, o.sources["septum"], o.confidences["septum"] = geo_septum, "geometry", geo_conf
+    o.slice_septum_deg, o.insertion_points_deg = {}, {}
+    if gap is not None:
+        o.warnings.append(f"septum: geometry (RV right-anterior) and image (RV blood pool) disagree by {gap:.0f} "
+                          f"deg (> {GEOMETRY_IMAGE_TOLERANCE_DEG:.0f}); geometry kept: check the cyan septum line")
+        o.review_reasons.append(f"geometry and image septum disagree by {gap:.0f} deg")
+
+
+def _handedness(o: Orientation, affine: np.ndarray, spacing_xy, geometric: bool, direction: Optional[int]):
+    """Which side of the septum is anterior: user, else geometry (anterior = base x septum in RAS), else ASSUMED
+    from the slice order and the affine's determinant (warning, capped confidence)."""
+    if direction is not None:
+        o.direction, o.sources["handedness"], o.confidences["handedness"] = int(direction), "user", 1.0
+        return
+    if o.septum_deg is None:
+        return
+    normal = np.asarray(affine, float)[:3, 2] / max(np.linalg.norm(np.asarray(affine, float)[:3, 2]), 1e-12)
+    long_axis_conf = abs(float(normal @ APEX_RAS))
+    if geometric and long_axis_conf >= MIN_GEOMETRY_CONFIDENCE:
+        base = -normal if normal @ APEX_RAS > 0 else normal
+        anterior = np.cross(base, inplane_world(affine, spacing_xy, o.septum_deg))
+        anterior_deg, share = theta_of_world(affine, spacing_xy, anterior)
+        o.direction = 1 if wrap_deg(o.septum_deg - anterior_deg) > 0 else -1
+        o.sources["handedness"], o.confidences["handedness"] = "geometry", min(long_axis_conf, share)
+    elif o.apex_first is not None:
+        o.direction = -(1 if o.apex_first else -1) * handedness_sign(affine)
+        o.sources["handedness"] = "assumed: slice order x affine determinant"
+        o.confidences["handedness"] = min(o.confidences["slice_order"], ASSUMED_HANDEDNESS_CONFIDENCE)
+        o.warnings.append("handedness assumed from the affine's determinant (no patient orientation): a mirrored "
+                          "array stored with an unmirrored affine swaps anterior and inferior; check that anterior "
+                          "is up in the overlay, override with --direction")
+
+
+def _summary(o: Orientation, present: List[int], has_image: bool) -> None:
+    """source, confidence, aha_ready and aha_status ('ok', 'needs review: ...' or 'AHA segments need ...')."""
     parts = list(o.sources.values())
     has_geometry = any(p.startswith("geometry") for p in parts)
-    has_image = any(p in ("image", "labels", "geometry+image") for p in parts)
+    has_image_part = any(p in ("image", "labels", "geometry+image") for p in parts)
     if "user" in parts:
         o.source = "user"
-    elif has_geometry and has_image:
+    elif has_geometry and has_image_part:
         o.source = "geometry+image"
     elif has_geometry:
         o.source = "geometry"
@@ -320,7 +371,7 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
     missing = []
     if o.septum_deg is None:
         missing.append("septum direction (no confident RV in the image" + (
-            "" if image is not None else ": no image given") + ", no patient orientation in the affine)")
+            "" if has_image else ": no image given") + ", no patient orientation in the affine)")
     if o.apex_first is None or (o.sources.get("slice_order") == "labels"
                                 and o.confidences["slice_order"] < MIN_SLICE_ORDER_CONFIDENCE):
         missing.append(f"slice order (LV size along the stack inconclusive, Spearman "
@@ -328,7 +379,10 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
     if o.direction is None:
         missing.append("anterior side")
     o.aha_ready = not missing
-    o.aha_status = "ok" if o.aha_ready else (
-        "AHA segments need the user's orientation (--septum-deg, --direction, --apex-first/--base-first): "
-        + "; ".join(missing) + " not determined")
-    return o
+    if missing:
+        o.aha_status = ("AHA segments need the user's orientation (--septum-deg, --direction, --apex-first/"
+                        "--base-first): " + "; ".join(missing) + " not determined")
+    elif o.review_reasons:
+        o.aha_status = "needs review: " + "; ".join(o.review_reasons)
+    else:
+        o.aha_status = "ok"
