@@ -91,3 +91,52 @@ def test_segment_numbering_in_the_standard_display():
     assert segment_of(angles, "mid", 180.0, -1).tolist() == [7, 8, 9, 10, 11, 12]
     assert segment_of(np.array([-90.0, 180.0, 90.0, 0.0]), "apical", 180.0, -1).tolist() == [13, 14, 15, 16]
     assert segment_of(np.array([-90.0, 180.0, 90.0]), "apical", 180.0, 1).tolist() == [15, 14, 13]
+
+
+def eccentric_ring_stack(n_slices=6, septum_deg=180.0, direction=-1):
+    """Ring whose cavity sits off the epicardium's centre (wall 6 mm on one side, 16 mm on the other), so chords
+    perpendicular to the centerline lean across segment borders; transmural scar drawn in exactly the angular range
+    of mid/basal segment 2|8 (anteroseptal: 60 deg between the septum and 60 deg anterior of it, anterior at
+    septum - 90 * direction), measured around the blood-pool centre."""
+    shape = (90, 90, n_slices)
+    ii, jj = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    c_pool, c_epi = (45.2, 44.7), (48.2, 49.7)
+    r_pool = np.hypot(ii - c_pool[0], jj - c_pool[1])
+    r_epi = np.hypot(ii - c_epi[0], jj - c_epi[1])
+    theta = np.degrees(np.arctan2(jj - c_pool[1], ii - c_pool[0]))
+    anteroseptal_lo = septum_deg - direction * 60.0  # border 1|2, then 2|3 at the septum
+    relative = np.mod(direction * (theta - anteroseptal_lo), 360.0)
+    in_segment = relative < 60.0
+    myo, pool, scar = (np.zeros(shape, bool) for _ in range(3))
+    for k in range(n_slices):
+        pool[..., k] = r_pool < 14
+        myo[..., k] = (r_pool >= 14) & (r_epi < 25)
+        scar[..., k] = myo[..., k] & in_segment
+    return myo, scar, pool
+
+
+def test_scar_confined_to_one_segment_leaves_its_neighbours_scar_free():
+    myo, scar, pool = eccentric_ring_stack()
+    rows = {r["segment"]: r for r in aha_table(myo, scar, pool, (1.0, 1.0, 8.0), 180.0, -1, True)}
+    for segment in (2, 8):  # drawn fully transmural in these
+        assert rows[segment]["transmurality_mean"] == pytest.approx(1.0, abs=0.05)
+    for segment in (1, 3, 7, 9, 4, 5, 6, 10, 11, 12):  # no scar drawn: no chord may read any
+        assert rows[segment]["scar_px"] == 0
+        assert rows[segment]["transmurality_max"] == 0.0, (segment, rows[segment]["transmurality_max"])
+        assert rows[segment]["transmurality_category"] == "0%"
+
+
+def test_the_50_percent_boundary_category_and_count_agree():
+    """Kim et al. 2000: categories 0, 1-25, 26-50, 51-75, 76-100%; a segment at exactly 50% is in 26-50% and is not
+    counted among the segments above 50%; one just above is in 51-75% and counted."""
+    def row(segment, values):
+        return {"segment": segment, "territory": "LAD", "scar_px": 1, **summarize(
+            [{"transmurality": v} for v in values])}
+    rows = [row(1, [0.5, 0.5]), row(2, [0.4, 0.6]), row(7, [0.52, 0.52]), row(8, [0.0, 0.0])]
+    summary = aha_summary(rows)
+    assert rows[0]["transmurality_category"] == rows[1]["transmurality_category"] == "26-50%"
+    assert rows[2]["transmurality_category"] == "51-75%"
+    assert summary["segments_transmurality_ge_50"] == [7]
+    assert summary["n_segments_transmurality_ge_50"] == 1
+    above = sum(n for c, n in summary["segments_per_category"].items() if c in ("51-75%", "76-100%"))
+    assert above == summary["n_segments_transmurality_ge_50"]

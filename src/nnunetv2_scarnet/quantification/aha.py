@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from nnunetv2_scarnet.quantification.geometry import lv_center, pixel_angles
-from nnunetv2_scarnet.quantification.transmurality import cavity_mask, slice_chords, summarize
+from nnunetv2_scarnet.quantification.transmurality import ABOVE_50_CATEGORIES, cavity_mask, slice_chords, summarize
 
 AHA_NAMES = {1: "basal anterior", 2: "basal anteroseptal", 3: "basal inferoseptal", 4: "basal inferior",
              5: "basal inferolateral", 6: "basal anterolateral", 7: "mid anterior", 8: "mid anteroseptal",
@@ -84,10 +84,9 @@ def aha_table(myo: np.ndarray, scar: np.ndarray, pool: np.ndarray, spacing, sept
             totals[int(s)]["myocardium_px"] += int((m & (segment == s)).sum())
             totals[int(s)]["scar_px"] += int((sc & (segment == s)).sum())
             totals[int(s)]["slices"].append(k)
-        if level != "apex":
-            for chord in slice_chords(m, sc, p, spacing[:2], center, n_chords):
-                number = int(segment_of(np.array([chord["angle_deg"]]), level, septum, direction)[0])
-                totals[number]["chords"].append(chord)
+        if level != "apex":  # each chord counts only the scar of its own segment (zones)
+            for chord in slice_chords(m, sc, p, spacing[:2], center, n_chords, zones=segment):
+                totals[chord["zone"]]["chords"].append(chord)
     rows = []
     for number, name in AHA_NAMES.items():
         t = totals[number]
@@ -103,13 +102,15 @@ def aha_table(myo: np.ndarray, scar: np.ndarray, pool: np.ndarray, spacing, sept
 
 
 def aha_summary(rows: Sequence[Dict]) -> Dict:
-    """Counts over segments 1-16 with a transmurality: scarred, >= 50% mean transmurality, per category,
-    and the territories with a segment at >= 50%."""
+    """Counts over segments 1-16 with a transmurality: scarred, > 50% mean transmurality (categories 51-75% and
+    76-100%; keys named '_ge_50' for compatibility), per category, and the territories with such a segment."""
     measured = [r for r in rows if r["transmurality_mean"] is not None]
     categories = {}
     for r in measured:
         categories[r["transmurality_category"]] = categories.get(r["transmurality_category"], 0) + 1
-    ge50 = [r for r in measured if r["transmurality_mean"] >= 0.5]
+    # '_ge_50' (name kept for report.json): segments ABOVE 50%, i.e. Kim et al.'s categories 51-75% and 76-100%,
+    # with the categories' own rounding, so a segment at 50% (category 26-50%) is not counted
+    ge50 = [r for r in measured if r["transmurality_category"] in ABOVE_50_CATEGORIES]
     return {"n_segments_measured": len(measured),
             "n_segments_with_scar": sum(1 for r in rows if r["scar_px"] > 0),
             "n_segments_transmurality_ge_50": len(ge50),

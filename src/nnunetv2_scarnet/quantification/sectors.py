@@ -46,8 +46,8 @@ def slice_sectors(myo: np.ndarray, scar: np.ndarray, pool: np.ndarray, spacing_x
         return []
     center = lv_center(myo, pool)
     sector, _ = sector_index(pixel_angles(myo.shape, center, spacing_xy), geometry)
-    chords = slice_chords(myo, scar & myo, pool, spacing_xy, center, geometry.chords_per_slice)
-    chord_sector = sector_index(np.array([c["angle_deg"] for c in chords]), geometry)[0] if chords else []
+    chords = slice_chords(myo, scar & myo, pool, spacing_xy, center, geometry.chords_per_slice, zones=sector)
+    chord_sector = [c["zone"] for c in chords]  # each chord counts only its own sector's scar
     rows = []
     for s in range(geometry.n_sectors):
         in_sector = myo & (sector == s)

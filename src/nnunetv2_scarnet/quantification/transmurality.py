@@ -17,6 +17,8 @@ from scipy import ndimage
 
 #: Kim et al. (NEJM 2000) transmural-extent categories (upper bounds in %, label)
 CATEGORIES = ((0.0, "0%"), (25.0, "1-25%"), (50.0, "26-50%"), (75.0, "51-75%"), (100.0, "76-100%"))
+#: the categories above 50% transmurality (Kim et al.: > 50% predicts little recovery); 50% itself is in 26-50%
+ABOVE_50_CATEGORIES = ("51-75%", "76-100%")
 
 
 def transmurality_category(fraction: Optional[float]) -> Optional[str]:
@@ -58,9 +60,14 @@ def _centerline(myo: np.ndarray, cavity: np.ndarray, spacing_xy) -> Optional[np.
 
 
 def slice_chords(myo: np.ndarray, scar: np.ndarray, pool: np.ndarray, spacing_xy, center,
-                 n_chords: int = 100, step_mm: float = 0.1, reach_mm: float = 40.0) -> List[Dict]:
+                 n_chords: int = 100, step_mm: float = 0.1, reach_mm: float = 40.0,
+                 zones: Optional[np.ndarray] = None) -> List[Dict]:
     """Chords of one slice: dicts with angle_deg (around `center`), length_mm, scar_mm, transmurality (0..1).
-    [] when the slice has no myocardium or its wall does not enclose a cavity (open ring)."""
+    [] when the slice has no myocardium or its wall does not enclose a cavity (open ring).
+
+    `zones` (int per pixel, e.g. the AHA segment of each pixel): each chord then belongs to the zone of its
+    centerline point (`zone` in the dict) and counts only the scar of that zone; a chord that leans into the next
+    segment does not pick up that segment's scar (its length is still the full wall thickness)."""
     cavity = cavity_mask(myo, pool)
     line = _centerline(myo, cavity, spacing_xy)
     if line is None:
@@ -84,6 +91,7 @@ def slice_chords(myo: np.ndarray, scar: np.ndarray, pool: np.ndarray, spacing_xy
     offsets = np.arange(-reach_mm, reach_mm + step_mm / 2, step_mm)
     centre = np.asarray(center, float) * np.array([sx, sy])
     myo_f, scar_f = myo.astype(np.float32), (scar & myo).astype(np.float32)
+    zones_f = None if zones is None else np.asarray(zones)
     chords = []
     for p, n in zip(points, normal):
         samples = p[None, :] + offsets[:, None] * n[None, :]
@@ -103,10 +111,16 @@ def slice_chords(myo: np.ndarray, scar: np.ndarray, pool: np.ndarray, spacing_xy
             hi += 1
         run = slice(lo, hi + 1)
         n_in = hi - lo + 1
-        scar_n = int(in_scar[run].sum())
         d = p - centre
-        chords.append({"angle_deg": float(np.degrees(np.arctan2(d[1], d[0]))), "length_mm": n_in * step_mm,
-                       "scar_mm": scar_n * step_mm, "transmurality": scar_n / n_in})
+        chord = {"angle_deg": float(np.degrees(np.arctan2(d[1], d[0])))}
+        if zones_f is not None:
+            zone_of_samples = ndimage.map_coordinates(zones_f, coords, order=0, mode="nearest")
+            point = ndimage.map_coordinates(zones_f, (p / np.array([sx, sy]))[:, None], order=0, mode="nearest")
+            chord["zone"] = int(point[0])
+            in_scar = in_scar & (zone_of_samples == chord["zone"])
+        scar_n = int(in_scar[run].sum())
+        chord.update({"length_mm": n_in * step_mm, "scar_mm": scar_n * step_mm, "transmurality": scar_n / n_in})
+        chords.append(chord)
     return chords
 
 
