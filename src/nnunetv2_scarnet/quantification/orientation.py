@@ -19,8 +19,9 @@ to the LV, so the septum (LV centre -> RV) is the slice-plane projection of RAS 
 JCMR 2020; docs); anterior = base x septum. Geometry leads: the image septum refines it when both agree within
 GEOMETRY_IMAGE_TOLERANCE_DEG, otherwise the geometry is kept and the case needs review.
 From the images: the LV cavity and myocardium shrink toward the apex; the RV blood pool is the bright region
-that hugs the epicardium beside the septum. An image-only septum (no patient orientation) always needs review
-(docs: measured on the EMIDEC dev patients, no internal signal separates the wrong ones).
+that hugs the epicardium beside the septum. An image-only septum (no patient orientation) needs review unless it
+agrees with the standard short-axis display (septum on the viewer's left within 30 deg, anterior up): on the EMIDEC
+dev patients no internal signal separates the wrong image septa, the display convention does (docs).
 Handedness without geometry is ASSUMED: anterior = base x septum in the affine's frame, so a mirrored array must
 come with a mirrored affine (as `scarnet dicom2nifti` and any nibabel re-orientation write them); said in
 `warnings` and its confidence capped at ASSUMED_HANDEDNESS_CONFIDENCE.
@@ -45,6 +46,9 @@ MIN_SEPTUM_CONFIDENCE = 0.35
 MIN_GEOMETRY_CONFIDENCE = 0.3   # |cos| to the typical long axis; in-plane share of the RV direction
 #: the image refines the geometric septum within this (half a 60-degree segment); beyond it geometry is kept + review
 GEOMETRY_IMAGE_TOLERANCE_DEG = 30.0
+#: standard short-axis display (array i as columns, j as rows top-down): septum on the viewer's left, anterior up;
+#: without geometry an image septum further than DISPLAY_TOLERANCE_DEG from it needs review (docs: calibration)
+DISPLAY_SEPTUM_DEG, DISPLAY_DIRECTION, DISPLAY_TOLERANCE_DEG = 180.0, -1, 30.0
 ASSUMED_HANDEDNESS_CONFIDENCE = 0.5  # cap of the handedness confidence when read from the affine's determinant
 #: image-only septum flagged as unreliable (warning, confidence capped) when the slices' votes spread more than this
 #: (weighted circular standard deviation sqrt(-2 ln R)): three quarters of a 60-degree basal/mid segment
@@ -288,10 +292,9 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
             o.warnings.append(f"septum: the image gives no confident RV (confidence {img_conf:.2f}); geometry used")
     elif image_ok:
         o.septum_deg, o.sources["septum"] = img_septum, "image"
-        o.confidences["septum"] = min(img_conf, FLAGGED_SEPTUM_CONFIDENCE)
-        o.review_reasons.append("septum from the image alone (no patient orientation in the affine; on the EMIDEC "
-                                "dev patients about 1 in 3 such septa is more than 30 deg off)")
+        o.confidences["septum"] = img_conf
         if unreliable:
+            o.confidences["septum"] = min(img_conf, FLAGGED_SEPTUM_CONFIDENCE)
             o.warnings.append("septum may be off (" + "; ".join(unreliable) + "): check the cyan septum line of "
                               "the overlay, override with --septum-deg CASE=DEG")
             o.review_reasons.extend(unreliable)
@@ -299,6 +302,8 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
         o.sources["septum"], o.confidences["septum"] = "none", img_conf
         o.slice_septum_deg, o.insertion_points_deg = {}, {}
     _handedness(o, affine, spacing_xy, geometric, direction)
+    if o.sources.get("septum") == "image":
+        _check_against_display(o)
     if o.direction is not None:  # insertion points as [anterior, inferior]: anterior at septum - 90 * direction
         o.insertion_points_deg = {k: (v if o.direction > 0 else v[::-1]) for k, v in o.insertion_points_deg.items()}
     if o.septum_deg is not None and present:
@@ -326,6 +331,20 @@ def _septum_from_geometry(o: Orientation, geo_septum: float, geo_conf: float, im
         o.warnings.append(f"septum: geometry (RV right-anterior) and image (RV blood pool) disagree by {gap:.0f} "
                           f"deg (> {GEOMETRY_IMAGE_TOLERANCE_DEG:.0f}); geometry kept: check the cyan septum line")
         o.review_reasons.append(f"geometry and image septum disagree by {gap:.0f} deg")
+
+
+def _check_against_display(o: Orientation) -> None:
+    """Without a patient orientation the standard short-axis display (septum on the viewer's left = 180 deg,
+    anterior up = direction -1) is the only prior: an image-only septum is 'ok' only when it and the handedness
+    agree with it (septum within DISPLAY_TOLERANCE_DEG), else the case needs review (QC only: the septum is not
+    moved). Calibrated on the EMIDEC dev set (docs)."""
+    gap = abs(wrap_deg(o.septum_deg - DISPLAY_SEPTUM_DEG))
+    if gap > DISPLAY_TOLERANCE_DEG:
+        o.review_reasons.append(f"septum from the image alone (no patient orientation), {gap:.0f} deg from the "
+                                f"standard display's (viewer's left; > {DISPLAY_TOLERANCE_DEG:.0f})")
+    elif o.direction is not None and o.direction != DISPLAY_DIRECTION:
+        o.review_reasons.append("septum from the image alone (no patient orientation) and anterior not up as in "
+                                "the standard display")
 
 
 def _handedness(o: Orientation, affine: np.ndarray, spacing_xy, geometric: bool, direction: Optional[int]):
