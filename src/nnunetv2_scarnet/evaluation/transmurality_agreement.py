@@ -89,11 +89,8 @@ def segment_transmurality(label: Stack, scheme: LabelScheme, geometry: Dict) -> 
         key_of = (lambda s: int(s)) if geometry["kind"] == "aha" else (lambda s, k=k: (k, int(s)))
         for s in np.unique(segment[m]):
             acc[key_of(s)]["myocardium_px"] += int((m & (segment == s)).sum())
-        chords = slice_chords(m, sc, p, spacing_xy, geometry["centres"][k], n_chords)
-        if chords:
-            ids = _segment_of_angles(geometry, k, np.array([c["angle_deg"] for c in chords]))
-            for chord, s in zip(chords, ids):
-                acc[key_of(s)]["chords"].append(chord)
+        for chord in slice_chords(m, sc, p, spacing_xy, geometry["centres"][k], n_chords, zones=segment):
+            acc[key_of(chord["zone"])]["chords"].append(chord)  # only its own segment's scar
     return {key: {"myocardium_px": a["myocardium_px"], **summarize(a["chords"])} for key, a in acc.items()}
 
 
