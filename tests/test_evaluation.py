@@ -158,6 +158,51 @@ def test_degenerate_agreement_does_not_crash_or_mislead():
     assert icc_agreement([1], [1])["icc"] is None
 
 
+def _icc_a1_from_anova_table(ratings):
+    """ICC(A,1) written out from the two-way ANOVA table (McGraw & Wong 1996, case 2A; pingouin's "ICC2"):
+    sums of squares by explicit loops over subjects and raters."""
+    n, k = len(ratings), len(ratings[0])
+    grand = sum(sum(row) for row in ratings) / (n * k)
+    subject_means = [sum(row) / k for row in ratings]
+    rater_means = [sum(row[j] for row in ratings) / n for j in range(k)]
+    ss_total = sum((v - grand) ** 2 for row in ratings for v in row)
+    ss_subjects = k * sum((m - grand) ** 2 for m in subject_means)
+    ss_raters = n * sum((m - grand) ** 2 for m in rater_means)
+    ms_subjects, ms_raters = ss_subjects / (n - 1), ss_raters / (k - 1)
+    ms_error = (ss_total - ss_subjects - ss_raters) / ((n - 1) * (k - 1))
+    return (ms_subjects - ms_error) / (ms_subjects + (k - 1) * ms_error + k * (ms_raters - ms_error) / n)
+
+
+def test_icc_of_anti_correlated_and_constant_series_is_the_textbook_value_not_a_crash():
+    # anti-correlated: MSR = 0, MSC = 0, MSE = 10/3, so ICC(A,1) = -MSE / (MSE - 2/4 MSE) = -2 by hand
+    anti = icc_agreement([1, 2, 3, 4], [4, 3, 2, 1])
+    assert anti["icc"] == pytest.approx(-2.0) == pytest.approx(_icc_a1_from_anova_table([[1, 4], [2, 3], [3, 2],
+                                                                                          [4, 1]]))
+    assert anti["ci_low"] is None and anti["ci_high"] is None  # the F interval needs between-subject variance
+    # two different constants: no subject variance, all disagreement from the raters: ICC = 0 / (2/3 MSC) = 0
+    constant = icc_agreement([1, 1, 1], [2, 2, 2])
+    assert constant["icc"] == pytest.approx(0.0, abs=1e-12)
+    assert constant["icc"] == pytest.approx(_icc_a1_from_anova_table([[1, 2]] * 3), abs=1e-12)
+    assert constant["ci_low"] is None and constant["ci_high"] is None
+    assert icc_agreement([2, 2, 2], [2, 2, 2])["icc"] is None  # no variance of any kind: undefined
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        ratings = rng.normal(size=(int(rng.integers(3, 9)), int(rng.integers(2, 5)))).round(1)
+        ratings[:, 1] = -ratings[:, 0] + rng.normal(scale=0.1, size=len(ratings))  # mostly anti-correlated
+        result = icc_a1(ratings)
+        assert result["icc"] == pytest.approx(_icc_a1_from_anova_table(ratings.tolist()), abs=1e-9)
+        assert all(v is None or math.isfinite(v) for v in (result["ci_low"], result["ci_high"]))
+
+
+def test_ccc_of_two_different_constant_series_is_undefined():
+    # Lin (1989): CCC = r * C_b; two constant series have no Pearson r, so no CCC (not "0 agreement")
+    assert concordance([1, 1, 1], [2, 2, 2])["ccc"] is None
+    assert concordance([5.0, 5.0], [0.0, 0.0])["ccc"] is None
+    assert concordance([2, 2, 2], [2, 2, 2])["ccc"] == 1.0  # identical constants agree perfectly
+    x, y = [1.0, 1.0, 1.0, 1.0], [0.5, 1.0, 1.5, 2.0]  # one series varies: Lin's formula gives 2 s_xy / (...) = 0
+    assert concordance(x, y)["ccc"] == pytest.approx(0.0)
+
+
 def test_wilson_intervals_by_hand():
     # p = 0.5, n = 10: centre 0.5, half-width z/(1+z^2/n) sqrt(p(1-p)/n + z^2/(4n^2))
     assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
