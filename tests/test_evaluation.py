@@ -128,6 +128,10 @@ def test_mismatches_are_clear_errors(references, tmp_path):
     os.symlink(references / "Case_N012.nii.gz", partial / "Case_N012.nii.gz")
     with pytest.raises(EvaluationInputError, match="missing predictions \\['Case_N014'"):
         evaluate_folders(str(partial), str(references))
+    # an uncompressed .nii prediction is named, never skipped silently
+    nib.save(nib.load(references / "Case_N014.nii.gz"), str(partial / "Case_N014.nii"))
+    with pytest.raises(EvaluationInputError, match="Case_N014.nii: evaluate reads <case>.nii.gz"):
+        evaluate_folders(str(partial), str(references))
     bad = tmp_path / "bad"
     bad.mkdir()
     for case in CASES:
@@ -294,13 +298,18 @@ def test_no_myocardium_presence_size_and_mvo(references, tmp_path):
     assert s["scar_presence_patient"]["specificity_ci_low"] == pytest.approx(wilson_interval(2, 2)[0])
     with_mvo = [c for c in CASES if (np.asarray(nib.load(references / f"{c}.nii.gz").dataobj) == 4).any()]
     assert len(with_mvo) >= 3
-    # without a dataset.json the predictions carry MVO (value 4) and a network that found none says 0 mL, Dice 0
-    for case, c in cases.items():
+    # a model whose dataset.json declares an MVO label, and that found none, says 0 mL and Dice 0
+    with_mvo_labels = {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3, "mvo": 4}
+    (predictions / "dataset.json").write_text(json.dumps({"labels": with_mvo_labels, "file_ending": ".nii.gz"}))
+    declared = evaluate_folders(str(predictions), str(references), None, name="declared")
+    os.remove(predictions / "dataset.json")
+    for c in declared["cases"]:
         assert c["mvo_status"] == "assessed"
-        assert c["dice_mvo"] == (0.0 if case in with_mvo else None) and c["mvo_ml_prediction"] == 0.0
-    ba = s["mvo_ml"]["bland_altman"]
-    assert ba["bias"] == pytest.approx(-np.mean([c["mvo_ml_reference"] for c in cases.values()]))
-    assert s["dice_mvo_patient"]["both_empty"] == len(CASES) - len(with_mvo)
+        assert c["dice_mvo"] == (0.0 if c["case"] in with_mvo else None) and c["mvo_ml_prediction"] == 0.0
+    ba = declared["summary"]["mvo_ml"]["bland_altman"]
+    assert ba["bias"] == pytest.approx(-np.mean([c["mvo_ml_reference"] for c in declared["cases"]]))
+    assert declared["summary"]["dice_mvo_patient"]["both_empty"] == len(CASES) - len(with_mvo)
+    # without a dataset.json and without any MVO voxel (the converter's default labels) MVO is not assessed
     # MVO merged into scar on the prediction side (its dataset.json has no mvo label, or --mvo-merged): MVO is not
     # assessed, null and out of the MVO statistics, never 0 mL or Dice 0
     merged_labels = {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3}
@@ -311,7 +320,7 @@ def test_no_myocardium_presence_size_and_mvo(references, tmp_path):
 
     assert main(["evaluate", str(predictions), str(references), str(tmp_path / "flag"), "--mvo-merged"]) == 0
     flagged = json.loads((tmp_path / "flag" / "evaluation.json").read_text())
-    for result_merged in (merged, flagged):
+    for result_merged in (result, merged, flagged):
         sm = result_merged["summary"]
         assert sm["mvo_status"].startswith("not_assessed")
         assert not {"dice_mvo_patient", "dice_mvo_slice", "mvo_ml", "mvo_pct_lvm", "mvo_pct_infarct"} & set(sm)
@@ -380,7 +389,8 @@ def test_mvo_percentages_of_lvm_and_infarct(references, tmp_path):
     for c in result["cases"]:
         assert c["mvo_status"] == "assessed"
         for side, folder in (("reference", references), ("prediction", predictions)):
-            quantify_says = patient_volumes(read_label_stack(str(folder / f"{c['case']}.nii.gz")), LabelScheme())
+            quantify_says = patient_volumes(read_label_stack(str(folder / f"{c['case']}.nii.gz")), LabelScheme(),
+                                            mvo_assessed=True)  # as quantify decides for the folder
             for key in ("mvo_pct_lvm", "mvo_pct_infarct"):
                 assert c[f"{key}_{side}"] == pytest.approx(quantify_says[key]) if quantify_says[key] is not None \
                     else c[f"{key}_{side}"] is None, (c["case"], key, side)

@@ -4,8 +4,10 @@ Definitions (see docs/quantification_and_evaluation.md): Dice per patient (3D) a
 (3D, anisotropic spacing) and per slice (2D, in-plane spacing); scar presence of a slice = its largest 8-connected
 scar region covers at least `min_scar_area_mm2` (default 20 mm^2), of a patient = at least one such slice;
 scar % LVM is null (not 0) without myocardium; MVO Dice, MVO volume, MVO % LVM and MVO % of infarct agreement when
-both sides carry MVO; MVO merged into scar in the predictions (their folder's dataset.json has no MVO label, or
-`mvo_assessed=False`) is not assessed (null, `mvo_status`), never 0 mL or Dice 0;
+both sides carry MVO (a declared MVO label, i.e. a dataset.json naming one, or the MVO value occurring in that
+side's label maps: `label_scheme.mvo_assessed`); MVO merged into scar (no such declaration and no MVO voxel, a
+dataset.json without an MVO label, or `mvo_assessed=False`) is not assessed (null, `mvo_status`), never 0 mL or
+Dice 0;
 CCC, Bland-Altman and ICC(A,1) over the patients where both values are defined; per-segment agreement of
 transmurality categories (weighted kappa, `transmurality_agreement.py`) on the reference's segment geometry.
 """
@@ -13,6 +15,7 @@ import json
 import os
 from typing import Dict, List, Optional
 
+import nibabel as nib
 import numpy as np
 from tqdm import tqdm
 
@@ -24,10 +27,17 @@ from nnunetv2_scarnet.evaluation import transmurality_agreement
 from nnunetv2_scarnet.evaluation.plots import agreement_png, dice_png
 from nnunetv2_scarnet.io_safety import prepare_output_dir
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_of, geometry_difference,
+                                                          label_files, mvo_assessed as labels_carry_mvo,
                                                           read_label_stack, read_stack, same_geometry)
 from nnunetv2_scarnet.quantification.report import _scheme_of_folder, write_csv
 
 MVO_NOT_ASSESSED = "not_assessed (MVO merged into scar in the predictions)"
+MVO_NOT_IN_PREDICTIONS = ("not_assessed (the predictions do not carry MVO: no dataset.json declares an MVO label "
+                          "and no prediction holds the MVO value)")
+MVO_NOT_IN_REFERENCE = ("not_assessed (the references do not carry MVO: no MVO label declared and no reference "
+                        "holds the MVO value)")
+#: a normal patient (reference without scar) with at least this much predicted scar is a false-positive patient
+FALSE_SCAR_PCT_LVM = 2.0
 
 
 class EvaluationInputError(ValueError):
@@ -38,7 +48,15 @@ def matched_cases(prediction_dir: str, reference_dir: str) -> List[str]:
     def cases(folder):
         if not os.path.isdir(folder):
             raise EvaluationInputError(f"{folder}: not a folder")
-        return {case_id_of(f): f for f in os.listdir(folder) if f.endswith(".nii.gz")}
+        try:
+            files = label_files(folder)
+        except ValueError as exc:
+            raise EvaluationInputError(str(exc)) from None
+        uncompressed = sorted(f for f in files.values() if not f.endswith(".nii.gz"))
+        if uncompressed:  # never skipped silently
+            raise EvaluationInputError(f"{folder}: {', '.join(uncompressed[:5])}: evaluate reads <case>.nii.gz "
+                                       f"label maps; compress them (gzip) first")
+        return files
 
     pred, ref = cases(prediction_dir), cases(reference_dir)
     if not ref:
@@ -66,10 +84,13 @@ def _image(image_path: str, ref) -> np.ndarray:
 def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme,
                   min_scar_area_mm2: float = MIN_SCAR_AREA_MM2, image_path: Optional[str] = None,
                   transmurality: bool = True, prediction_scheme: Optional[LabelScheme] = None,
-                  mvo_assessed: Optional[bool] = None) -> Dict:
-    """`prediction_scheme`: label values of the prediction (default `scheme`). MVO is compared when both the
-    reference scheme and the prediction scheme have an MVO value and `mvo_assessed` is not False; when the reference
-    has MVO but the prediction does not, the prediction's MVO is None (not assessed), never 0."""
+                  mvo_assessed: Optional[bool] = None, reference_mvo: Optional[bool] = None,
+                  prediction_mvo_reason: Optional[str] = None) -> Dict:
+    """`prediction_scheme`: label values of the prediction (default `scheme`). MVO is compared when both sides
+    carry it: `reference_mvo` / `mvo_assessed` (the prediction side) give folder-level decisions, None decides on
+    this case's label map (`label_scheme.mvo_assessed`); `prediction_mvo_reason` says why the predictions' MVO is
+    not assessed. When the reference has MVO but the prediction does not, the prediction's MVO is None (not
+    assessed), never 0."""
     prediction_scheme = prediction_scheme or scheme
     try:
         pred = read_label_stack(prediction_path, prediction_scheme)
@@ -82,8 +103,10 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
     image = _image(image_path, ref) if image_path else None
     p_myo, p_scar, p_mvo, _ = prediction_scheme.masks(pred.data)
     r_myo, r_scar, r_mvo, _ = scheme.masks(ref.data)
-    has_mvo = bool(scheme.mvo)  # the reference carries MVO: the MVO columns exist
-    mvo_assessed = has_mvo and bool(prediction_scheme.mvo) and mvo_assessed is not False
+    has_mvo = labels_carry_mvo(scheme, [ref.data]) if reference_mvo is None else reference_mvo  # MVO columns
+    prediction_mvo_given = mvo_assessed
+    prediction_mvo = labels_carry_mvo(prediction_scheme, [pred.data]) if mvo_assessed is None else mvo_assessed
+    mvo_assessed = has_mvo and bool(prediction_scheme.mvo) and prediction_mvo
     hd_myo_2d = hd95_per_slice(p_myo, r_myo, ref.spacing)
     hd_scar_2d = hd95_per_slice(p_scar, r_scar, ref.spacing)
     slices = []
@@ -111,8 +134,9 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
         "scar_present_reference": any(s["scar_present_reference"] for s in slices),
         "scar_present_prediction": any(s["scar_present_prediction"] for s in slices),
     }
-    case["mvo_status"] = "assessed" if mvo_assessed else (MVO_NOT_ASSESSED if has_mvo else
-                                                          "not_assessed (no MVO label in the reference scheme)")
+    case["mvo_status"] = "assessed" if mvo_assessed else (
+        MVO_NOT_IN_REFERENCE if not has_mvo else prediction_mvo_reason or (
+            MVO_NOT_IN_PREDICTIONS if prediction_mvo_given is None and prediction_scheme.mvo else MVO_NOT_ASSESSED))
     if has_mvo:
         ref_mvo_ml = float(r_mvo.sum()) * v
         pred_mvo_ml = float(p_mvo.sum()) * v if mvo_assessed else None
@@ -130,6 +154,16 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
         case.update(transmurality_agreement.compare_case(pred, ref, scheme, image))
     case["slices"] = slices
     return case
+
+
+def _label_arrays(folder: str, names: List[str]):
+    """The raw label arrays of `<case>.nii.gz` in `folder`, read lazily (for the MVO decision; an unreadable file
+    yields nothing here and is refused with its name when the case is evaluated)."""
+    for case in names:
+        try:
+            yield np.asarray(nib.load(os.path.join(folder, f"{case}.nii.gz")).dataobj)
+        except Exception:
+            continue
 
 
 def _agreement(cases: List[Dict], quantity: str) -> Dict:
@@ -184,14 +218,20 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
     carries a patient orientation).
 
     Without `scheme`, the EMIDEC defaults for the references and the prediction folder's dataset.json (nnU-Net
-    prediction folders hold one) for the predictions. MVO is not assessed (null, `mvo_status`) when
-    `mvo_assessed` is False (`--mvo-merged`) or the prediction folder's dataset.json has no MVO label."""
+    prediction folders hold one) for the predictions. MVO is assessed only when both sides carry it, each decided
+    over its whole folder (`label_scheme.mvo_assessed`: a declared MVO label, or the MVO value in at least one
+    label map); not assessed (null, `mvo_status`) when `mvo_assessed` is False (`--mvo-merged`), the prediction
+    folder's dataset.json has no MVO label, or no undeclared label map holds the MVO value."""
     folder_scheme, folder_scheme_file = _scheme_of_folder(prediction_dir)
     prediction_scheme = scheme or folder_scheme
     scheme = scheme or LabelScheme()
-    if mvo_assessed is None and folder_scheme_file and not folder_scheme.mvo:
-        mvo_assessed = False  # the predicting network was trained with MVO merged into scar
     names = matched_cases(prediction_dir, reference_dir)
+    reference_mvo = labels_carry_mvo(scheme, _label_arrays(reference_dir, names))
+    prediction_reason = MVO_NOT_ASSESSED
+    if mvo_assessed is None:
+        mvo_assessed = labels_carry_mvo(prediction_scheme, _label_arrays(prediction_dir, names))
+        if not mvo_assessed and prediction_scheme.mvo and not prediction_scheme.declared:
+            prediction_reason = MVO_NOT_IN_PREDICTIONS
     image_paths = {case: None for case in names}
     if images_dir:
         if not os.path.isdir(images_dir):
@@ -205,7 +245,8 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
     for case in tqdm(names, desc=f"evaluating {name}", unit="case"):
         cases.append(evaluate_case(os.path.join(prediction_dir, f"{case}.nii.gz"),
                                    os.path.join(reference_dir, f"{case}.nii.gz"), scheme, min_scar_area_mm2,
-                                   image_paths[case], transmurality, prediction_scheme, mvo_assessed))
+                                   image_paths[case], transmurality, prediction_scheme, mvo_assessed,
+                                   reference_mvo, prediction_reason))
     result = {"name": name, "prediction_dir": prediction_dir, "reference_dir": reference_dir,
               "empty_rule": "Dice is undefined (null) when prediction and reference are both empty; such "
                             "cases/slices are counted in both_empty and left out of medians",
