@@ -173,6 +173,23 @@ def _agreement(cases: List[Dict], quantity: str) -> Dict:
             "n_undefined": len(x) - len(paired(x, y)[0])}
 
 
+def patient_failures(cases: List[Dict]) -> Dict:
+    """Per-patient failures next to the medians: normal patients (reference without scar) with at least
+    `FALSE_SCAR_PCT_LVM` % of their predicted myocardium called scar, infarct patients (reference scar) with no
+    predicted scar at all, and patients without predicted myocardium; each with the case names."""
+    normal = [c for c in cases if c["scar_ml_reference"] == 0]
+    infarct = [c for c in cases if c["scar_ml_reference"] > 0]
+    false_scar = [c["case"] for c in normal if c["scar_pct_lvm_prediction"] is not None
+                  and c["scar_pct_lvm_prediction"] >= FALSE_SCAR_PCT_LVM]
+    return {"rule": f"normal: reference scar 0 mL, false scar = predicted scar >= {FALSE_SCAR_PCT_LVM:g}% of the "
+                    f"predicted LV myocardium; infarct: reference scar > 0 mL, missed = predicted scar 0 mL",
+            "n_normal": len(normal), "n_normal_false_scar": len(false_scar), "normal_false_scar_cases": false_scar,
+            "n_infarct": len(infarct),
+            "n_infarct_scar_missed": sum(c["scar_ml_prediction"] == 0 for c in infarct),
+            "infarct_scar_missed_cases": [c["case"] for c in infarct if c["scar_ml_prediction"] == 0],
+            "no_myocardium_predicted_cases": [c["case"] for c in cases if c["myocardium_ml_prediction"] == 0]}
+
+
 def summarise(cases: List[Dict]) -> Dict:
     """Cohort statistics over evaluated cases."""
     slices = [s for c in cases for s in c["slices"]]
@@ -199,6 +216,11 @@ def summarise(cases: List[Dict]) -> Dict:
     if mvo_cases:
         for quantity in ("mvo_ml", "mvo_pct_lvm", "mvo_pct_infarct"):
             summary[quantity] = _agreement(mvo_cases, quantity)
+    infarct = [c for c in cases if c["scar_ml_reference"] > 0]
+    summary["dice_scar_infarct_patient"] = median_iqr(c["dice_scar"] for c in infarct)  # Dice over infarcts only
+    summary["scar_pct_lvm_normal_prediction"] = median_iqr(  # false scar of normal patients, % LVM
+        c["scar_pct_lvm_prediction"] for c in cases if c["scar_ml_reference"] == 0)
+    summary["patient_failures"] = patient_failures(cases)
     summary["scar_presence_patient"] = detection([c["scar_present_reference"] for c in cases],
                                                  [c["scar_present_prediction"] for c in cases])
     summary["scar_presence_slice"] = detection([s["scar_present_reference"] for s in slices],
@@ -280,21 +302,28 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
 
 
 def comparison_rows(results: List[Dict]) -> List[Dict]:
-    """One table row per evaluated method: the headline numbers side by side."""
+    """One table row per evaluated method: the headline numbers side by side, per-patient failures next to the
+    medians (`patient_failures`)."""
     fmt = format_median_iqr
     rows = []
     for r in results:
         s = r["summary"]
+        failures = s["patient_failures"]
         rows.append({"method": r["name"], "n_cases": s["n_cases"],
                      "dice_myocardium_median_iqr": fmt(s["dice_myocardium_patient"]),
                      "dice_scar_median_iqr": fmt(s["dice_scar_patient"]),
+                     "dice_scar_infarct_median_iqr": fmt(s["dice_scar_infarct_patient"]),
+                     "n_infarct": failures["n_infarct"], "n_infarct_scar_missed": failures["n_infarct_scar_missed"],
+                     "scar_pct_lvm_normal_median_iqr": fmt(s["scar_pct_lvm_normal_prediction"]),
+                     "n_normal": failures["n_normal"],
+                     f"n_normal_false_scar_ge_{FALSE_SCAR_PCT_LVM:g}pct_lvm": failures["n_normal_false_scar"],
+                     "n_no_myocardium_predicted": len(failures["no_myocardium_predicted_cases"]),
                      "scar_ml_ccc": s["scar_ml"]["concordance"]["ccc"],
                      "scar_ml_bias": s["scar_ml"]["bland_altman"]["bias"],
                      "scar_pct_lvm_ccc": s["scar_pct_lvm"]["concordance"]["ccc"],
                      "scar_pct_lvm_bias": s["scar_pct_lvm"]["bland_altman"]["bias"],
                      "scar_ml_percent_bias": s["scar_ml"]["bland_altman"]["percent_bias"],
                      "scar_ml_cov_pct": s["scar_ml"]["bland_altman"]["cov_pct"],
-                     "scar_presence_sensitivity_patient": s["scar_presence_patient"]["sensitivity"],
                      "scar_ml_icc": s["scar_ml"]["icc"]["icc"],
                      "scar_pct_lvm_icc": s["scar_pct_lvm"]["icc"]["icc"],
                      "hd95_myocardium_2d_mm_median": s["hd95_myocardium_2d_mm"]["median"],
