@@ -322,7 +322,7 @@ def comparison_rows(results: List[Dict]) -> List[Dict]:
                      "scar_ml_bias": s["scar_ml"]["bland_altman"]["bias"],
                      "scar_pct_lvm_ccc": s["scar_pct_lvm"]["concordance"]["ccc"],
                      "scar_pct_lvm_bias": s["scar_pct_lvm"]["bland_altman"]["bias"],
-                     "scar_ml_percent_bias": s["scar_ml"]["bland_altman"]["percent_bias"],
+                     "scar_ml_bias_pct": s["scar_ml"]["bland_altman"]["percent_bias"],
                      "scar_ml_cov_pct": s["scar_ml"]["bland_altman"]["cov_pct"],
                      "scar_ml_icc": s["scar_ml"]["icc"]["icc"],
                      "scar_pct_lvm_icc": s["scar_pct_lvm"]["icc"]["icc"],

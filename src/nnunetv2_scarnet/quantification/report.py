@@ -24,7 +24,17 @@ from nnunetv2_scarnet.quantification.volumes import patient_volumes, slice_volum
 PerCase = Union[float, int, bool, Dict[str, Union[float, int, bool]]]
 
 
+#: CSV headers of the keys whose JSON names carry no unit (the JSON keys stay): transmurality is a fraction 0-1,
+#: unlike the `_pct` columns next to it. Every other column names its unit already (`_ml`, `_g`, `_mm`, `_deg`,
+#: `_px`, `_pct`, `_pct_lvm`, `_pct_infarct`) or is a count (`n_`) or a dimensionless 0-1 coefficient (Dice, CCC,
+#: ICC, kappa, confidence).
+CSV_HEADERS = {"transmurality_mean": "transmurality_mean_fraction", "transmurality_max": "transmurality_max_fraction",
+               "transmurality_reference": "transmurality_fraction_reference",
+               "transmurality_prediction": "transmurality_fraction_prediction"}
+
+
 def write_csv(path: str, rows: List[Dict]) -> None:
+    """Rows as CSV (None as an empty cell); headers with their unit (`CSV_HEADERS`)."""
     if not rows:
         open(path, "w").close()
         return
@@ -32,10 +42,10 @@ def write_csv(path: str, rows: List[Dict]) -> None:
     for row in rows[1:]:
         fields += [k for k in row if k not in fields]
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        writer = csv.DictWriter(f, fieldnames=[CSV_HEADERS.get(k, k) for k in fields])
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow({CSV_HEADERS.get(k, k): ("" if v is None else v) for k, v in row.items()})
 
 
 def _orientation(label: Stack, scheme: LabelScheme, image: Optional[np.ndarray], septum_deg, aha_direction,
