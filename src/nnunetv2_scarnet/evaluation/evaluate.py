@@ -5,7 +5,7 @@ Definitions (see docs/quantification_and_evaluation.md): Dice per patient (3D) a
 scar region covers at least `min_scar_area_mm2` (default 20 mm^2), of a patient = at least one such slice;
 scar % LVM is null (not 0) without myocardium; MVO Dice, MVO volume, MVO % LVM and MVO % of infarct agreement when
 both sides carry MVO (a declared MVO label, i.e. a dataset.json naming one, or the MVO value occurring in that
-side's label maps: `label_scheme.mvo_assessed`); MVO merged into scar (no such declaration and no MVO voxel, a
+side's label maps: `label_scheme.labels_carry_mvo`); MVO merged into scar (no such declaration and no MVO voxel, a
 dataset.json without an MVO label, or `mvo_assessed=False`) is not assessed (null, `mvo_status`), never 0 mL or
 Dice 0;
 CCC, Bland-Altman and ICC(A,1) over the patients where both values are defined; per-segment agreement of
@@ -27,7 +27,7 @@ from nnunetv2_scarnet.evaluation import transmurality_agreement
 from nnunetv2_scarnet.evaluation.plots import agreement_png, dice_png
 from nnunetv2_scarnet.io_safety import prepare_output_dir
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_of, geometry_difference,
-                                                          label_files, mvo_assessed as labels_carry_mvo,
+                                                          label_files, labels_carry_mvo,
                                                           read_label_stack, read_stack, same_geometry)
 from nnunetv2_scarnet.quantification.report import _scheme_of_folder, write_csv
 
@@ -88,7 +88,7 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
                   prediction_mvo_reason: Optional[str] = None) -> Dict:
     """`prediction_scheme`: label values of the prediction (default `scheme`). MVO is compared when both sides
     carry it: `reference_mvo` / `mvo_assessed` (the prediction side) give folder-level decisions, None decides on
-    this case's label map (`label_scheme.mvo_assessed`); `prediction_mvo_reason` says why the predictions' MVO is
+    this case's label map (`label_scheme.labels_carry_mvo`); `prediction_mvo_reason` says why the predictions' MVO is
     not assessed. When the reference has MVO but the prediction does not, the prediction's MVO is None (not
     assessed), never 0."""
     prediction_scheme = prediction_scheme or scheme
@@ -241,7 +241,7 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
 
     Without `scheme`, the EMIDEC defaults for the references and the prediction folder's dataset.json (nnU-Net
     prediction folders hold one) for the predictions. MVO is assessed only when both sides carry it, each decided
-    over its whole folder (`label_scheme.mvo_assessed`: a declared MVO label, or the MVO value in at least one
+    over its whole folder (`label_scheme.labels_carry_mvo`: a declared MVO label, or the MVO value in at least one
     label map); not assessed (null, `mvo_status`) when `mvo_assessed` is False (`--mvo-merged`), the prediction
     folder's dataset.json has no MVO label, or no undeclared label map holds the MVO value."""
     folder_scheme, folder_scheme_file = _scheme_of_folder(prediction_dir)

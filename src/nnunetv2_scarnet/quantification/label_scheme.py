@@ -80,7 +80,7 @@ class LabelScheme:
                    mvo=frozenset(mvo), declared=True)
 
 
-def mvo_assessed(scheme: LabelScheme, label_arrays: Iterable[np.ndarray]) -> bool:
+def labels_carry_mvo(scheme: LabelScheme, label_arrays: Iterable[np.ndarray]) -> bool:
     """Whether these labels carry MVO: the scheme declares an MVO label (a dataset.json names one), or, with
     undeclared (default) values, an MVO value occurs in at least one of the label arrays. Otherwise MVO is not
     assessed (merged into scar), never 0 mL."""

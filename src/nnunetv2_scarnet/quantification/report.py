@@ -11,7 +11,7 @@ from tqdm import tqdm
 from nnunetv2_scarnet.io_safety import prepare_output_dir
 from nnunetv2_scarnet.quantification.figures import aha_bullseye_png, bullseye_png, overlay_png
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, Stack, case_id_of, geometry_difference,
-                                                          image_file, label_files, mvo_assessed as labels_carry_mvo,
+                                                          image_file, label_files, labels_carry_mvo,
                                                           mvo_status, read_label_stack, read_stack, same_geometry,
                                                           scheme_summary)
 from nnunetv2_scarnet.quantification.aha import aha_summary, aha_table
@@ -66,7 +66,7 @@ def quantify_stack(label: Stack, scheme: LabelScheme, geometry: SectorGeometry, 
     `base_first` override its parts. The AHA table (`aha`, `aha_summary`) is given when the orientation is
     confident or given by the user; otherwise `aha_status` says that it needs the user's orientation.
     `mvo_assessed` None: MVO is assessed when the scheme declares an MVO label or an MVO value occurs in this
-    stack (`label_scheme.mvo_assessed`); `mvo_status_text` carries a decision made over a whole folder."""
+    stack (`label_scheme.labels_carry_mvo`); `mvo_status_text` carries a decision made over a whole folder."""
     slices = slice_volumes(label, scheme, mvo_assessed)
     if image is None and image_path:
         image = read_stack(image_path).data

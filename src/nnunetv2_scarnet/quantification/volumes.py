@@ -1,14 +1,12 @@
 """Per-slice and per-patient myocardium, scar, MVO and blood-pool volumes, masses and scar % of LV myocardium.
 
-MVO is reported only when the labels carry it (`mvo_assessed`; default `label_scheme.mvo_assessed`: a dataset.json
+MVO is reported only when the labels carry it (`mvo_assessed`; default `label_scheme.labels_carry_mvo`: a dataset.json
 declares an MVO label, or an MVO value occurs in the labels). When MVO was merged into scar (the dataset
 converter's default), its volumes are None and `mvo_status` says `not_assessed` with the reason, never 0.0 mL."""
 from typing import Dict, List, Optional
 
-import numpy as np
-
 from nnunetv2_scarnet.quantification.label_scheme import (MYOCARDIAL_DENSITY_G_PER_ML, LabelScheme, Stack,
-                                                          mvo_assessed as labels_carry_mvo, mvo_status)
+                                                          labels_carry_mvo, mvo_status)
 
 
 def _pct(part: float, whole: float):
