@@ -207,3 +207,16 @@ def test_noise_command_end_to_end_on_a_tiny_model(emidec_cases, tmp_path):
     assert list(result["image_noise"]) == [test_case] and result["image_noise"][test_case]["sigma"] > 0
     assert (out / "noise_robustness.png").stat().st_size > 0 and (out / "noise_robustness.csv").exists()
     assert [d for d in os.listdir(out) if d.startswith("noise_") and os.path.isdir(out / d)] == []
+
+
+def test_baseline_label_maps_read_uncompressed_nifti_not_skip_it(emidec_cases, tmp_path):
+    from nnunetv2_scarnet.evaluation.threshold_baselines import baseline_label_maps
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    os.symlink(os.path.join(emidec_cases, "Case_N012", "image.nii.gz"), images / "Case_N012_0000.nii.gz")
+    nib.save(nib.load(os.path.join(emidec_cases, "Case_N012", "label.nii.gz")), str(labels / "Case_N012.nii"))
+    folders = baseline_label_maps(str(images), str(labels), str(tmp_path / "out"), methods=("3SD",))
+    assert list(folders) == ["3SD+gate"]
+    assert os.listdir(folders["3SD+gate"]) == ["Case_N012.nii.gz"]

@@ -42,7 +42,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from nnunetv2_scarnet.io_safety import prepare_output_dir
-from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_of, geometry_difference,
+from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, geometry_difference, image_file, label_files,
                                                           read_label_stack, read_stack, same_geometry)
 
 N_SD_LEVELS = (2, 3, 5, 6)
@@ -183,19 +183,19 @@ def baseline_label_maps(images_dir: str, myocardium_dir: str, out_dir: str,
     expert labels or a network's prediction. Filled MVO cores get the scheme's MVO value (scar value without one).
     """
     scheme = scheme or LabelScheme()
-    files = sorted(f for f in os.listdir(myocardium_dir) if f.endswith(".nii.gz"))
+    files = label_files(myocardium_dir)  # .nii.gz and .nii; other image formats are refused by name
     if not files:
-        raise ValueError(f"{myocardium_dir}: no .nii.gz label files")
+        raise ValueError(f"{myocardium_dir}: no label files (<case>.nii.gz or <case>.nii)")
     healthy = min(v for v in scheme.myocardium if v not in scheme.scar)
     scar_value = min(v for v in scheme.scar if v not in scheme.mvo)
     mvo_value = min(scheme.mvo) if scheme.mvo else scar_value
     inputs = []  # everything is read and checked before the first file is written
-    for name in files:
+    for case, name in sorted(files.items()):
         label = read_label_stack(os.path.join(myocardium_dir, name), scheme)
-        image = read_stack(os.path.join(images_dir, f"{case_id_of(name)}_0000.nii.gz"))
+        image = read_stack(image_file(images_dir, case) or os.path.join(images_dir, f"{case}_0000.nii.gz"))
         if not same_geometry(image, label):
             raise ValueError(f"{image.path}: geometry differs from {label.path}: {geometry_difference(image, label)}")
-        inputs.append((case_id_of(name), label, image))
+        inputs.append((case, label, image))
     names = {m: method_name(m, gate) for m in methods}
     folders = {names[m]: os.path.join(out_dir, names[m]) for m in methods}
     prepare_output_dir(out_dir)  # new, or an earlier scarnet run's folder emptied (docs/reliability.md)
