@@ -1,4 +1,5 @@
 """Classical threshold baselines (n-SD, FWHM) and Monte Carlo Rician noise robustness."""
+import csv
 import json
 import os
 
@@ -96,24 +97,41 @@ def test_baselines_command_on_real_patients(emidec_cases, tmp_path):
     out = tmp_path / "out"
     run_cli(python_cli("nnunetv2_scarnet.cli", "baselines", str(images), str(labels), str(labels), str(out),
                        "--deep", f"expert={labels}"), dict(os.environ))
-    table = (out / "comparison.csv").read_text().splitlines()
-    assert [line.split(",")[0] for line in table[1:]] == ["expert", "2SD", "3SD", "5SD", "6SD", "FWHM"]
-    def scar_pct(method, case):
-        label = np.asarray(nib.load(out / "labels" / method / f"{case}.nii.gz").dataobj)
+    with open(out / "comparison.csv") as f:
+        table = list(csv.DictReader(f))
+    # n-SD / FWHM plus the blood-pool gate are named so, not as the textbook methods
+    gated = ["2SD+gate", "3SD+gate", "5SD+gate", "6SD+gate", "FWHM+gate"]
+    assert [row["method"] for row in table] == ["expert"] + gated
+
+    def scar_pct(folder, method, case):
+        label = np.asarray(nib.load(folder / "labels" / method / f"{case}.nii.gz").dataobj)
         return 100 * (label >= 3).sum() / (label >= 2).sum()
 
-    sizes = {m: scar_pct(m, "Case_P002") for m in ("2SD", "3SD", "5SD", "6SD")}
-    assert sizes["2SD"] >= sizes["3SD"] >= sizes["5SD"] >= sizes["6SD"] > 0  # stricter thresholds, less scar
-    fwhm = json.load(open(out / "FWHM" / "evaluation.json"))["summary"]
+    sizes = {m: scar_pct(out, m, "Case_P002") for m in gated[:4]}
+    assert sizes["2SD+gate"] >= sizes["3SD+gate"] >= sizes["5SD+gate"] >= sizes["6SD+gate"] > 0  # stricter, less
+    fwhm = json.load(open(out / "FWHM+gate" / "evaluation.json"))
+    assert fwhm["name"] == "FWHM+gate"
+    fwhm = fwhm["summary"]
     assert fwhm["dice_myocardium_patient"]["median"] == 1.0  # the myocardium is the given one
     assert 0.5 < fwhm["dice_scar_patient"]["median"] < 1.0
     # the normal patient stays (nearly) normal; the naive baselines call a large part of it scar
-    assert scar_pct("FWHM", "Case_N012") < 5 and scar_pct("3SD", "Case_N012") < 5
+    assert scar_pct(out, "FWHM+gate", "Case_N012") < 5 and scar_pct(out, "3SD+gate", "Case_N012") < 5
     naive = tmp_path / "naive"
     run_cli(python_cli("nnunetv2_scarnet.cli", "baselines", str(images), str(labels), str(labels), str(naive),
                        "--naive"), dict(os.environ))
-    label = np.asarray(nib.load(naive / "labels" / "FWHM" / "Case_N012.nii.gz").dataobj)
-    assert 100 * (label >= 3).sum() / (label >= 2).sum() > 20
+    assert scar_pct(naive, "FWHM", "Case_N012") > 20
+    # per-patient failures next to the medians, counted here from the written label maps
+    for folder, names in ((out, gated), (naive, ["2SD", "3SD", "5SD", "6SD", "FWHM"])):
+        with open(folder / "comparison.csv") as f:
+            rows = {row["method"]: row for row in csv.DictReader(f)}
+        for name in names:
+            row = rows[name]
+            assert (row["n_normal"], row["n_infarct"]) == ("1", "3")
+            assert int(row["n_normal_false_scar_ge_2pct_lvm"]) == int(scar_pct(folder, name, "Case_N012") >= 2)
+            missed = sum(not (np.asarray(nib.load(folder / "labels" / name / f"{c}.nii.gz").dataobj) >= 3).any()
+                         for c in ("Case_P001", "Case_P002", "Case_P004"))
+            assert int(row["n_infarct_scar_missed"]) == missed
+    assert rows["FWHM"]["n_normal_false_scar_ge_2pct_lvm"] == "1"  # naive FWHM: > 20% of the normal is "scar"
     from nnunetv2_scarnet.cli import evaluation_commands
     from nnunetv2_scarnet.evaluation import threshold_baselines
     assert evaluation_commands.ENHANCEMENT_GATE == threshold_baselines.ENHANCEMENT_GATE
@@ -189,3 +207,16 @@ def test_noise_command_end_to_end_on_a_tiny_model(emidec_cases, tmp_path):
     assert list(result["image_noise"]) == [test_case] and result["image_noise"][test_case]["sigma"] > 0
     assert (out / "noise_robustness.png").stat().st_size > 0 and (out / "noise_robustness.csv").exists()
     assert [d for d in os.listdir(out) if d.startswith("noise_") and os.path.isdir(out / d)] == []
+
+
+def test_baseline_label_maps_read_uncompressed_nifti_not_skip_it(emidec_cases, tmp_path):
+    from nnunetv2_scarnet.evaluation.threshold_baselines import baseline_label_maps
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    os.symlink(os.path.join(emidec_cases, "Case_N012", "image.nii.gz"), images / "Case_N012_0000.nii.gz")
+    nib.save(nib.load(os.path.join(emidec_cases, "Case_N012", "label.nii.gz")), str(labels / "Case_N012.nii"))
+    folders = baseline_label_maps(str(images), str(labels), str(tmp_path / "out"), methods=("3SD",))
+    assert list(folders) == ["3SD+gate"]
+    assert os.listdir(folders["3SD+gate"]) == ["Case_N012.nii.gz"]

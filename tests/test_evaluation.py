@@ -128,6 +128,10 @@ def test_mismatches_are_clear_errors(references, tmp_path):
     os.symlink(references / "Case_N012.nii.gz", partial / "Case_N012.nii.gz")
     with pytest.raises(EvaluationInputError, match="missing predictions \\['Case_N014'"):
         evaluate_folders(str(partial), str(references))
+    # an uncompressed .nii prediction is named, never skipped silently
+    nib.save(nib.load(references / "Case_N014.nii.gz"), str(partial / "Case_N014.nii"))
+    with pytest.raises(EvaluationInputError, match="Case_N014.nii: evaluate reads <case>.nii.gz"):
+        evaluate_folders(str(partial), str(references))
     bad = tmp_path / "bad"
     bad.mkdir()
     for case in CASES:
@@ -156,6 +160,51 @@ def test_degenerate_agreement_does_not_crash_or_mislead():
     assert one["bias"] == 2.0 and one["sd"] is None and one["loa_low"] is None and one["cov_pct"] is None
     assert bland_altman([], [])["bias"] is None
     assert icc_agreement([1], [1])["icc"] is None
+
+
+def _icc_a1_from_anova_table(ratings):
+    """ICC(A,1) written out from the two-way ANOVA table (McGraw & Wong 1996, case 2A; pingouin's "ICC2"):
+    sums of squares by explicit loops over subjects and raters."""
+    n, k = len(ratings), len(ratings[0])
+    grand = sum(sum(row) for row in ratings) / (n * k)
+    subject_means = [sum(row) / k for row in ratings]
+    rater_means = [sum(row[j] for row in ratings) / n for j in range(k)]
+    ss_total = sum((v - grand) ** 2 for row in ratings for v in row)
+    ss_subjects = k * sum((m - grand) ** 2 for m in subject_means)
+    ss_raters = n * sum((m - grand) ** 2 for m in rater_means)
+    ms_subjects, ms_raters = ss_subjects / (n - 1), ss_raters / (k - 1)
+    ms_error = (ss_total - ss_subjects - ss_raters) / ((n - 1) * (k - 1))
+    return (ms_subjects - ms_error) / (ms_subjects + (k - 1) * ms_error + k * (ms_raters - ms_error) / n)
+
+
+def test_icc_of_anti_correlated_and_constant_series_is_the_textbook_value_not_a_crash():
+    # anti-correlated: MSR = 0, MSC = 0, MSE = 10/3, so ICC(A,1) = -MSE / (MSE - 2/4 MSE) = -2 by hand
+    anti = icc_agreement([1, 2, 3, 4], [4, 3, 2, 1])
+    assert anti["icc"] == pytest.approx(-2.0) == pytest.approx(_icc_a1_from_anova_table([[1, 4], [2, 3], [3, 2],
+                                                                                          [4, 1]]))
+    assert anti["ci_low"] is None and anti["ci_high"] is None  # the F interval needs between-subject variance
+    # two different constants: no subject variance, all disagreement from the raters: ICC = 0 / (2/3 MSC) = 0
+    constant = icc_agreement([1, 1, 1], [2, 2, 2])
+    assert constant["icc"] == pytest.approx(0.0, abs=1e-12)
+    assert constant["icc"] == pytest.approx(_icc_a1_from_anova_table([[1, 2]] * 3), abs=1e-12)
+    assert constant["ci_low"] is None and constant["ci_high"] is None
+    assert icc_agreement([2, 2, 2], [2, 2, 2])["icc"] is None  # no variance of any kind: undefined
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        ratings = rng.normal(size=(int(rng.integers(3, 9)), int(rng.integers(2, 5)))).round(1)
+        ratings[:, 1] = -ratings[:, 0] + rng.normal(scale=0.1, size=len(ratings))  # mostly anti-correlated
+        result = icc_a1(ratings)
+        assert result["icc"] == pytest.approx(_icc_a1_from_anova_table(ratings.tolist()), abs=1e-9)
+        assert all(v is None or math.isfinite(v) for v in (result["ci_low"], result["ci_high"]))
+
+
+def test_ccc_of_two_different_constant_series_is_undefined():
+    # Lin (1989): CCC = r * C_b; two constant series have no Pearson r, so no CCC (not "0 agreement")
+    assert concordance([1, 1, 1], [2, 2, 2])["ccc"] is None
+    assert concordance([5.0, 5.0], [0.0, 0.0])["ccc"] is None
+    assert concordance([2, 2, 2], [2, 2, 2])["ccc"] == 1.0  # identical constants agree perfectly
+    x, y = [1.0, 1.0, 1.0, 1.0], [0.5, 1.0, 1.5, 2.0]  # one series varies: Lin's formula gives 2 s_xy / (...) = 0
+    assert concordance(x, y)["ccc"] == pytest.approx(0.0)
 
 
 def test_wilson_intervals_by_hand():
@@ -249,13 +298,18 @@ def test_no_myocardium_presence_size_and_mvo(references, tmp_path):
     assert s["scar_presence_patient"]["specificity_ci_low"] == pytest.approx(wilson_interval(2, 2)[0])
     with_mvo = [c for c in CASES if (np.asarray(nib.load(references / f"{c}.nii.gz").dataobj) == 4).any()]
     assert len(with_mvo) >= 3
-    # without a dataset.json the predictions carry MVO (value 4) and a network that found none says 0 mL, Dice 0
-    for case, c in cases.items():
+    # a model whose dataset.json declares an MVO label, and that found none, says 0 mL and Dice 0
+    with_mvo_labels = {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3, "mvo": 4}
+    (predictions / "dataset.json").write_text(json.dumps({"labels": with_mvo_labels, "file_ending": ".nii.gz"}))
+    declared = evaluate_folders(str(predictions), str(references), None, name="declared")
+    os.remove(predictions / "dataset.json")
+    for c in declared["cases"]:
         assert c["mvo_status"] == "assessed"
-        assert c["dice_mvo"] == (0.0 if case in with_mvo else None) and c["mvo_ml_prediction"] == 0.0
-    ba = s["mvo_ml"]["bland_altman"]
-    assert ba["bias"] == pytest.approx(-np.mean([c["mvo_ml_reference"] for c in cases.values()]))
-    assert s["dice_mvo_patient"]["both_empty"] == len(CASES) - len(with_mvo)
+        assert c["dice_mvo"] == (0.0 if c["case"] in with_mvo else None) and c["mvo_ml_prediction"] == 0.0
+    ba = declared["summary"]["mvo_ml"]["bland_altman"]
+    assert ba["bias"] == pytest.approx(-np.mean([c["mvo_ml_reference"] for c in declared["cases"]]))
+    assert declared["summary"]["dice_mvo_patient"]["both_empty"] == len(CASES) - len(with_mvo)
+    # without a dataset.json and without any MVO voxel (the converter's default labels) MVO is not assessed
     # MVO merged into scar on the prediction side (its dataset.json has no mvo label, or --mvo-merged): MVO is not
     # assessed, null and out of the MVO statistics, never 0 mL or Dice 0
     merged_labels = {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3}
@@ -266,7 +320,7 @@ def test_no_myocardium_presence_size_and_mvo(references, tmp_path):
 
     assert main(["evaluate", str(predictions), str(references), str(tmp_path / "flag"), "--mvo-merged"]) == 0
     flagged = json.loads((tmp_path / "flag" / "evaluation.json").read_text())
-    for result_merged in (merged, flagged):
+    for result_merged in (result, merged, flagged):
         sm = result_merged["summary"]
         assert sm["mvo_status"].startswith("not_assessed")
         assert not {"dice_mvo_patient", "dice_mvo_slice", "mvo_ml", "mvo_pct_lvm", "mvo_pct_infarct"} & set(sm)
@@ -335,7 +389,8 @@ def test_mvo_percentages_of_lvm_and_infarct(references, tmp_path):
     for c in result["cases"]:
         assert c["mvo_status"] == "assessed"
         for side, folder in (("reference", references), ("prediction", predictions)):
-            quantify_says = patient_volumes(read_label_stack(str(folder / f"{c['case']}.nii.gz")), LabelScheme())
+            quantify_says = patient_volumes(read_label_stack(str(folder / f"{c['case']}.nii.gz")), LabelScheme(),
+                                            mvo_assessed=True)  # as quantify decides for the folder
             for key in ("mvo_pct_lvm", "mvo_pct_infarct"):
                 assert c[f"{key}_{side}"] == pytest.approx(quantify_says[key]) if quantify_says[key] is not None \
                     else c[f"{key}_{side}"] is None, (c["case"], key, side)

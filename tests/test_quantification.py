@@ -17,8 +17,9 @@ def test_manifest_volumes_reproduced_for_every_patient(emidec_cases):
     manifest = json.load(open(os.path.join(EMIDEC_DEV, "manifest.json")))
     assert len(manifest["patients"]) == 62
     for patient in manifest["patients"]:
+        # EMIDEC's labels carry MVO (its README declares value 4): a patient without MVO has 0 mL, not "not assessed"
         result = quantify_case(os.path.join(emidec_cases, patient["patient_id"], "label.nii.gz"), LabelScheme(),
-                               SectorGeometry())
+                               SectorGeometry(), mvo_assessed=True)
         volumes = patient["volumes"]
         assert result["patient"]["myocardium_ml"] == pytest.approx(volumes["myocardium_ml"], abs=0.1)
         assert result["patient"]["scar_ml"] == pytest.approx(volumes["infarct_ml"], abs=0.1)
@@ -283,3 +284,32 @@ def test_aha_bullseye_geometry(tmp_path, monkeypatch):
     # rings: basal outermost, then mid, apical; the centre disc inside the apical ring
     assert wedges[1].r > wedges[7].r > wedges[13].r > circles[0].radius
     assert wedges[13].r - wedges[13].width == pytest.approx(circles[0].radius)
+
+
+def test_uncompressed_nifti_cases_are_quantified_not_skipped(emidec_cases, tmp_path):
+    """.nii labels and images count like .nii.gz (issue 13 item 10); other formats and duplicates are refused."""
+    labels, images = tmp_path / "labels", tmp_path / "images"
+    labels.mkdir()
+    images.mkdir()
+    os.symlink(os.path.join(emidec_cases, "Case_N012", "label.nii.gz"), labels / "Case_N012.nii.gz")
+    os.symlink(os.path.join(emidec_cases, "Case_N012", "image.nii.gz"), images / "Case_N012_0000.nii.gz")
+    for name, target in (("label", labels / "Case_P002.nii"), ("image", images / "Case_P002_0000.nii")):
+        nib.save(nib.load(os.path.join(emidec_cases, "Case_P002", f"{name}.nii.gz")), str(target))
+    report = quantify_folder(str(labels), str(tmp_path / "report"), str(images), pictures=False)
+    assert [c["case"] for c in report["cases"]] == ["Case_N012", "Case_P002"]
+    p002 = report["cases"][1]
+    assert p002["image_file"] == str(images / "Case_P002_0000.nii")
+    manifest = {p["patient_id"]: p for p in json.load(open(os.path.join(EMIDEC_DEV, "manifest.json")))["patients"]}
+    assert p002["patient"]["scar_ml"] == pytest.approx(manifest["Case_P002"]["volumes"]["infarct_ml"], abs=0.1)
+    with open(tmp_path / "report" / "patients.csv") as f:
+        assert [row.split(",")[0] for row in f.read().splitlines()[1:]] == ["Case_N012", "Case_P002"]
+    # one case in two files: refused, naming both
+    os.symlink(os.path.join(emidec_cases, "Case_P002", "label.nii.gz"), labels / "Case_P002.nii.gz")
+    with pytest.raises(ValueError, match="Case_P002 is in two files, Case_P002.nii and Case_P002.nii.gz"):
+        quantify_folder(str(labels), str(tmp_path / "again"), pictures=False)
+    os.remove(labels / "Case_P002.nii.gz")
+    # label maps in a format scarnet does not read are named, not skipped
+    (labels / "Case_P003.mha").write_bytes(b"not read")
+    with pytest.raises(ValueError, match="Case_P003.mha: not NIfTI"):
+        quantify_folder(str(labels), str(tmp_path / "again"), pictures=False)
+    assert not (tmp_path / "again").exists()

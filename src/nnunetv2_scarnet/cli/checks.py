@@ -86,13 +86,13 @@ def check_baselines(args) -> None:
     """`scarnet baselines`: reference and --deep folders are read and matched before threshold maps are written."""
     from nnunetv2_scarnet.cli.common import label_scheme, named_paths
     from nnunetv2_scarnet.evaluation.evaluate import matched_cases
-    from nnunetv2_scarnet.evaluation.threshold_baselines import N_SD_LEVELS
+    from nnunetv2_scarnet.evaluation.threshold_baselines import all_method_names
     from nnunetv2_scarnet.quantification.label_scheme import (geometry_difference, read_label_stack, read_stack,
                                                               same_geometry)
 
     scheme = label_scheme(args)
     deep = named_paths(args.deep)
-    reserved = {"labels"} | {f"{n}SD" for n in N_SD_LEVELS} | {"FWHM"}
+    reserved = {"labels"} | all_method_names()
     clash = sorted(set(deep) & reserved)
     if clash:
         raise ValueError(f"--deep names {clash} are taken by the output folders {sorted(reserved)}")

@@ -3,8 +3,9 @@
 - Lin's concordance correlation coefficient CCC = 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2), with moments
   divided by n (Lin 1989). 95% CI by Fisher's z-transform with Lin's asymptotic standard error
   (as in epiR::epi.ccc / DescTools::CCC, method "z-transform"). The CI is null where the z-transform is undefined
-  (|CCC| = 1, n < 3, or a constant series); the CCC itself is null when undefined (n < 2, or both series constant
-  and different).
+  (|CCC| = 1, n < 3, or a constant series); the CCC itself is null when undefined: n < 2, or both series constant
+  and different (CCC = r * C_b, Lin 1989, and the Pearson r of two constants is undefined; the formula's 0 would
+  read as a measured total disagreement).
 - Bland-Altman (Bland & Altman 1986): bias = mean(y - x), limits of agreement bias +- 1.96 SD(y - x) (SD with
   n - 1). With fewer than 2 pairs the SD, limits and CoV are null (never 0).
 - Percent bias = 100 * mean(y - x) / mean(x).
@@ -12,7 +13,11 @@
   reproducibility definition.
 - ICC(A,1) of McGraw & Wong (1996), which is ICC(2,1) of Shrout & Fleiss (1979): two-way random effects,
   absolute agreement, single measurement, with the F-based 95% CI of McGraw & Wong (Satterthwaite degrees of
-  freedom), as irr::icc(model="twoway", type="agreement") and psych::ICC ("ICC2").
+  freedom), as irr::icc(model="twoway", type="agreement") and psych::ICC ("ICC2"). The point estimate
+  (MSR - MSE) / (MSR + (k - 1) MSE + k/n (MSC - MSE)) is given wherever its denominator is positive, also when
+  it is negative (anti-correlated raters: [1, 2, 3, 4] vs [4, 3, 2, 1] gives -2) or 0 (two different constants);
+  the CI is null where the F interval is undefined (no between-subject variance). Null when the denominator
+  is 0.
 - Detection: sensitivity = TP / (TP + FN), specificity = TN / (TN + FP) of "present" calls (null if undefined),
   each with the Wilson (1927) score 95% interval.
 - Weighted kappa (Cohen 1968) of ordinal categories with linear or quadratic disagreement weights.
@@ -47,6 +52,8 @@ def concordance(x: Sequence[float], y: Sequence[float]) -> Dict[str, Optional[fl
     denominator = vx + vy + (mx - my) ** 2
     if denominator == 0:  # identical constants: perfect agreement
         return {**out, "ccc": 1.0, "ci_low": 1.0, "ci_high": 1.0}
+    if vx == 0 and vy == 0:
+        return out  # two different constants: CCC = r * C_b (Lin 1989) with r undefined, not "0 agreement"
     ccc = float(np.clip(2 * sxy / denominator, -1.0, 1.0))
     out["ccc"] = ccc
     if vx == 0 or vy == 0 or n < 3 or abs(ccc) >= 1 - 1e-12:
@@ -107,14 +114,31 @@ def icc_a1(ratings: np.ndarray, alpha: float = 0.05) -> Dict[str, Optional[float
         return {**out, "ci_low": 1.0, "ci_high": 1.0}
     if icc >= 1:
         return out
+    return {**out, **_icc_a1_interval(icc, msr, msc, mse, n, k, alpha)}
+
+
+def _icc_a1_interval(icc: float, msr: float, msc: float, mse: float, n: int, k: int,
+                     alpha: float) -> Dict[str, Optional[float]]:
+    """McGraw & Wong (1996) F-based interval of ICC(A,1), Satterthwaite degrees of freedom v. Null where v or a
+    bound is undefined, e.g. no between-subject variance (MSR = 0: anti-correlated raters, two different constants)."""
+    undefined = {"ci_low": None, "ci_high": None}
     a = k * icc / (n * (1 - icc))
     b = 1 + k * icc * (n - 1) / (n * (1 - icc))
-    v = (a * msc + b * mse) ** 2 / ((a * msc) ** 2 / (k - 1) + (b * mse) ** 2 / ((n - 1) * (k - 1)))
+    v_denominator = (a * msc) ** 2 / (k - 1) + (b * mse) ** 2 / ((n - 1) * (k - 1))
+    if v_denominator <= 0:
+        return undefined
+    v = (a * msc + b * mse) ** 2 / v_denominator
+    if not (math.isfinite(v) and v > 0):
+        return undefined
     f_low = stats.f.ppf(1 - alpha / 2, n - 1, v)
     f_high = stats.f.ppf(1 - alpha / 2, v, n - 1)
-    low = n * (msr - f_low * mse) / (f_low * (k * msc + (k * n - k - n) * mse) + n * msr)
-    high = n * (f_high * msr - mse) / (k * msc + (k * n - k - n) * mse + n * f_high * msr)
-    return {**out, "ci_low": float(low), "ci_high": float(high)}
+    low_denominator = f_low * (k * msc + (k * n - k - n) * mse) + n * msr
+    high_denominator = k * msc + (k * n - k - n) * mse + n * f_high * msr
+    if not (math.isfinite(f_low) and math.isfinite(f_high)) or low_denominator == 0 or high_denominator == 0:
+        return undefined
+    low = n * (msr - f_low * mse) / low_denominator
+    high = n * (f_high * msr - mse) / high_denominator
+    return {"ci_low": float(low), "ci_high": float(high)}
 
 
 def icc_agreement(x: Sequence[float], y: Sequence[float]) -> Dict[str, Optional[float]]:

@@ -4,8 +4,10 @@ Definitions (see docs/quantification_and_evaluation.md): Dice per patient (3D) a
 (3D, anisotropic spacing) and per slice (2D, in-plane spacing); scar presence of a slice = its largest 8-connected
 scar region covers at least `min_scar_area_mm2` (default 20 mm^2), of a patient = at least one such slice;
 scar % LVM is null (not 0) without myocardium; MVO Dice, MVO volume, MVO % LVM and MVO % of infarct agreement when
-both sides carry MVO; MVO merged into scar in the predictions (their folder's dataset.json has no MVO label, or
-`mvo_assessed=False`) is not assessed (null, `mvo_status`), never 0 mL or Dice 0;
+both sides carry MVO (a declared MVO label, i.e. a dataset.json naming one, or the MVO value occurring in that
+side's label maps: `label_scheme.labels_carry_mvo`); MVO merged into scar (no such declaration and no MVO voxel, a
+dataset.json without an MVO label, or `mvo_assessed=False`) is not assessed (null, `mvo_status`), never 0 mL or
+Dice 0;
 CCC, Bland-Altman and ICC(A,1) over the patients where both values are defined; per-segment agreement of
 transmurality categories (weighted kappa, `transmurality_agreement.py`) on the reference's segment geometry.
 """
@@ -13,6 +15,7 @@ import json
 import os
 from typing import Dict, List, Optional
 
+import nibabel as nib
 import numpy as np
 from tqdm import tqdm
 
@@ -24,10 +27,17 @@ from nnunetv2_scarnet.evaluation import transmurality_agreement
 from nnunetv2_scarnet.evaluation.plots import agreement_png, dice_png
 from nnunetv2_scarnet.io_safety import prepare_output_dir
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_of, geometry_difference,
+                                                          label_files, labels_carry_mvo,
                                                           read_label_stack, read_stack, same_geometry)
 from nnunetv2_scarnet.quantification.report import _scheme_of_folder, write_csv
 
 MVO_NOT_ASSESSED = "not_assessed (MVO merged into scar in the predictions)"
+MVO_NOT_IN_PREDICTIONS = ("not_assessed (the predictions do not carry MVO: no dataset.json declares an MVO label "
+                          "and no prediction holds the MVO value)")
+MVO_NOT_IN_REFERENCE = ("not_assessed (the references do not carry MVO: no MVO label declared and no reference "
+                        "holds the MVO value)")
+#: a normal patient (reference without scar) with at least this much predicted scar is a false-positive patient
+FALSE_SCAR_PCT_LVM = 2.0
 
 
 class EvaluationInputError(ValueError):
@@ -38,7 +48,15 @@ def matched_cases(prediction_dir: str, reference_dir: str) -> List[str]:
     def cases(folder):
         if not os.path.isdir(folder):
             raise EvaluationInputError(f"{folder}: not a folder")
-        return {case_id_of(f): f for f in os.listdir(folder) if f.endswith(".nii.gz")}
+        try:
+            files = label_files(folder)
+        except ValueError as exc:
+            raise EvaluationInputError(str(exc)) from None
+        uncompressed = sorted(f for f in files.values() if not f.endswith(".nii.gz"))
+        if uncompressed:  # never skipped silently
+            raise EvaluationInputError(f"{folder}: {', '.join(uncompressed[:5])}: evaluate reads <case>.nii.gz "
+                                       f"label maps; compress them (gzip) first")
+        return files
 
     pred, ref = cases(prediction_dir), cases(reference_dir)
     if not ref:
@@ -66,10 +84,13 @@ def _image(image_path: str, ref) -> np.ndarray:
 def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme,
                   min_scar_area_mm2: float = MIN_SCAR_AREA_MM2, image_path: Optional[str] = None,
                   transmurality: bool = True, prediction_scheme: Optional[LabelScheme] = None,
-                  mvo_assessed: Optional[bool] = None) -> Dict:
-    """`prediction_scheme`: label values of the prediction (default `scheme`). MVO is compared when both the
-    reference scheme and the prediction scheme have an MVO value and `mvo_assessed` is not False; when the reference
-    has MVO but the prediction does not, the prediction's MVO is None (not assessed), never 0."""
+                  mvo_assessed: Optional[bool] = None, reference_mvo: Optional[bool] = None,
+                  prediction_mvo_reason: Optional[str] = None) -> Dict:
+    """`prediction_scheme`: label values of the prediction (default `scheme`). MVO is compared when both sides
+    carry it: `reference_mvo` / `mvo_assessed` (the prediction side) give folder-level decisions, None decides on
+    this case's label map (`label_scheme.labels_carry_mvo`); `prediction_mvo_reason` says why the predictions' MVO is
+    not assessed. When the reference has MVO but the prediction does not, the prediction's MVO is None (not
+    assessed), never 0."""
     prediction_scheme = prediction_scheme or scheme
     try:
         pred = read_label_stack(prediction_path, prediction_scheme)
@@ -82,8 +103,10 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
     image = _image(image_path, ref) if image_path else None
     p_myo, p_scar, p_mvo, _ = prediction_scheme.masks(pred.data)
     r_myo, r_scar, r_mvo, _ = scheme.masks(ref.data)
-    has_mvo = bool(scheme.mvo)  # the reference carries MVO: the MVO columns exist
-    mvo_assessed = has_mvo and bool(prediction_scheme.mvo) and mvo_assessed is not False
+    has_mvo = labels_carry_mvo(scheme, [ref.data]) if reference_mvo is None else reference_mvo  # MVO columns
+    prediction_mvo_given = mvo_assessed
+    prediction_mvo = labels_carry_mvo(prediction_scheme, [pred.data]) if mvo_assessed is None else mvo_assessed
+    mvo_assessed = has_mvo and bool(prediction_scheme.mvo) and prediction_mvo
     hd_myo_2d = hd95_per_slice(p_myo, r_myo, ref.spacing)
     hd_scar_2d = hd95_per_slice(p_scar, r_scar, ref.spacing)
     slices = []
@@ -111,8 +134,9 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
         "scar_present_reference": any(s["scar_present_reference"] for s in slices),
         "scar_present_prediction": any(s["scar_present_prediction"] for s in slices),
     }
-    case["mvo_status"] = "assessed" if mvo_assessed else (MVO_NOT_ASSESSED if has_mvo else
-                                                          "not_assessed (no MVO label in the reference scheme)")
+    case["mvo_status"] = "assessed" if mvo_assessed else (
+        MVO_NOT_IN_REFERENCE if not has_mvo else prediction_mvo_reason or (
+            MVO_NOT_IN_PREDICTIONS if prediction_mvo_given is None and prediction_scheme.mvo else MVO_NOT_ASSESSED))
     if has_mvo:
         ref_mvo_ml = float(r_mvo.sum()) * v
         pred_mvo_ml = float(p_mvo.sum()) * v if mvo_assessed else None
@@ -132,11 +156,38 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
     return case
 
 
+def _label_arrays(folder: str, names: List[str]):
+    """The raw label arrays of `<case>.nii.gz` in `folder`, read lazily (for the MVO decision; an unreadable file
+    yields nothing here and is refused with its name when the case is evaluated)."""
+    for case in names:
+        try:
+            yield np.asarray(nib.load(os.path.join(folder, f"{case}.nii.gz")).dataobj)
+        except Exception:
+            continue
+
+
 def _agreement(cases: List[Dict], quantity: str) -> Dict:
     x = [c[f"{quantity}_reference"] for c in cases]
     y = [c[f"{quantity}_prediction"] for c in cases]
     return {"concordance": concordance(x, y), "bland_altman": bland_altman(x, y), "icc": icc_agreement(x, y),
             "n_undefined": len(x) - len(paired(x, y)[0])}
+
+
+def patient_failures(cases: List[Dict]) -> Dict:
+    """Per-patient failures next to the medians: normal patients (reference without scar) with at least
+    `FALSE_SCAR_PCT_LVM` % of their predicted myocardium called scar, infarct patients (reference scar) with no
+    predicted scar at all, and patients without predicted myocardium; each with the case names."""
+    normal = [c for c in cases if c["scar_ml_reference"] == 0]
+    infarct = [c for c in cases if c["scar_ml_reference"] > 0]
+    false_scar = [c["case"] for c in normal if c["scar_pct_lvm_prediction"] is not None
+                  and c["scar_pct_lvm_prediction"] >= FALSE_SCAR_PCT_LVM]
+    return {"rule": f"normal: reference scar 0 mL, false scar = predicted scar >= {FALSE_SCAR_PCT_LVM:g}% of the "
+                    f"predicted LV myocardium; infarct: reference scar > 0 mL, missed = predicted scar 0 mL",
+            "n_normal": len(normal), "n_normal_false_scar": len(false_scar), "normal_false_scar_cases": false_scar,
+            "n_infarct": len(infarct),
+            "n_infarct_scar_missed": sum(c["scar_ml_prediction"] == 0 for c in infarct),
+            "infarct_scar_missed_cases": [c["case"] for c in infarct if c["scar_ml_prediction"] == 0],
+            "no_myocardium_predicted_cases": [c["case"] for c in cases if c["myocardium_ml_prediction"] == 0]}
 
 
 def summarise(cases: List[Dict]) -> Dict:
@@ -165,6 +216,11 @@ def summarise(cases: List[Dict]) -> Dict:
     if mvo_cases:
         for quantity in ("mvo_ml", "mvo_pct_lvm", "mvo_pct_infarct"):
             summary[quantity] = _agreement(mvo_cases, quantity)
+    infarct = [c for c in cases if c["scar_ml_reference"] > 0]
+    summary["dice_scar_infarct_patient"] = median_iqr(c["dice_scar"] for c in infarct)  # Dice over infarcts only
+    summary["scar_pct_lvm_normal_prediction"] = median_iqr(  # false scar of normal patients, % LVM
+        c["scar_pct_lvm_prediction"] for c in cases if c["scar_ml_reference"] == 0)
+    summary["patient_failures"] = patient_failures(cases)
     summary["scar_presence_patient"] = detection([c["scar_present_reference"] for c in cases],
                                                  [c["scar_present_prediction"] for c in cases])
     summary["scar_presence_slice"] = detection([s["scar_present_reference"] for s in slices],
@@ -184,14 +240,20 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
     carries a patient orientation).
 
     Without `scheme`, the EMIDEC defaults for the references and the prediction folder's dataset.json (nnU-Net
-    prediction folders hold one) for the predictions. MVO is not assessed (null, `mvo_status`) when
-    `mvo_assessed` is False (`--mvo-merged`) or the prediction folder's dataset.json has no MVO label."""
+    prediction folders hold one) for the predictions. MVO is assessed only when both sides carry it, each decided
+    over its whole folder (`label_scheme.labels_carry_mvo`: a declared MVO label, or the MVO value in at least one
+    label map); not assessed (null, `mvo_status`) when `mvo_assessed` is False (`--mvo-merged`), the prediction
+    folder's dataset.json has no MVO label, or no undeclared label map holds the MVO value."""
     folder_scheme, folder_scheme_file = _scheme_of_folder(prediction_dir)
     prediction_scheme = scheme or folder_scheme
     scheme = scheme or LabelScheme()
-    if mvo_assessed is None and folder_scheme_file and not folder_scheme.mvo:
-        mvo_assessed = False  # the predicting network was trained with MVO merged into scar
     names = matched_cases(prediction_dir, reference_dir)
+    reference_mvo = labels_carry_mvo(scheme, _label_arrays(reference_dir, names))
+    prediction_reason = MVO_NOT_ASSESSED
+    if mvo_assessed is None:
+        mvo_assessed = labels_carry_mvo(prediction_scheme, _label_arrays(prediction_dir, names))
+        if not mvo_assessed and prediction_scheme.mvo and not prediction_scheme.declared:
+            prediction_reason = MVO_NOT_IN_PREDICTIONS
     image_paths = {case: None for case in names}
     if images_dir:
         if not os.path.isdir(images_dir):
@@ -205,7 +267,8 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
     for case in tqdm(names, desc=f"evaluating {name}", unit="case"):
         cases.append(evaluate_case(os.path.join(prediction_dir, f"{case}.nii.gz"),
                                    os.path.join(reference_dir, f"{case}.nii.gz"), scheme, min_scar_area_mm2,
-                                   image_paths[case], transmurality, prediction_scheme, mvo_assessed))
+                                   image_paths[case], transmurality, prediction_scheme, mvo_assessed,
+                                   reference_mvo, prediction_reason))
     result = {"name": name, "prediction_dir": prediction_dir, "reference_dir": reference_dir,
               "empty_rule": "Dice is undefined (null) when prediction and reference are both empty; such "
                             "cases/slices are counted in both_empty and left out of medians",
@@ -239,21 +302,28 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
 
 
 def comparison_rows(results: List[Dict]) -> List[Dict]:
-    """One table row per evaluated method: the headline numbers side by side."""
+    """One table row per evaluated method: the headline numbers side by side, per-patient failures next to the
+    medians (`patient_failures`)."""
     fmt = format_median_iqr
     rows = []
     for r in results:
         s = r["summary"]
+        failures = s["patient_failures"]
         rows.append({"method": r["name"], "n_cases": s["n_cases"],
                      "dice_myocardium_median_iqr": fmt(s["dice_myocardium_patient"]),
                      "dice_scar_median_iqr": fmt(s["dice_scar_patient"]),
+                     "dice_scar_infarct_median_iqr": fmt(s["dice_scar_infarct_patient"]),
+                     "n_infarct": failures["n_infarct"], "n_infarct_scar_missed": failures["n_infarct_scar_missed"],
+                     "scar_pct_lvm_normal_median_iqr": fmt(s["scar_pct_lvm_normal_prediction"]),
+                     "n_normal": failures["n_normal"],
+                     f"n_normal_false_scar_ge_{FALSE_SCAR_PCT_LVM:g}pct_lvm": failures["n_normal_false_scar"],
+                     "n_no_myocardium_predicted": len(failures["no_myocardium_predicted_cases"]),
                      "scar_ml_ccc": s["scar_ml"]["concordance"]["ccc"],
                      "scar_ml_bias": s["scar_ml"]["bland_altman"]["bias"],
                      "scar_pct_lvm_ccc": s["scar_pct_lvm"]["concordance"]["ccc"],
                      "scar_pct_lvm_bias": s["scar_pct_lvm"]["bland_altman"]["bias"],
-                     "scar_ml_percent_bias": s["scar_ml"]["bland_altman"]["percent_bias"],
+                     "scar_ml_bias_pct": s["scar_ml"]["bland_altman"]["percent_bias"],
                      "scar_ml_cov_pct": s["scar_ml"]["bland_altman"]["cov_pct"],
-                     "scar_presence_sensitivity_patient": s["scar_presence_patient"]["sensitivity"],
                      "scar_ml_icc": s["scar_ml"]["icc"]["icc"],
                      "scar_pct_lvm_icc": s["scar_pct_lvm"]["icc"]["icc"],
                      "hd95_myocardium_2d_mm_median": s["hd95_myocardium_2d_mm"]["median"],

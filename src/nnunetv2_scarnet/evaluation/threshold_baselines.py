@@ -28,6 +28,10 @@ All steps work per short-axis slice, on intensities relative to the stack's inte
   cavity) is added, as MVO when the label scheme has an MVO value, as readers include dark cores in the infarct.
 Slices with fewer than `min_myocardium_px` myocardial pixels get no scar. The output keeps blood pool and
 myocardium from the input label map and writes scar (and MVO) into it, so it is evaluated like any prediction.
+
+Names: with the gate these are not the textbook n-SD / FWHM methods but n-SD (or FWHM) plus a blood-pool gate,
+and they are named so everywhere (folders, tables, CSV, JSON): "3SD+gate", "FWHM+gate"; the textbook thresholds
+alone (`gate=None`, `scarnet baselines --naive`) keep the plain names "3SD", "FWHM" (`method_name`).
 """
 import os
 from typing import Dict, Optional, Sequence, Tuple
@@ -38,7 +42,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from nnunetv2_scarnet.io_safety import prepare_output_dir
-from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_of, geometry_difference,
+from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, geometry_difference, image_file, label_files,
                                                           read_label_stack, read_stack, same_geometry)
 
 N_SD_LEVELS = (2, 3, 5, 6)
@@ -47,6 +51,18 @@ ENHANCEMENT_GATE = 0.9
 #: default smallest scar region kept by the gate (mm^2); also the scar-presence size in evaluation
 MIN_SCAR_AREA_MM2 = 20.0
 _EIGHT = np.ones((3, 3), bool)
+#: the threshold methods, by their textbook names
+METHODS = tuple(f"{n}SD" for n in N_SD_LEVELS) + ("FWHM",)
+
+
+def method_name(method: str, gate: Optional[float]) -> str:
+    """Name of a baseline as run: "3SD+gate" with the blood-pool enhancement gate, "3SD" without it."""
+    return f"{method}+gate" if gate is not None else method
+
+
+def all_method_names() -> frozenset:
+    """Every baseline name `scarnet baselines` may give an output folder (gated and naive)."""
+    return frozenset(method_name(m, g) for m in METHODS for g in (None, ENHANCEMENT_GATE))
 
 
 def intensity_baseline(image: np.ndarray) -> float:
@@ -157,29 +173,31 @@ def threshold_scar(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, spacing
 
 
 def baseline_label_maps(images_dir: str, myocardium_dir: str, out_dir: str,
-                        methods: Sequence[str] = tuple(f"{n}SD" for n in N_SD_LEVELS) + ("FWHM",),
+                        methods: Sequence[str] = METHODS,
                         scheme: Optional[LabelScheme] = None, gate: Optional[float] = ENHANCEMENT_GATE,
                         fill_mvo: bool = True) -> Dict[str, str]:
-    """Write one folder of label maps per method (`out_dir/<method>/<case>.nii.gz`); returns method -> folder.
+    """Write one folder of label maps per method (`out_dir/<name>/<case>.nii.gz`, name from `method_name`:
+    "3SD+gate", or "3SD" without the gate); returns name -> folder.
 
     `myocardium_dir` holds label maps whose myocardium (healthy + scar + MVO) and blood pool are used, e.g. the
     expert labels or a network's prediction. Filled MVO cores get the scheme's MVO value (scar value without one).
     """
     scheme = scheme or LabelScheme()
-    files = sorted(f for f in os.listdir(myocardium_dir) if f.endswith(".nii.gz"))
+    files = label_files(myocardium_dir)  # .nii.gz and .nii; other image formats are refused by name
     if not files:
-        raise ValueError(f"{myocardium_dir}: no .nii.gz label files")
+        raise ValueError(f"{myocardium_dir}: no label files (<case>.nii.gz or <case>.nii)")
     healthy = min(v for v in scheme.myocardium if v not in scheme.scar)
     scar_value = min(v for v in scheme.scar if v not in scheme.mvo)
     mvo_value = min(scheme.mvo) if scheme.mvo else scar_value
     inputs = []  # everything is read and checked before the first file is written
-    for name in files:
+    for case, name in sorted(files.items()):
         label = read_label_stack(os.path.join(myocardium_dir, name), scheme)
-        image = read_stack(os.path.join(images_dir, f"{case_id_of(name)}_0000.nii.gz"))
+        image = read_stack(image_file(images_dir, case) or os.path.join(images_dir, f"{case}_0000.nii.gz"))
         if not same_geometry(image, label):
             raise ValueError(f"{image.path}: geometry differs from {label.path}: {geometry_difference(image, label)}")
-        inputs.append((case_id_of(name), label, image))
-    folders = {m: os.path.join(out_dir, m) for m in methods}
+        inputs.append((case, label, image))
+    names = {m: method_name(m, gate) for m in methods}
+    folders = {names[m]: os.path.join(out_dir, names[m]) for m in methods}
     prepare_output_dir(out_dir)  # new, or an earlier scarnet run's folder emptied (docs/reliability.md)
     for folder in folders.values():
         os.makedirs(folder, exist_ok=True)
@@ -191,5 +209,5 @@ def baseline_label_maps(images_dir: str, myocardium_dir: str, out_dir: str,
                                           fill_mvo=fill_mvo, return_filled=True)
             out[scar] = scar_value
             out[filled] = mvo_value
-            nib.save(nib.Nifti1Image(out, label.affine), os.path.join(folders[method], f"{case}.nii.gz"))
+            nib.save(nib.Nifti1Image(out, label.affine), os.path.join(folders[names[method]], f"{case}.nii.gz"))
     return folders

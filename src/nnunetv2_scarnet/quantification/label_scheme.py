@@ -3,7 +3,7 @@ import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import FrozenSet, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, Optional, Tuple
 
 import nibabel as nib
 import numpy as np
@@ -15,11 +15,16 @@ MYOCARDIAL_DENSITY_G_PER_ML = 1.05
 @dataclass(frozen=True)
 class LabelScheme:
     """Label values of each structure. Defaults fit EMIDEC and this project's nnU-Net datasets:
-    1 blood pool, 2 healthy myocardium, 3 scar, 4 MVO; LV myocardium = 2 + 3 + 4, scar = 3 + 4."""
+    1 blood pool, 2 healthy myocardium, 3 scar, 4 MVO; LV myocardium = 2 + 3 + 4, scar = 3 + 4.
+
+    `declared`: the values were read from a dataset.json (`from_dataset_json`). The defaults are not a
+    declaration: such labels carry MVO only where an MVO value occurs (`mvo_assessed`), since the dataset
+    converter's default merges MVO into scar and leaves no dataset.json next to its label folders."""
     blood_pool: FrozenSet[int] = field(default_factory=lambda: frozenset({1}))
     myocardium: FrozenSet[int] = field(default_factory=lambda: frozenset({2, 3, 4}))
     scar: FrozenSet[int] = field(default_factory=lambda: frozenset({3, 4}))
     mvo: FrozenSet[int] = field(default_factory=lambda: frozenset({4}))
+    declared: bool = field(default=False, compare=False)
 
     @property
     def valid(self) -> FrozenSet[int]:
@@ -72,7 +77,37 @@ class LabelScheme:
         mvo = {labels["mvo"]} if "mvo" in labels else set()
         return cls(blood_pool=frozenset({labels["blood_pool"]}) if "blood_pool" in labels else frozenset(),
                    myocardium=frozenset({labels["myocardium"]} | scar | mvo), scar=frozenset(scar | mvo),
-                   mvo=frozenset(mvo))
+                   mvo=frozenset(mvo), declared=True)
+
+
+def labels_carry_mvo(scheme: LabelScheme, label_arrays: Iterable[np.ndarray]) -> bool:
+    """Whether these labels carry MVO: the scheme declares an MVO label (a dataset.json names one), or, with
+    undeclared (default) values, an MVO value occurs in at least one of the label arrays. Otherwise MVO is not
+    assessed (merged into scar), never 0 mL."""
+    if not scheme.mvo:
+        return False
+    if scheme.declared:
+        return True
+    values = list(scheme.mvo)
+    return any(bool(np.isin(np.asarray(a), values).any()) for a in label_arrays)
+
+
+def mvo_status(assessed: bool, scheme: LabelScheme, forced_off: bool = False) -> str:
+    """`mvo_status` text: 'assessed', or 'not_assessed (reason)'."""
+    if assessed:
+        return "assessed"
+    if forced_off or scheme.mvo and scheme.declared:
+        return "not_assessed (MVO merged into scar in these labels)"
+    if not scheme.mvo:
+        return "not_assessed (the label scheme has no MVO label: MVO merged into scar)"
+    return (f"not_assessed (no dataset.json declares an MVO label and no label map holds the MVO value "
+            f"{'/'.join(str(v) for v in sorted(scheme.mvo))}: MVO merged into scar or absent)")
+
+
+def scheme_summary(scheme: LabelScheme) -> dict:
+    """JSON form of a scheme: sorted values per structure and whether they were declared by a dataset.json."""
+    return {"blood_pool": sorted(scheme.blood_pool), "myocardium": sorted(scheme.myocardium),
+            "scar": sorted(scheme.scar), "mvo": sorted(scheme.mvo), "declared": scheme.declared}
 
 
 @dataclass
@@ -185,12 +220,53 @@ def geometry_difference(a: Stack, b: Stack) -> str:
             f"{np.round(b.affine, 4).tolist()}")
 
 
-def case_id_of(filename: str, suffix: str = ".nii.gz", image: bool = False) -> str:
-    """nnU-Net case identifier of a file name. Only images carry the channel suffix `_dddd` (`Heart_0001_0000`),
-    so it is stripped only with `image=True`; label names (`Heart_0001.nii.gz`) are kept whole."""
+#: NIfTI file endings scarnet reads (compressed or not)
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+#: other image formats nnU-Net may write: refused by name, never skipped silently
+OTHER_IMAGE_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr", ".hdr", ".img", ".tif", ".tiff")
+
+
+def nifti_suffix(filename: str) -> Optional[str]:
+    """'.nii.gz' or '.nii' when `filename` is a NIfTI file name, else None."""
+    return next((s for s in NIFTI_SUFFIXES if filename.endswith(s)), None)
+
+
+def label_files(folder: str) -> Dict[str, str]:
+    """{case id: file name} of the NIfTI label maps (`<case>.nii.gz` or `<case>.nii`) of `folder`. Refused with the
+    file names: one case in two files, or label maps in another image format (scarnet reads NIfTI only)."""
+    names = sorted(os.listdir(folder))
+    other = [n for n in names if n.lower().endswith(OTHER_IMAGE_SUFFIXES)]
+    if other:
+        raise ValueError(f"{folder}: {', '.join(other[:5])}{' ...' if len(other) > 5 else ''}: not NIfTI; scarnet "
+                         f"reads label maps as .nii.gz or .nii (convert them, or move them out of the folder)")
+    files: Dict[str, str] = {}
+    for name in names:
+        if nifti_suffix(name) and os.path.isfile(os.path.join(folder, name)):
+            case = case_id_of(name)
+            if case in files:
+                raise ValueError(f"{folder}: case {case} is in two files, {files[case]} and {name}; keep one")
+            files[case] = name
+    return files
+
+
+def image_file(images_dir: str, case: str) -> Optional[str]:
+    """Path of the nnU-Net image `<case>_0000.nii.gz` or `<case>_0000.nii` in `images_dir`, None when there is none;
+    refused when both exist."""
+    found = [os.path.join(images_dir, f"{case}_0000{s}") for s in NIFTI_SUFFIXES
+             if os.path.isfile(os.path.join(images_dir, f"{case}_0000{s}"))]
+    if len(found) > 1:
+        raise ValueError(f"{found[0]} and {found[1]}: two images of case {case}; keep one")
+    return found[0] if found else None
+
+
+def case_id_of(filename: str, suffix: Optional[str] = None, image: bool = False) -> str:
+    """nnU-Net case identifier of a file name (`suffix` default: .nii.gz or .nii). Only images carry the channel
+    suffix `_dddd` (`Heart_0001_0000`), so it is stripped only with `image=True`; label names
+    (`Heart_0001.nii.gz`) are kept whole."""
     name = os.path.basename(filename)
-    if not name.endswith(suffix):
-        raise ValueError(f"{filename}: expected a {suffix} file")
+    suffix = suffix or nifti_suffix(name)
+    if suffix is None or not name.endswith(suffix):
+        raise ValueError(f"{filename}: expected a {suffix or '.nii.gz or .nii'} file")
     name = name[: -len(suffix)]
     if image:
         if not (len(name) > 5 and name[-5] == "_" and name[-4:].isdigit()):

@@ -11,7 +11,9 @@ from tqdm import tqdm
 from nnunetv2_scarnet.io_safety import prepare_output_dir
 from nnunetv2_scarnet.quantification.figures import aha_bullseye_png, bullseye_png, overlay_png
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, Stack, case_id_of, geometry_difference,
-                                                          read_label_stack, read_stack, same_geometry)
+                                                          image_file, label_files, labels_carry_mvo,
+                                                          mvo_status, read_label_stack, read_stack, same_geometry,
+                                                          scheme_summary)
 from nnunetv2_scarnet.quantification.aha import aha_summary, aha_table
 from nnunetv2_scarnet.quantification.orientation import Orientation, find_orientation
 from nnunetv2_scarnet.quantification.sectors import SectorGeometry, stack_sectors
@@ -22,7 +24,17 @@ from nnunetv2_scarnet.quantification.volumes import patient_volumes, slice_volum
 PerCase = Union[float, int, bool, Dict[str, Union[float, int, bool]]]
 
 
+#: CSV headers of the keys whose JSON names carry no unit (the JSON keys stay): transmurality is a fraction 0-1,
+#: unlike the `_pct` columns next to it. Every other column names its unit already (`_ml`, `_g`, `_mm`, `_deg`,
+#: `_px`, `_pct`, `_pct_lvm`, `_pct_infarct`) or is a count (`n_`) or a dimensionless 0-1 coefficient (Dice, CCC,
+#: ICC, kappa, confidence).
+CSV_HEADERS = {"transmurality_mean": "transmurality_mean_fraction", "transmurality_max": "transmurality_max_fraction",
+               "transmurality_reference": "transmurality_fraction_reference",
+               "transmurality_prediction": "transmurality_fraction_prediction"}
+
+
 def write_csv(path: str, rows: List[Dict]) -> None:
+    """Rows as CSV (None as an empty cell); headers with their unit (`CSV_HEADERS`)."""
     if not rows:
         open(path, "w").close()
         return
@@ -30,10 +42,10 @@ def write_csv(path: str, rows: List[Dict]) -> None:
     for row in rows[1:]:
         fields += [k for k in row if k not in fields]
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        writer = csv.DictWriter(f, fieldnames=[CSV_HEADERS.get(k, k) for k in fields])
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow({CSV_HEADERS.get(k, k): ("" if v is None else v) for k, v in row.items()})
 
 
 def _orientation(label: Stack, scheme: LabelScheme, image: Optional[np.ndarray], septum_deg, aha_direction,
@@ -46,21 +58,22 @@ def _orientation(label: Stack, scheme: LabelScheme, image: Optional[np.ndarray],
 def quantify_stack(label: Stack, scheme: LabelScheme, geometry: SectorGeometry, image_path: Optional[str] = None,
                    septum_deg: Optional[float] = None, aha_direction: Optional[int] = None,
                    base_first: Optional[bool] = None, image: Optional[np.ndarray] = None,
-                   mvo_assessed: Optional[bool] = None) -> Dict:
+                   mvo_assessed: Optional[bool] = None, mvo_status_text: Optional[str] = None) -> Dict:
     """Everything the report holds for one label stack.
 
     Orientation is automatic by default (`orientation.find_orientation`: geometry of a real patient-oriented
     affine, else the image at `image_path` / `image` and the labels); `septum_deg`, `aha_direction` (+1/-1) and
     `base_first` override its parts. The AHA table (`aha`, `aha_summary`) is given when the orientation is
     confident or given by the user; otherwise `aha_status` says that it needs the user's orientation.
-    `mvo_assessed` None: MVO is assessed when the label scheme has an MVO value."""
+    `mvo_assessed` None: MVO is assessed when the scheme declares an MVO label or an MVO value occurs in this
+    stack (`label_scheme.labels_carry_mvo`); `mvo_status_text` carries a decision made over a whole folder."""
     slices = slice_volumes(label, scheme, mvo_assessed)
     if image is None and image_path:
         image = read_stack(image_path).data
     orientation = _orientation(label, scheme, None if image is None else np.asarray(image, np.float64),
                                septum_deg, aha_direction, base_first)
     result = {"case": case_id_of(label.path), "label_file": label.path, "image_file": image_path,
-              "patient": patient_volumes(label, scheme, slices, mvo_assessed), "slices": slices,
+              "patient": patient_volumes(label, scheme, slices, mvo_assessed, mvo_status_text), "slices": slices,
               "sectors": stack_sectors(label, scheme, geometry), "sector_geometry": asdict(geometry),
               "orientation": orientation.as_dict(), "aha_status": orientation.aha_status}
     if orientation.aha_ready:
@@ -80,17 +93,19 @@ def quantify_case(label_path: str, scheme: LabelScheme, geometry: SectorGeometry
 
 
 def _checked_inputs(labels_dir: str, images_dir: Optional[str], scheme: LabelScheme) -> List[Tuple[Stack, Optional[str]]]:
-    """Every label stack (validated) with its image path; raises before anything is written."""
-    files = sorted(f for f in os.listdir(labels_dir) if f.endswith(".nii.gz"))
+    """Every label stack (.nii.gz or .nii, validated) with its image path; raises before anything is written."""
+    files = label_files(labels_dir)
     if not files:
-        raise ValueError(f"{labels_dir}: no .nii.gz label files")
+        raise ValueError(f"{labels_dir}: no label files (<case>.nii.gz or <case>.nii)")
     inputs = []
-    for name in files:
+    for case, name in sorted(files.items()):
         label = read_label_stack(os.path.join(labels_dir, name), scheme)
-        image_path = os.path.join(images_dir, f"{case_id_of(name)}_0000.nii.gz") if images_dir else None
-        if image_path:
-            if not os.path.isfile(image_path):
-                raise FileNotFoundError(f"{image_path}: image for label {label.path} not found")
+        image_path = None
+        if images_dir:
+            image_path = image_file(images_dir, case)
+            if image_path is None:
+                raise FileNotFoundError(f"{os.path.join(images_dir, case + '_0000.nii.gz')} (or .nii): image for "
+                                        f"label {label.path} not found")
             image = read_stack(image_path)  # the whole image (NaN, spacing), not only the header
             if not same_geometry(image, label):
                 raise ValueError(f"{label.path}: geometry differs from image {image_path}: "
@@ -150,18 +165,25 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
                     septum_deg: Optional[PerCase] = None, aha_direction: Optional[PerCase] = None,
                     base_first: Optional[PerCase] = None, pictures: bool = True,
                     mvo_assessed: Optional[bool] = None) -> Dict:
-    """Quantify every `*.nii.gz` label map of `labels_dir`; images (nnU-Net `<case>_0000.nii.gz`) give the
+    """Quantify every label map (`<case>.nii.gz` or `<case>.nii`) of `labels_dir`; images (nnU-Net
+    `<case>_0000.nii.gz` or `.nii`) give the
     orientation (RV blood pool) and the overlay pictures. Writes patients.csv, slices.csv, sectors.csv, aha.csv,
     report.json and PNGs. All label maps are read and checked before anything is written.
 
     Orientation is automatic per case unless `septum_deg` / `aha_direction` / `base_first` are given: one value
-    for every case, or a dict {case: value} for some cases (the others stay automatic). Without `scheme`, a `dataset.json` in `labels_dir` (nnU-Net prediction folders hold
-    one) gives the label values, else the EMIDEC defaults; MVO merged into scar is then reported as not
-    assessed."""
+    for every case, or a dict {case: value} for some cases (the others stay automatic). Without `scheme`, a
+    `dataset.json` in `labels_dir` (nnU-Net prediction folders hold one) gives the label values, else the EMIDEC
+    defaults. MVO is assessed when the scheme declares an MVO label (a dataset.json names one) or, with the
+    defaults, when a label map of the folder holds the MVO value; otherwise (and with `mvo_assessed=False`) it is
+    reported as not assessed (null), never 0 mL."""
     scheme_file = None
     if scheme is None:
         scheme, scheme_file = _scheme_of_folder(labels_dir)
     inputs = _checked_inputs(labels_dir, images_dir, scheme)
+    forced_off = mvo_assessed is False
+    if mvo_assessed is None:  # one decision for the folder: a case without MVO of an MVO-labelled folder has 0 mL
+        mvo_assessed = labels_carry_mvo(scheme, (label.data for label, _ in inputs))
+    mvo_text = mvo_status(mvo_assessed, scheme, forced_off)
     prepare_output_dir(out_dir)  # new, or an earlier scarnet run's folder emptied (docs/reliability.md)
     cases, patients, slice_rows, sector_rows, aha_rows = [], [], [], [], []
     for label, image_path in tqdm(inputs, desc="quantifying", unit="case"):
@@ -169,7 +191,8 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
         case_id = case_id_of(label.path)
         result = quantify_stack(label, scheme, geometry, image_path, _for_case(septum_deg, case_id),
                                 _for_case(aha_direction, case_id), _for_case(base_first, case_id),
-                                image=None if image is None else image.data, mvo_assessed=mvo_assessed)
+                                image=None if image is None else image.data, mvo_assessed=mvo_assessed,
+                                mvo_status_text=mvo_text)
         case = result["case"]
         cases.append(result)
         patients.append(_patient_row(result))
@@ -183,7 +206,7 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
     write_csv(os.path.join(out_dir, "sectors.csv"), sector_rows)
     if aha_rows:
         write_csv(os.path.join(out_dir, "aha.csv"), aha_rows)
-    report = {"label_scheme": {k: sorted(v) for k, v in asdict(scheme).items()}, "label_scheme_file": scheme_file,
+    report = {"label_scheme": scheme_summary(scheme), "label_scheme_file": scheme_file, "mvo_status": mvo_text,
               "cases": cases}
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
