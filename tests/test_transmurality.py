@@ -140,3 +140,10 @@ def test_the_50_percent_boundary_category_and_count_agree():
     assert summary["n_segments_transmurality_ge_50"] == 1
     above = sum(n for c, n in summary["segments_per_category"].items() if c in ("51-75%", "76-100%"))
     assert above == summary["n_segments_transmurality_ge_50"]
+
+
+def test_transmurality_agreement_counts_segments_above_50_percent_as_the_kim_categories_do():
+    """Kim et al. (NEJM 2000): 50% belongs to 26-50% and is not counted as > 50% transmural; 51% is."""
+    from nnunetv2_scarnet.quantification.transmurality import is_above_50
+    assert [is_above_50(f) for f in (None, 0.0, 0.25, 0.5, 0.504, 0.51, 0.75, 1.0)] == \
+        [False, False, False, False, False, True, True, True]

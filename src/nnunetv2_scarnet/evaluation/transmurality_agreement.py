@@ -16,7 +16,7 @@ others are left out and counted by reason.
 Statistics over all compared segments of all cases (pooled): Cohen's (1968) weighted kappa with linear weights
 (the headline) and quadratic weights, unweighted kappa, the confusion matrix (rows reference, columns prediction),
 exact agreement (share on the diagonal, Wilson 95% CI) and agreement within one category; segments >= 50%
-transmural (mean chord transmurality >= 0.5, as `aha_summary`): per-segment detection and per-case counts
+transmural (Kim categories 51-75% and 76-100%, i.e. above 50%, as `aha_summary`): per-segment detection and per-case counts
 (reference vs prediction: CCC, Bland-Altman).
 """
 from typing import Dict, List, Optional, Sequence
@@ -29,10 +29,9 @@ from nnunetv2_scarnet.quantification.aha import AHA_NAMES, segment_of, stack_lev
 from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, Stack
 from nnunetv2_scarnet.quantification.orientation import find_orientation
 from nnunetv2_scarnet.quantification.sectors import SectorGeometry, lv_center, pixel_angles, sector_index
-from nnunetv2_scarnet.quantification.transmurality import CATEGORIES, slice_chords, summarize
+from nnunetv2_scarnet.quantification.transmurality import CATEGORIES, is_above_50, slice_chords, summarize
 
 CATEGORY_NAMES = [name for _, name in CATEGORIES]
-TRANSMURAL_FRACTION = 0.5
 LEFT_OUT = ("no_myocardium_reference", "no_myocardium_prediction", "no_myocardium_both", "no_transmurality")
 
 
@@ -134,8 +133,8 @@ def compare_case(prediction: Stack, reference: Stack, scheme: LabelScheme, image
             "n_segments_compared": len(ok),
             **{f"n_segments_{reason}": sum(r["status"] == reason for r in rows) for reason in LEFT_OUT},
             "prediction_slices_outside_reference": len(outside),
-            "n_segments_ge_50_reference": sum(r["transmurality_reference"] >= TRANSMURAL_FRACTION for r in ok),
-            "n_segments_ge_50_prediction": sum(r["transmurality_prediction"] >= TRANSMURAL_FRACTION for r in ok),
+            "n_segments_ge_50_reference": sum(is_above_50(r["transmurality_reference"]) for r in ok),
+            "n_segments_ge_50_prediction": sum(is_above_50(r["transmurality_prediction"]) for r in ok),
             "segments": rows}
 
 
@@ -178,8 +177,8 @@ def summarise_segments(cases: List[Dict]) -> Dict:
         "exact_agreement": exact / n if n else None, "exact_agreement_ci_low": low, "exact_agreement_ci_high": high,
         "within_one_category": within_one / n if n else None,
         "by_geometry": by_geometry,
-        "transmural_ge_50_segment": detection([r["transmurality_reference"] >= TRANSMURAL_FRACTION for r in ok],
-                                              [r["transmurality_prediction"] >= TRANSMURAL_FRACTION for r in ok]),
+        "transmural_ge_50_segment": detection([is_above_50(r["transmurality_reference"]) for r in ok],
+                                              [is_above_50(r["transmurality_prediction"]) for r in ok]),
         "transmural_ge_50_count_per_case": {"concordance": concordance(x, y), "bland_altman": bland_altman(x, y)},
     }
 

@@ -36,6 +36,11 @@ def transmurality_category(fraction: Optional[float]) -> Optional[str]:
     return CATEGORIES[-1][1]
 
 
+def is_above_50(fraction: Optional[float]) -> bool:
+    """Whether a transmurality fraction lies in Kim et al.'s categories above 50% (51-75% or 76-100%)."""
+    return transmurality_category(fraction) in ABOVE_50_CATEGORIES
+
+
 def cavity_mask(myo: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """LV cavity of a slice: the blood pool plus any hole enclosed by the myocardium."""
     return pool | (ndimage.binary_fill_holes(myo | pool) & ~myo)
