@@ -325,3 +325,26 @@ def test_transmurality_bullseye_uses_the_aha_layout(monkeypatch):
         assert ((w.theta1 + w.theta2) / 2) % 360.0 == pytest.approx(centre), n
         assert w.theta2 - w.theta1 == pytest.approx(60.0 if n <= 12 else 90.0), n
     assert wedges[1].r > wedges[7].r > wedges[13].r > circles[0].radius
+
+
+def test_overlay_title_of_a_single_slice_fits_its_picture(p004, tmp_path, monkeypatch):
+    """`scarnet quantify`'s montage of one slice: the title (wrapped) lies inside the saved figure."""
+    import matplotlib.figure
+
+    from nnunetv2_scarnet.quantification.figures import overlay_png
+
+    label, image, quant = p004
+    saved = []
+    original = matplotlib.figure.Figure.savefig
+
+    def spy(self, *args, **kwargs):
+        self.canvas.draw()
+        saved.append((self.bbox, self._suptitle.get_window_extent(self.canvas.get_renderer())))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    one_label, one_image = substack(label, [3]), substack(image, [3])
+    overlay_png(one_image, one_label, SCHEME, str(tmp_path / "o.png"), "Case_P004_with_a_long_name: myocardium "
+                "(green), scar (red), MVO (yellow)", orientation=quant["orientation"])
+    ((figure, title),) = saved
+    assert figure.x0 <= title.x0 and title.x1 <= figure.x1 and title.y1 <= figure.y1
