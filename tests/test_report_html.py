@@ -28,7 +28,8 @@ LONG_UID = "1.2.826.0.1.3680043.8.498." + "1234567890" * 6
 SCHEME = LabelScheme()
 
 MEASURE = """<script>addEventListener('load', () => {
- const box = e => { const b = e.getBoundingClientRect(); return [b.left, b.top + scrollY, b.right, b.bottom + scrollY]; };
+ const box = e => { const b = e.getBoundingClientRect();
+   return [b.left, b.top + scrollY, b.right, b.bottom + scrollY]; };
  const m = {inner: innerWidth, scroll: document.documentElement.scrollWidth,
   height: document.documentElement.scrollHeight,
   slices: [...document.querySelectorAll('.slices figure')].map(f => ({box: box(f.querySelector('img')),

@@ -34,9 +34,11 @@ code,p,li,div{{overflow-wrap:anywhere}}
 .ok{{background:#eef8ee;border-left:5px solid #2e8b2e;padding:6px 10px;margin:6px 0}}
 figure{{margin:0}}figcaption{{overflow-wrap:anywhere}}
 .row{{display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start}}
-.bullseye{{width:340px;max-width:100%}}.bullseye img{{box-sizing:border-box;width:100%;height:auto;border:1px solid #ddd}}
+.bullseye{{width:340px;max-width:100%}}
+.bullseye img{{box-sizing:border-box;width:100%;height:auto;border:1px solid #ddd}}
 .slices{{display:grid;grid-template-columns:repeat(auto-fill,minmax({SLICE_WIDTH_PX}px,1fr));gap:10px}}
-.slices img{{box-sizing:border-box;width:100%;min-width:{SLICE_WIDTH_PX}px;height:auto;border:1px solid #ddd;cursor:zoom-in;display:block}}
+.slices img{{box-sizing:border-box;width:100%;min-width:{SLICE_WIDTH_PX}px;height:auto;
+border:1px solid #ddd;cursor:zoom-in;display:block}}
 .zoom{{display:none}}
 .zoom:checked+label{{position:fixed;top:0;left:0;right:0;bottom:0;z-index:9;background:rgba(0,0,0,.9);
 display:flex;align-items:center;justify-content:center;cursor:zoom-out}}
@@ -143,8 +145,12 @@ def orientation_section(quantification: Dict) -> str:
              for part, source in sources.items()]
     rows.append(("AHA status", status))
     box = "ok" if status == "ok" and not warnings else "flag"
-    head = "Orientation determined: AHA segments reported" if status == "ok" else \
-        "AHA segments not reported: orientation not determined"
+    if not quantification.get("aha"):
+        head = "AHA segments not reported: orientation not determined"
+    elif status == "ok":
+        head = "Orientation determined: AHA segments reported"
+    else:
+        head = "AHA segments reported, but the orientation needs review (see AHA status)"
     items = "".join(f"<li>{_e(w)}</li>" for w in warnings) or "<li>none</li>"
     return (f"<div class='{box}' id='orientation'><b>{_e(head)}</b>{_table(rows)}"
             f"<b>Warnings</b><ul id='orientation-warnings'>{items}</ul>"
