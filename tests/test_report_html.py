@@ -19,7 +19,7 @@ from nnunetv2_scarnet.quantification.label_scheme import Stack
 from nnunetv2_scarnet.quantification.report import quantify_stack
 from nnunetv2_scarnet.quantification.sectors import SectorGeometry
 from nnunetv2_scarnet.report.figures import slice_captions, slice_overlays, transmurality_bullseye
-from nnunetv2_scarnet.report.html import render_report
+from nnunetv2_scarnet.report.html import orientation_section, render_report
 from nnunetv2_scarnet.report.qc import all_flags, member_agreement_text
 
 #: coronary territories of the AHA segments (Cerqueira et al., Circulation 2002, recommended assignment)
@@ -273,6 +273,7 @@ def test_base_and_apex_labelled_only_when_the_slice_order_is_known(p004, tmp_pat
     shuffled = quantify_stack(shuffled_label, SCHEME, SectorGeometry(), image=shuffled_image.data)
     assert shuffled["aha_status"] != "ok"
     assert not any("apex" in c or "base" in c for c in slice_captions(shuffled).values())
+    assert "slice order</td><td>not determined (inconclusive vote" in orientation_section(shuffled)
     titles = []
     original = matplotlib.axes.Axes.set_title
 

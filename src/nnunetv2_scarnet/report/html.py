@@ -11,6 +11,7 @@ import html
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from nnunetv2_scarnet.quantification.figures import slice_order_known
 from nnunetv2_scarnet.quantification.transmurality import CATEGORIES
 from nnunetv2_scarnet.report.figures import FIRST_SLICE_NUMBER
 from nnunetv2_scarnet.report.qc import member_agreement_text
@@ -137,9 +138,12 @@ def orientation_section(quantification: Dict) -> str:
                  -1: "-1 (anterior to septum to inferior with decreasing angle)"}.get(o.get("direction"), "n/a")
     apex_first = o.get("apex_first")
     order = "n/a" if apex_first is None else f"slice {FIRST_SLICE_NUMBER} is the " + ("apex" if apex_first else "base")
+    if apex_first is not None and not slice_order_known(o):
+        order = f"not determined (inconclusive vote: {order})"
     sources, confidences = o.get("sources") or {}, o.get("confidences") or {}
     rows = [("source", o.get("source")), ("confidence", _num(o.get("confidence"), 2)),
-            ("septum angle", "n/a" if o.get("septum_deg") is None else f"{o['septum_deg']:.0f} deg"),
+            ("septum angle (0 deg = right of the slice pictures, 90 = down)",
+             "n/a" if o.get("septum_deg") is None else f"{o['septum_deg']:.0f} deg"),
             ("handedness (direction)", direction), ("slice order", order)]
     rows += [(f"{part.replace('_', ' ')} decided by", f"{source} (confidence {_num(confidences.get(part), 2)})")
              for part, source in sources.items()]
