@@ -29,7 +29,7 @@ h1{{font-size:22px;margin-bottom:4px;overflow-wrap:anywhere}}
 h2{{font-size:17px;border-bottom:1px solid #ccc;padding-bottom:3px;margin-top:26px}}
 table{{border-collapse:collapse;margin:6px 0;font-size:13px;max-width:100%}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;overflow-wrap:anywhere;word-break:break-word}}
-th{{background:#f0f0f0}}td.num{{text-align:right;white-space:nowrap}}.note{{color:#555;font-size:12px}}
+th{{background:#f0f0f0}}th,td:first-child{{overflow-wrap:normal;word-break:normal}}td.num{{text-align:right;white-space:nowrap}}.note{{color:#555;font-size:12px}}
 code,p,li,div{{overflow-wrap:anywhere}}
 .flag{{background:#fff4e5;border-left:5px solid #e67e00;padding:6px 10px;margin:6px 0}}
 .ok{{background:#eef8ee;border-left:5px solid #2e8b2e;padding:6px 10px;margin:6px 0}}
@@ -141,13 +141,17 @@ def orientation_section(quantification: Dict) -> str:
     if apex_first is not None and not slice_order_known(o):
         order = f"not determined (inconclusive vote: {order})"
     sources, confidences = o.get("sources") or {}, o.get("confidences") or {}
-    rows = [("source", o.get("source")), ("confidence", _num(o.get("confidence"), 2)),
-            ("septum angle (0 deg = right of the slice pictures, 90 = down)",
-             "n/a" if o.get("septum_deg") is None else f"{o['septum_deg']:.0f} deg"),
-            ("handedness (direction)", direction), ("slice order", order)]
-    rows += [(f"{part.replace('_', ' ')} decided by", f"{source} (confidence {_num(confidences.get(part), 2)})")
-             for part, source in sources.items()]
-    rows.append(("AHA status", status))
+
+    def decided(part):
+        return "" if part not in sources else f"{sources[part]} (confidence {_num(confidences.get(part), 2)})"
+    septum = "n/a" if o.get("septum_deg") is None else \
+        f"{o['septum_deg']:.0f} deg (0 = right of the slice pictures, 90 = down)"
+    rows = [("overall", f"source {o.get('source')}, confidence {_num(o.get('confidence'), 2)}", ""),
+            ("septum", septum, decided("septum")), ("handedness", direction, decided("handedness")),
+            ("slice order", order, decided("slice_order"))]
+    rows += [(part.replace("_", " "), "", decided(part)) for part in sources
+             if part not in ("septum", "handedness", "slice_order")]
+    rows.append(("AHA status", status, ""))
     box = "ok" if status == "ok" and not warnings else "flag"
     if not quantification.get("aha"):
         head = "AHA segments not reported: orientation not determined"
@@ -155,10 +159,12 @@ def orientation_section(quantification: Dict) -> str:
         head = "Orientation determined: AHA segments reported"
     else:
         head = "AHA segments reported, but the orientation needs review (see AHA status)"
-    items = "".join(f"<li>{_e(w)}</li>" for w in warnings) or "<li>none</li>"
-    return (f"<div class='{box}' id='orientation'><b>{_e(head)}</b>{_table(rows)}"
-            f"<b>Warnings</b><ul id='orientation-warnings'>{items}</ul>"
-            "Check the cyan septum line on every slice below: it must point to the interventricular septum.</div>")
+    items = "<ul id='orientation-warnings'>" + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>" \
+        if warnings else " none."
+    return (f"<div class='{box}' id='orientation'><b>{_e(head)}</b>"
+            f"{_table(rows, ['', 'value', 'decided by'])}<b>Warnings:</b>{items}"
+            "<div class='note'>Check the cyan septum line on every slice below: it must point to the "
+            "interventricular septum.</div></div>")
 
 
 def territory_rows(aha: List[Dict], summary: Dict) -> List[List[str]]:
@@ -262,12 +268,11 @@ def render_report(patient_name: str, identifiers: Dict[str, str], source: str, q
               f"<p class='note'>Voxel spacing {_e(' x '.join(f'{s:.2f}' for s in p.get('spacing_mm', [])))} mm."
               f"</p></div>"]
     parts += [_bullseye(caption, png) for caption, png in bullseyes]
-    parts += ["</div>", "<h2>Territories and transmurality</h2>", transmurality_section(quantification),
-              "<h2>Every slice</h2><p class='note'>Myocardium green, scar red, MVO yellow, septum direction cyan "
-              "(from the orientation above). Click a slice to enlarge it, click again to close.</p>"
+    parts += ["</div>", "<h2>Every slice</h2><p class='note'>Myocardium green, scar red, MVO yellow, septum "
+              "direction cyan (from the orientation above). Click a slice to enlarge it, click again to close.</p>"
               "<div class='slices'>"]
     parts += [_slice_figure(i, caption, png) for i, (caption, png) in enumerate(overlays)]
-    parts.append("</div>")
+    parts += ["</div>", "<h2>Territories and transmurality</h2>", transmurality_section(quantification)]
     header, rows = segment_rows(quantification)
     parts += ["<h2>Segments</h2>" if quantification.get("aha") else "<h2>Slices</h2>", _table(rows, header,
                                                                                              "segments")]
