@@ -1,86 +1,90 @@
-"""Report figures: every slice with its contours, and a bullseye of transmurality (PNG bytes)."""
+"""Report figures (PNG bytes): every slice on its own with its contours and septum line, and a bullseye of
+transmurality (the quantification's AHA bullseye, or rings of sectors per slice without an AHA table)."""
 import os
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
-import matplotlib
+from nnunetv2_scarnet.quantification.figures import (aha_bullseye_png, bullseye_png, end_labels, slice_name,
+                                                     slice_order_known, slice_overlay_png)
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Wedge  # noqa: E402
-
-from nnunetv2_scarnet.quantification.figures import overlay_png  # noqa: E402
+#: slices in the report are numbered from 1 (report.json and the CSVs keep the array index, from 0)
+FIRST_SLICE_NUMBER = 1
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def overlay_every_slice(image, label, scheme, title: str) -> bytes:
-    """All slices of the stack (not only those with myocardium), contours drawn by the quantification's figure."""
+def _png(draw) -> bytes:
+    """Bytes of the PNG that `draw(path)` writes into a temporary folder."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "overlay.png")
-        overlay_png(image, label, scheme, path, title, slices=range(label.data.shape[2]))
-        return _read(path)
+        path = os.path.join(tmp, "figure.png")
+        draw(path)
+        with open(path, "rb") as f:
+            return f.read()
 
 
-def _value(row: Dict, prefix: str) -> Optional[float]:
-    """First numeric field of `row` whose name starts with `prefix` (keys may be renamed or gain variants)."""
-    for key, value in row.items():
-        if key.startswith(prefix) and isinstance(value, (int, float)):
-            return float(value)
-    return None
+def slice_captions(quantification: Dict) -> Dict[int, str]:
+    """Caption of every slice of the stack: 'slice N' from 1, '(base)' / '(apex)' at the ends of the LV's slices
+    when the slice order is known, and the AHA level of the slice when the quantification has an AHA table."""
+    rows = quantification.get("slices", [])
+    present = [int(r["slice"]) for r in rows if (r.get("myocardium_ml") or 0) > 0]
+    ends = end_labels(present, quantification.get("orientation"))
+    levels = {}
+    for segment in quantification.get("aha") or []:
+        for k in str(segment.get("slices") or "").split():
+            levels[int(k)] = segment.get("level")
+    captions = {}
+    for r in rows:
+        k = int(r["slice"])
+        level = f", {levels[k]}" if k in levels else ""
+        captions[k] = slice_name(k, ends, FIRST_SLICE_NUMBER) + level
+    return captions
 
 
-def transmurality_rings(quantification: Dict):
-    """(rings of transmurality % (outer first), ring labels, sector labels, origin, title) from the AHA segments
-    when the quantification has them, else from the per-slice sectors."""
-    aha = quantification.get("aha")
-    if aha:
-        by_number = {int(r["segment"]): r for r in aha}
+def slice_overlays(image, label, scheme, quantification: Dict) -> List[Tuple[str, bytes]]:
+    """(caption, PNG) of every slice of the stack (not only those with myocardium): contours, and the cyan septum
+    line of report.json's orientation on the slices with myocardium."""
+    orientation = quantification.get("orientation")
+    captions = slice_captions(quantification)
+    return [(captions.get(k, slice_name(k, {}, FIRST_SLICE_NUMBER)),
+             _png(lambda path, k=k: slice_overlay_png(image, label, scheme, k, path, orientation)))
+            for k in range(label.data.shape[2])]
 
-        def ring(numbers):
-            return [None if by_number.get(i) is None or _value(by_number[i], "transmurality") is None
-                    else 100.0 * _value(by_number[i], "transmurality") for i in numbers]
-        rings = [ring(range(1, 7)), ring(range(7, 13)), ring(range(13, 17))]
-        labels = [[str(i) for i in range(1, 7)], [str(i) for i in range(7, 13)], [str(i) for i in range(13, 17)]]
-        return rings, ["basal", "mid", "apical"], labels, 60.0, "AHA segments 1-16"
-    by_slice: Dict[int, List[Optional[float]]] = {}
-    for r in quantification.get("sectors", []):
-        t = _value(r, "transmurality")
-        by_slice.setdefault(int(r["slice"]), []).append(None if t is None else 100.0 * t)
-    order = sorted(by_slice)
-    return [by_slice[k] for k in order], [f"slice {k}" for k in order], None, 90.0, "sectors per slice"
+
+def _sector_value(row: Dict) -> Optional[float]:
+    value = row.get("transmurality_mean")
+    return None if value is None else 100.0 * float(value)
+
+
+def screen_sectors(values: List[Optional[float]], geometry: Dict) -> Tuple[List[Optional[float]], float]:
+    """(values in counter-clockwise order, origin in degrees) that draw each sector where it lies in the overlay.
+
+    Sector s covers theta in [origin + direction * s * step, origin + direction * (s + 1) * step) (sectors.py); the
+    overlay shows j downwards, so a screen angle (counter-clockwise, y up) is -theta."""
+    origin, direction = float(geometry.get("origin_deg", 0.0)), int(geometry.get("direction", 1))
+    if direction > 0:
+        return list(reversed(values)), -origin - 360.0
+    return list(values), -origin
 
 
 def transmurality_bullseye(quantification: Dict, title: str) -> bytes:
-    rings, ring_labels, sector_labels, origin, what = transmurality_rings(quantification)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    cmap = plt.get_cmap("magma")
-    n = max(len(rings), 1)
-    for r, values in enumerate(rings):
-        outer, width = 1.0 - r / (n + 0.5), 1.0 / (n + 0.5)
-        step = 360.0 / max(len(values), 1)
-        for s, value in enumerate(values):
-            start = origin + s * step
-            color = "lightgrey" if value is None else cmap(min(max(value, 0.0), 100.0) / 100.0)
-            ax.add_patch(Wedge((0, 0), outer, start, start + step, width=width, facecolor=color, edgecolor="white"))
-            mid, radius = np.radians(start + step / 2), outer - width / 2
-            text = sector_labels[r][s] if sector_labels else ("" if value is None else f"{value:.0f}")
-            ax.text(radius * np.cos(mid), radius * np.sin(mid), text, ha="center", va="center", fontsize=7,
-                    color="cyan")
-    ax.set_xlim(-1.05, 1.05)
-    ax.set_ylim(-1.05, 1.05)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    fig.colorbar(plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 100)), ax=ax, fraction=0.04,
-                 label="mean transmurality (% of wall thickness)")
-    ax.set_title(f"{title}\n{what}; rings: {', '.join(ring_labels[:3])}{' ...' if len(ring_labels) > 3 else ''}",
-                 fontsize=9)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "bullseye.png")
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        return _read(path)
+    """The AHA bullseye (quantification.figures.aha_bullseye_png, Cerqueira 2002 layout) coloured by mean
+    transmurality when the quantification has an AHA table; else one ring per slice of sectors, base outermost
+    when the slice order is known (stack order, first slice outermost, otherwise)."""
+    if quantification.get("aha"):
+        return _png(lambda path: aha_bullseye_png(quantification["aha"], path, f"{title}: AHA segments",
+                                                  value="transmurality"))
+    by_slice: Dict[int, List[Optional[float]]] = {}
+    for r in sorted(quantification.get("sectors", []), key=lambda r: (int(r["slice"]), int(r["sector"]))):
+        by_slice.setdefault(int(r["slice"]), []).append(_sector_value(r))
+    geometry = quantification.get("sector_geometry") or {}
+    origin = 0.0
+    for k, values in by_slice.items():
+        by_slice[k], origin = screen_sectors(values, geometry)
+    orientation = quantification.get("orientation")
+    known = slice_order_known(orientation)
+    order = sorted(by_slice, reverse=bool(known and orientation["apex_first"]))
+    captions = slice_captions(quantification)
+    labels = [captions.get(k, slice_name(k, {}, FIRST_SLICE_NUMBER)) for k in order]
+    what = "sectors per slice as the overlays show them, no AHA segments (orientation needed)" + \
+        ("" if known else "; slice order unknown")
+    return _png(lambda path: bullseye_png([by_slice[k] for k in order], path, f"{title}: {what}", labels,
+                                          origin_deg=origin,
+                                          colorbar_label="mean transmurality (% of wall thickness)"))

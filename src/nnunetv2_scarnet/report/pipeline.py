@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from nnunetv2_scarnet.quantification import quantify_folder, read_label_stack, read_stack
 from nnunetv2_scarnet.quantification.report import write_csv
-from nnunetv2_scarnet.report.figures import overlay_every_slice, transmurality_bullseye
+from nnunetv2_scarnet.report.figures import slice_overlays, transmurality_bullseye
 from nnunetv2_scarnet.report.html import render_report
 from nnunetv2_scarnet.report.inputs import (PatientInput, ReportInputError, choose_lge_series, dicom_identifiers,
                                             resolve_inputs)
@@ -99,8 +99,7 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict) -> 
             notes.append("empty segmentation: no DICOM SEG written")
     flags = all_flags(label.data, label.spacing, scheme, quant, patient.prediction)
     title = patient.identifiers.get("PatientName", patient.name)
-    overlays = [("Every slice: myocardium (green), scar (red), MVO (yellow)",
-                 overlay_every_slice(image, label, scheme, f"{title}: myocardium (green), scar (red), MVO (yellow)"))]
+    overlays = slice_overlays(image, label, scheme, quant)  # with the orientation's septum line
     bullseyes = []
     extent = os.path.join(quant_dir, f"{patient.name}_bullseye.png")  # drawn by the quantification
     if os.path.isfile(extent):
@@ -112,7 +111,9 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict) -> 
     outputs += [f"{patient.name}_report.json", f"{patient.name}_report.html"]
     patient.summary = {"patient": patient.name, "source": patient.source.path, "kind": patient.source.kind,
                        "series": patient.source.series_choice, "identifiers": patient.identifiers,
-                       "volumes": quant.get("patient", {}), "qc_flags": flags, "prediction_qc": prediction_qc,
+                       "volumes": quant.get("patient", {}), "orientation": quant.get("orientation"),
+                       "aha_status": quant.get("aha_status"), "aha_summary": quant.get("aha_summary"),
+                       "aha": quant.get("aha"), "qc_flags": flags, "prediction_qc": prediction_qc,
                        "model": model, "notes": notes, "outputs": outputs}
     with open(os.path.join(patient.work, f"{patient.name}_report.json"), "w") as f:
         json.dump(patient.summary, f, indent=1, default=str)

@@ -67,6 +67,18 @@ def agreement_flags(member_dice: Dict[str, List[float]], members: List[str], sca
     return flags
 
 
+def member_agreement_text(member_dice: Dict[str, List[float]], members: List[str], tissue: str) -> str:
+    """What the report says of the ensemble's agreement on `tissue`: the lowest member Dice with the ensemble, or
+    why there is none (one member agrees with itself: a Dice of 1.000 would read as perfect agreement)."""
+    if len(members) < 2:
+        return f"{'one member' if members else 'no member listed'}: no agreement measured"
+    values = member_dice.get(tissue) or []
+    if not values:
+        return "not compared"
+    worst = int(np.argmin(values))
+    return f"{values[worst]:.3f} ({members[worst]})" if worst < len(members) else f"{values[worst]:.3f}"
+
+
 def plausibility_flags(patient: Dict, slices: List[Dict], spacing) -> List[Flag]:
     flags = []
     lo, hi = THRESHOLDS["in_plane_mm"]
