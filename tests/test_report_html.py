@@ -128,7 +128,7 @@ def test_page_shows_orientation_territories_kim_and_mvo_as_the_quantification_ha
     for text in (o["source"], f"{o['confidence']:.2f}", quant["aha_status"], *o["warnings"]):
         assert text in block
     assert "none" in block or o["warnings"]
-    # territories: Cerqueira's segments, the scarred ones and report.json's >= 50 % ones, per territory
+    # territories: Cerqueira's segments, the scarred ones and report.json's > 50 % ones, per territory
     rows = {r[0]: r for r in m["tables"]["territories"][1:]}
     assert sorted(rows) == sorted(CERQUEIRA)
     for territory, numbers in CERQUEIRA.items():
@@ -137,7 +137,7 @@ def test_page_shows_orientation_territories_kim_and_mvo_as_the_quantification_ha
         assert rows[territory][2] == (", ".join(map(str, scarred)) or "none")
         ge50 = [s for s in summary["segments_transmurality_ge_50"] if s in numbers]
         assert rows[territory][3] == (", ".join(map(str, ge50)) or "none")
-    assert f"50 %: {summary['n_segments_transmurality_ge_50']}" in m["texts"]["ge50"]
+    assert f"> 50 % (Kim 51-100 %): {summary['n_segments_transmurality_ge_50']}" in m["texts"]["ge50"]
     # Kim categories per segment and their counts, as report.json has them
     header, *segments = m["tables"]["segments"]
     column = header.index("Kim category")
@@ -241,8 +241,8 @@ def check_readable(page, kind, quant, n, width, tmp_path):
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
     if n == 1:  # one slice: no slice order, hence no base / apex label
         assert "apex" not in m["slices"][0]["caption"] and "base" not in m["slices"][0]["caption"]
-    if kind == "40 slices":
-        assert quant["aha_status"] == "ok"
+    if kind == "40 slices":  # an AHA table is drawn (its status may be "needs review": P001's image septum is flagged)
+        assert quant.get("aha") and quant["aha_status"] in m["texts"]["orientation"]
     if kind == "40 slices, no AHA":
         assert not quant.get("aha") and "No AHA segments" in m["texts"]["territories"]
 

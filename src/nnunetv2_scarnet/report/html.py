@@ -168,7 +168,8 @@ def orientation_section(quantification: Dict) -> str:
 
 
 def territory_rows(aha: List[Dict], summary: Dict) -> List[List[str]]:
-    """Per coronary territory: its segments, those with scar and those report.json counts as >= 50 % transmural."""
+    """Per coronary territory: its segments, those with scar and those report.json counts as > 50 % transmural
+    (Kim 51-100 %)."""
     ge50 = set(summary.get("segments_transmurality_ge_50", []))
     rows = []
     for territory in TERRITORIES:
@@ -183,7 +184,7 @@ def territory_rows(aha: List[Dict], summary: Dict) -> List[List[str]]:
 
 
 def transmurality_section(quantification: Dict) -> str:
-    """Territories, Kim et al. categories and the >= 50 % transmural count, or why they are missing."""
+    """Territories, Kim et al. categories and the > 50 % transmural count (Kim 51-100 %), or why they are missing."""
     aha, summary = quantification.get("aha"), quantification.get("aha_summary") or {}
     if not aha:
         return ("<div class='flag' id='territories'>No AHA segments, hence no territories or transmurality "
@@ -191,7 +192,7 @@ def transmurality_section(quantification: Dict) -> str:
                 "The transmurality bullseye shows sectors per slice instead.</div>")
     ge50 = summary.get("segments_transmurality_ge_50", [])
     territories = summary.get("territories_transmurality_ge_50", [])
-    count = (f"<p id='ge50'><b>Segments with mean transmurality &ge; 50 %: "
+    count = (f"<p id='ge50'><b>Segments with mean transmurality &gt; 50 % (Kim 51-100 %): "
              f"{_e(summary.get('n_segments_transmurality_ge_50'))}</b> of {_e(summary.get('n_segments_measured'))} "
              f"measured (segments {_e(', '.join(str(s) for s in ge50) or 'none')}; territories "
              f"{_e(', '.join(territories) or 'none')}).</p>")
@@ -200,7 +201,7 @@ def transmurality_section(quantification: Dict) -> str:
     kim = _table([[name, str(per_category.get(name, 0))] for name in names],
                  ["Kim category (mean transmurality)", "segments"], "kim-categories")
     territory = _table(territory_rows(aha, summary),
-                       ["territory", "segments", "with scar", "mean transmurality >= 50 %", "scar",
+                       ["territory", "segments", "with scar", "mean transmurality > 50 %", "scar",
                         "scar % of territory myocardium"], "territories")
     return (count + "<div class='row'>" + territory + kim + "</div><p class='note'>Territories: Cerqueira et al. "
             "2002 (LAD 1, 2, 7, 8, 13, 14, 17; RCA 3, 4, 9, 10, 15; LCx 5, 6, 11, 12, 16). Categories: Kim et al. "
