@@ -1,4 +1,5 @@
 """`scarnet dicom2nifti` and `scarnet dicomseg`: DICOM in, DICOM SEG out."""
+from nnunetv2_scarnet.cli.checks import finite_float
 from nnunetv2_scarnet.cli.common import label_scheme
 
 
@@ -16,13 +17,22 @@ def cmd_dicom2nifti(args):
         return 0
     stack = dicom_to_nifti(args.dicom_dir, args.output, args.series_uid, args.image_type, args.inversion_time)
     print(f"wrote {args.output}: shape {stack.data.shape}, spacing {tuple(round(s, 4) for s in stack.spacing)} mm "
-          f"(slice spacing from {stack.spacing_source})")
+          f"(pixel spacing from {stack.pixel_spacing_source}; slice spacing from {stack.spacing_source})")
+    low_high = stack.inversion_time_range
+    if low_high and low_high[1] - low_high[0] > 0.5:
+        print(f"inversion time drifts over the slices: {low_high[0]:g}-{low_high[1]:g} ms (one stack)")
     return 0
 
 
 def check_dicom2nifti(args):
     if not args.list and not args.output:
         raise ValueError("give an output file (or --list)")
+
+
+def check_dicomseg(args):
+    from nnunetv2_scarnet.ingestion.dicom_seg import check_seg_output
+
+    check_seg_output(args.output, args.label, args.dicom_dir)
 
 
 def cmd_dicomseg(args):
@@ -41,7 +51,9 @@ def register(sub) -> None:
     p.add_argument("--list", action="store_true", help="list the series (and their image kinds) and stop")
     p.add_argument("--image-type", help="keep the images whose ImageType holds these values, e.g. M or PSIR "
                                         "(backslash-separated), when a series mixes magnitude and PSIR images")
-    p.add_argument("--inversion-time", type=float, help="keep the images of this inversion time (ms)")
+    p.add_argument("--inversion-time", type=finite_float,
+                   help="keep the images of this inversion time (ms), when a series holds several inversion times "
+                        "at the same slice positions (a TI that drifts from slice to slice is one stack)")
     p.set_defaults(func=cmd_dicom2nifti, check=check_dicom2nifti)
 
     p = sub.add_parser("dicomseg", help="prediction -> DICOM SEG referencing its source series")
@@ -49,4 +61,4 @@ def register(sub) -> None:
     p.add_argument("dicom_dir")
     p.add_argument("output")
     p.add_argument("--series-uid")
-    p.set_defaults(func=cmd_dicomseg)
+    p.set_defaults(func=cmd_dicomseg, check=check_dicomseg)
