@@ -265,8 +265,7 @@ def test_inversion_time_drifting_over_slices_is_one_stack(case, tmp_path):
     write_series(image, str(tmp_path / "drift"), description="LGE PSIR", edit=drift)
     stack = read_dicom_series(str(tmp_path / "drift"))
     assert np.array_equal(stack.data, reference) and stack.inversion_time_range == (280.0, 340.0)
-    choice = choose_lge_series(str(tmp_path / "drift"))
-    write_series(image, str(tmp_path / "drift" / "cine"), description="cine SAX")
+    write_series(image, str(tmp_path / "drift" / "cine"), description="cine SAX")  # two series: scored
     choice = choose_lge_series(str(tmp_path / "drift"))
     assert any("280-340 ms (drifting" in r for r in choice.reasons) and "TI scout" not in " ".join(choice.reasons)
 

@@ -30,7 +30,7 @@ are skipped with a warning naming them.
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import nibabel as nib
 import numpy as np
@@ -252,8 +252,8 @@ def check_stack_spacing(folder: str, stack: DicomStack) -> None:
         for axis, value in zip(("x", "y", "slice"), stack.spacing):
             low, high = PLAUSIBLE_SPACING_MM["slice" if axis == "slice" else "in-plane"]
             if not (np.isfinite(value) and low <= value <= high):
-                raise DicomSeriesError(f"{where}: {axis} spacing {value:g} mm (from "
-                                       f"{stack.spacing_source if axis == 'slice' else 'Pixel Spacing (0028,0030)'}) "
+                source = stack.spacing_source if axis == "slice" else stack.pixel_spacing_source
+                raise DicomSeriesError(f"{where}: {axis} spacing {value:g} mm (from {source}) "
                                        f"is outside the plausible range for cardiac MRI ({low:g}-{high:g} mm)") from None
         raise
 

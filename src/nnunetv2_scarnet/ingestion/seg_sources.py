@@ -4,8 +4,8 @@ Anonymisers delete attributes that highdicom copies into the SEG. The source fil
 copies get:
 - the type-2 attributes of the Patient and General Study modules (PS3.3 C.7.1.1, C.7.2.1: Patient's Name,
   Patient ID, Patient's Birth Date, Patient's Sex, Study Date, Study Time, Referring Physician's Name, Study ID,
-  Accession Number; and Slice Thickness of the MR Image module, C.8.3.1) as empty values when absent ("zero length: unknown", PS3.5 7.4.3); nothing is invented, so the
-  SEG stays as anonymous as its source;
+  Accession Number; and Slice Thickness of the MR Image module, C.8.3.1) as empty values when absent (zero
+  length: unknown, PS3.5 7.4.3); nothing is invented, so the SEG stays as anonymous as its source;
 - Modality (type 1) from the SOP Class when it is absent: every MR image storage class implies "MR";
 - the type-1 UIDs that tie the SEG to its source (Study, Series, SOP Instance, Frame of Reference) cannot be
   generated: a source without them is refused, naming the file.

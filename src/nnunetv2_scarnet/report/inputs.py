@@ -10,7 +10,8 @@ series of the folder gets a score from its headers, and the highest score wins.
 - One inversion time for the whole series, between 150 and 600 ms, also when it drifts from slice to slice by up to
   25 % of its median (scanners lengthen the TI over a stack, e.g. 280-340 ms): +2. Several inversion times at one
   slice position, or spread over more than 25 % of their median (a TI scout): -4.
-- Three or more distinct slice positions (frames of an Enhanced MR count as slices) (a short-axis stack): +1; a single position (cine, single slice): -2.
+- Three or more distinct slice positions (a short-axis stack; frames of an Enhanced MR count as slices): +1; a
+  single position (cine, single slice): -2. A DICOM SEG or other non-image object in the folder is no candidate.
 
 A folder holding one series uses it. When two series share the best score the folder is refused with the list
 of series and their scores; `--series-uid` then picks one (it always overrides the heuristic).
