@@ -148,6 +148,19 @@ def test_monochrome1_is_inverted_and_windows_are_not_applied(case, tmp_path):
     assert np.array_equal(data, reference)
 
 
+def test_modality_lut_sequence_is_applied(case, tmp_path):
+    """A Modality LUT Sequence (PS3.3 C.11.1) maps stored values to modality values: here v -> 2 v."""
+    image, _, reference = case
+
+    def modality_lut(ds, k):
+        item = Dataset()
+        item.LUTDescriptor, item.ModalityLUTType = [4096, 0, 16], "US"
+        item.LUTData = (2 * np.arange(4096)).astype(np.uint16).tobytes()
+        ds.ModalityLUTSequence = Sequence([item])
+    write_series(image, str(tmp_path / "lut"), edit=modality_lut)
+    assert np.array_equal(read_dicom_series(str(tmp_path / "lut")).data, 2 * reference)
+
+
 def test_pixel_spacing_source_is_recorded(case, tmp_path, capsys):
     image, _, reference = case
     classic = write_series(image, str(tmp_path / "classic"))

@@ -7,13 +7,16 @@ def cmd_dicom2nifti(args):
     from nnunetv2_scarnet.ingestion import dicom_to_nifti, list_series
 
     if args.list:
-        from nnunetv2_scarnet.ingestion.dicom_series import image_kinds
-
         for s in list_series(args.dicom_dir):
             print(f"{s.uid}\t{s.description}\t{len(s.files)} files")
-            for (image_type, ti), images in image_kinds(s.slices).items():
-                print(f"\t  ImageType {image_type or '(none)'}\tTI {'none' if ti is None else f'{ti:g} ms'}\t"
-                      f"{len(images)} images")
+            by_type = {}
+            for image in s.slices:
+                by_type.setdefault(image.image_type, []).append(image.inversion_time)
+            for image_type, times in by_type.items():
+                known = sorted({t for t in times if t is not None})
+                ti = "none" if not known else f"{known[0]:g} ms" if len(known) == 1 else \
+                    f"{len(known)} values, {known[0]:g}-{known[-1]:g} ms"
+                print(f"\t  ImageType {image_type or '(none)'}\tTI {ti}\t{len(times)} images")
         return 0
     stack = dicom_to_nifti(args.dicom_dir, args.output, args.series_uid, args.image_type, args.inversion_time)
     print(f"wrote {args.output}: shape {stack.data.shape}, spacing {tuple(round(s, 4) for s in stack.spacing)} mm "
