@@ -5,16 +5,26 @@
 - Kind = Image Type (Frame Type for Enhanced MR). Several kinds in one series (magnitude and PSIR
   reconstructions) are refused with, for each kind, the `--image-type` value that selects it.
 - Inversion time: scanners lengthen the TI from slice to slice to keep the myocardium nulled while the contrast
-  washes out (e.g. 280-340 ms over a stack), so TIs that differ between slice positions are one stack. Several
-  TIs at the same slice position (two stacks at two TIs, a TI scout) are a mix, refused with the
-  `--inversion-time` values that select each.
+  washes out (e.g. 280-340 ms over a stack), so TIs that differ between slice positions by up to
+  `TI_DRIFT_FRACTION` (25 %) of their median are one stack. Several TIs at the same slice position (two stacks at
+  two TIs, a TI scout), or TIs spread wider over the positions (a TI scout over several slices), are a mix,
+  refused with the `--inversion-time` values that select each.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from nnunetv2_scarnet.ingestion.dicom_slices import DicomSeriesError, SliceRef
 
 #: Image Type values shared by every kind of reconstruction: never suggested as the distinguishing value
 GENERIC_IMAGE_TYPES = {"ORIGINAL", "DERIVED", "PRIMARY", "SECONDARY", "NONE", "OTHER"}
+#: largest spread (max - min) of the inversion times of one stack, as a fraction of their median
+TI_DRIFT_FRACTION = 0.25
+
+
+def ti_spread_is_drift(times: Sequence[float]) -> bool:
+    """Whether inversion times at distinct slice positions are one stack's drift (see module doc)."""
+    return len(times) == 0 or max(times) - min(times) <= TI_DRIFT_FRACTION * float(np.median(times))
 
 
 def image_kinds(slices: Sequence[SliceRef]) -> Dict[Tuple[str, Optional[float]], List[SliceRef]]:
@@ -95,11 +105,16 @@ def select_kind(slices: List[SliceRef], series_uid: str, image_type: Optional[st
             f"{_listing(chosen)}; choose one with " + " or ".join(_image_type_choices(by_type)))
     repeated = _repeated_positions(chosen)
     mixed = [v for v in repeated.values() if len({s.inversion_time for s in v}) > 1]
+    times = sorted({s.inversion_time for s in chosen if s.inversion_time is not None})
+    options = " or ".join(f"--inversion-time {t:g}" for t in times)
     if mixed:
-        times = sorted({s.inversion_time for s in chosen if s.inversion_time is not None})
         example = ", ".join(f"{s.name} (TI {_ti_text(s.inversion_time)})" for s in mixed[0])
         raise DicomSeriesError(
             f"series {series_uid} holds images of several inversion times at the same slice positions (e.g. "
-            f"{example}): {_listing(chosen)}; choose one with "
-            + " or ".join(f"--inversion-time {t:g}" for t in times))
+            f"{example}): {_listing(chosen)}; choose one with {options}")
+    if not ti_spread_is_drift([s.inversion_time for s in chosen if s.inversion_time is not None]):
+        raise DicomSeriesError(
+            f"series {series_uid}: inversion times {times[0]:g}-{times[-1]:g} ms over the slice positions, spread "
+            f"more than {TI_DRIFT_FRACTION:.0%} of their median (a TI scout, not one LGE stack): {_listing(chosen)}; "
+            f"choose one with {options}")
     return chosen

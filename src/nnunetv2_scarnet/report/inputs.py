@@ -27,6 +27,7 @@ import pydicom
 from nnunetv2_scarnet.ingestion import list_series
 from nnunetv2_scarnet.ingestion.dicom_series import SeriesInfo
 from nnunetv2_scarnet.ingestion.dicom_slices import SliceRef, slices_of
+from nnunetv2_scarnet.ingestion.series_kinds import ti_spread_is_drift
 
 LGE_WORDS = re.compile(r"(\blge\b|\bde\b|psir|\bmde\b|delay|\blate\b|viab|enhanc|\bpag\b|\blge_|_lge)", re.I)
 OTHER_WORDS = re.compile(r"(cine|local|scout|survey|look.?locker|t1.?map|t2|molli|perfusion|flow|\b[234] ?ch|"
@@ -61,7 +62,8 @@ class PatientInput:
 
 def _inversion_time_score(slices: Sequence[SliceRef]) -> Tuple[int, str]:
     """Score and reason from the inversion times: several TIs at one slice position, or TIs spread over more than
-    25 % of their median, are a TI scout; one TI, or one drifting a little from slice to slice, counts as one."""
+    25 % of their median (`series_kinds.ti_spread_is_drift`), are a TI scout; one TI, or one drifting a little
+    from slice to slice, counts as one."""
     times = [s.inversion_time for s in slices if s.inversion_time is not None]
     if not times:
         return 0, ""
@@ -71,7 +73,7 @@ def _inversion_time_score(slices: Sequence[SliceRef]) -> Tuple[int, str]:
     low, high, median = min(times), max(times), float(np.median(times))
     if any(len(v) > 1 for v in at.values()):
         return -4, f"{len(set(times))} inversion times at one slice position (TI scout)"
-    if high - low > 0.25 * median:
+    if not ti_spread_is_drift(times):
         return -4, f"inversion times {low:g}-{high:g} ms (TI scout)"
     if 150.0 <= median <= 600.0:
         return 2, (f"inversion time {median:.0f} ms" if high - low <= 0.5 else
