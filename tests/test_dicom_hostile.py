@@ -114,6 +114,22 @@ def test_hostile_export_is_refused_naming_the_file(case, tmp_path, capsys, edit,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_broken_series_does_not_block_another_series_of_the_study(case, tmp_path, capsys):
+    image, _, reference = case
+    study = tmp_path / "study"
+    write_series(image, str(study / "localiser"), description="localiser", slices=[0, 1, 2],
+                 edit=on_slice(1, _set(ImagePositionPatient=[1.0, 2.0])))
+    lge = write_series(image, str(study / "lge"), description="LGE SAX")
+    uid = str(pydicom.dcmread(lge[0]).SeriesInstanceUID)
+    choice = choose_lge_series(str(study))
+    assert choice.uid == uid and np.array_equal(read_dicom_series(str(study), uid).data, reference)
+    localiser = next(s.uid for s in list_series(str(study)) if s.uid != uid)
+    with pytest.raises(DicomSeriesError, match=r"localiser/IM0001\.dcm: ImagePositionPatient must hold 3"):
+        read_dicom_series(str(study), localiser)
+    assert scarnet(["dicom2nifti", str(study), "--list"]) == 0
+    assert "unusable: " in capsys.readouterr().out
+
+
 def test_duplicate_sop_instance_uids_are_refused_and_get_no_seg(case, tmp_path, capsys):
     image, label, _ = case
     uid = pydicom.uid.generate_uid()

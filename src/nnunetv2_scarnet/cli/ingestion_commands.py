@@ -17,6 +17,8 @@ def cmd_dicom2nifti(args):
                 ti = "none" if not known else f"{known[0]:g} ms" if len(known) == 1 else \
                     f"{len(known)} values, {known[0]:g}-{known[-1]:g} ms"
                 print(f"\t  ImageType {image_type or '(none)'}\tTI {ti}\t{len(times)} images")
+            for problem in s.problems:
+                print(f"\t  unusable: {problem}")
         return 0
     stack = dicom_to_nifti(args.dicom_dir, args.output, args.series_uid, args.image_type, args.inversion_time)
     print(f"wrote {args.output}: shape {stack.data.shape}, spacing {tuple(round(s, 4) for s in stack.spacing)} mm "

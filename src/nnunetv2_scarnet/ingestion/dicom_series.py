@@ -56,6 +56,7 @@ class SeriesInfo:
     description: str
     files: List[str]
     slices: List[SliceRef] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)  # files whose headers cannot be used (raised when read)
 
 
 @dataclass
@@ -88,7 +89,9 @@ def _walk(folder: str):
 
 def scan_folder(folder: str) -> Tuple[Dict[str, SeriesInfo], List[str]]:
     """Group the image files of `folder` (recursively, symbolic links followed) by SeriesInstanceUID; also return
-    the skipped files (not DICOM, no image geometry, or DICOM objects that are not images such as a DICOM SEG)."""
+    the skipped files (not DICOM, no image geometry, or DICOM objects that are not images such as a DICOM SEG).
+    A file with a broken header (`dicom_slices`) is kept in its series' `problems`, refused when that series is
+    read: a broken localiser does not block the LGE series of the same study."""
     if not os.path.isdir(folder):
         raise DicomSeriesError(f"{folder}: not a folder")
     series: Dict[str, SeriesInfo] = {}
@@ -102,14 +105,19 @@ def scan_folder(folder: str) -> Tuple[Dict[str, SeriesInfo], List[str]]:
                 skipped.append(path)
                 continue
             kind = non_image_kind(ds)
-            slices = [] if kind else slices_of(path, ds)
-            if not slices:
+            try:
+                slices, problem = ([] if kind else slices_of(path, ds)), None
+            except DicomSeriesError as exc:  # reported when this series is read, not when another one is
+                slices, problem = [], str(exc)
+            if not slices and problem is None:
                 skipped.append(f"{path} ({kind})" if kind else path)
                 continue
             uid = str(ds.get("SeriesInstanceUID", ""))
             info = series.setdefault(uid, SeriesInfo(uid, str(ds.get("SeriesDescription", "")), []))
             info.files.append(path)
             info.slices.extend(slices)
+            if problem is not None:
+                info.problems.append(problem)
     return dict(sorted(series.items())), skipped
 
 
@@ -138,6 +146,10 @@ def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_toleran
         series_uid = next(iter(series))
     if series_uid not in series:
         raise DicomSeriesError(f"{folder}: no series with UID {series_uid}; found {_describe(series)}")
+    problems = series[series_uid].problems
+    if problems:
+        more = f" (and {len(problems) - 1} more file(s) with problems)" if len(problems) > 1 else ""
+        raise DicomSeriesError(problems[0] + more)
     check_unique_instances(series[series_uid].slices, series_uid)
     slices = select_kind(series[series_uid].slices, series_uid, image_type, inversion_time)
     first = slices[0]
