@@ -20,8 +20,9 @@ following symbolic links to folders (each real folder once).
 
 Problems are reported with the files involved: several series without a chosen UID (listed); two files with one
 SOPInstanceUID; several kinds of image in one series (`series_kinds`: magnitude and phase-sensitive (PSIR)
-reconstructions, or several inversion times at the same slice positions), listed with the `--image-type` /
-`--inversion-time` values that choose each (an inversion time drifting from slice to slice is one stack);
+reconstructions, several inversion times at the same slice positions, or a TI scout's spread), listed with the
+`--image-type` / `--inversion-time` values that choose each (an inversion time drifting a little from slice to
+slice is one stack);
 mixed orientations; slices offset in-plane from the line through the others (more than `inplane_tolerance` x pixel
 spacing); duplicate positions; differing matrix sizes; missing slices (a gap in the positions). Files that are
 not DICOM, DICOM without image geometry, or DICOM objects that are not images (a DICOM SEG sent back from PACS)

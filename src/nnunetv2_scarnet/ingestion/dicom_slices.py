@@ -91,7 +91,10 @@ def non_image_kind(ds) -> Optional[str]:
 def numbers(name: str, holder, keyword: str, count: int) -> Tuple[float, ...]:
     """`count` finite numbers of `holder.keyword`, or an error naming the image and the attribute."""
     raw = holder.get(keyword)
-    values = list(raw) if isinstance(raw, (list, tuple, pydicom.multival.MultiValue)) else [raw]
+    if isinstance(raw, (list, tuple, pydicom.multival.MultiValue)):
+        values = list(raw)
+    else:
+        values = [] if raw is None or raw == "" else [raw]
     try:
         parsed = tuple(float(v) for v in values)
     except (TypeError, ValueError):
