@@ -83,16 +83,35 @@ def _repeated_positions(slices: Sequence[SliceRef]) -> Dict[Tuple[float, ...], L
     return {p: v for p, v in at.items() if len(v) > 1}
 
 
+def _positions(slices: Sequence[SliceRef]) -> set:
+    return {tuple(round(v, 2) for v in s.position) for s in slices}
+
+
+def _check_whole_stack(by_ti: List[SliceRef], candidates: List[SliceRef], series_uid: str, ti: float) -> None:
+    """`--inversion-time` must pick whole stacks: in a series whose TI drifts over the slices it would keep a few
+    slices only (a plausible-looking but partial stack)."""
+    kept, every = _positions(by_ti), _positions(candidates)
+    if by_ti and kept != every:
+        times = [s.inversion_time for s in candidates if s.inversion_time is not None]
+        raise DicomSeriesError(
+            f"series {series_uid}: --inversion-time {ti:g} keeps {len(kept)} of its {len(every)} slice positions "
+            f"(inversion times {min(times):g}-{max(times):g} ms drift over the slices, e.g. {by_ti[0].name}); "
+            f"read this series without --inversion-time")
+
+
 def select_kind(slices: List[SliceRef], series_uid: str, image_type: Optional[str] = None,
                 inversion_time: Optional[float] = None) -> List[SliceRef]:
     """The slices of one kind (see module doc). `image_type`: values (backslash-separated, e.g. "M" or "PSIR")
-    that must all be among a slice's Image Type values (case-insensitive); `inversion_time`: ms, within 0.5 ms."""
+    that must all be among a slice's Image Type values (case-insensitive); `inversion_time`: ms, within 0.5 ms,
+    and it must select every slice position of the series (never part of a stack whose TI drifts)."""
     chosen = slices
     if image_type:
         wanted = set(_type_values(image_type))
         chosen = [s for s in chosen if wanted <= set(_type_values(s.image_type))]
     if inversion_time is not None:
-        chosen = [s for s in chosen if s.inversion_time is not None and abs(s.inversion_time - inversion_time) <= 0.5]
+        by_ti = [s for s in chosen if s.inversion_time is not None and abs(s.inversion_time - inversion_time) <= 0.5]
+        _check_whole_stack(by_ti, chosen, series_uid, inversion_time)
+        chosen = by_ti
     if not chosen:
         raise DicomSeriesError(f"series {series_uid}: no image matches image type {image_type!r} / inversion time "
                                f"{inversion_time}; it holds {_listing(slices)}")
