@@ -7,8 +7,9 @@
 - Inversion time: scanners lengthen the TI from slice to slice to keep the myocardium nulled while the contrast
   washes out (e.g. 280-340 ms over a stack), so TIs that differ between slice positions by up to
   `TI_DRIFT_FRACTION` (25 %) of their median are one stack. Several TIs at the same slice position (two stacks at
-  two TIs, a TI scout), or TIs spread wider over the positions (a TI scout over several slices), are a mix,
-  refused with the `--inversion-time` values that select each.
+  two TIs, a TI scout) are a mix, refused with the `--inversion-time` values that select each; TIs spread wider
+  over the positions (a TI scout over several slices) are no LGE stack at all, refused pointing to
+  `--series-uid`.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -134,6 +135,6 @@ def select_kind(slices: List[SliceRef], series_uid: str, image_type: Optional[st
     if not ti_spread_is_drift([s.inversion_time for s in chosen if s.inversion_time is not None]):
         raise DicomSeriesError(
             f"series {series_uid}: inversion times {times[0]:g}-{times[-1]:g} ms over the slice positions, spread "
-            f"more than {TI_DRIFT_FRACTION:.0%} of their median (a TI scout, not one LGE stack): {_listing(chosen)}; "
-            f"choose one with {options}")
+            f"more than {TI_DRIFT_FRACTION:.0%} of their median: a TI scout, not one LGE stack ({_listing(chosen)}); "
+            f"choose another series with --series-uid")
     return chosen
