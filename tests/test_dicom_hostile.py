@@ -297,6 +297,7 @@ def test_inversion_time_drifting_over_slices_is_one_stack(case, tmp_path):
     write_series(image, str(tmp_path / "drift" / "cine"), description="cine SAX")  # two series: scored
     choice = choose_lge_series(str(tmp_path / "drift"))
     assert any("280-340 ms (drifting" in r for r in choice.reasons) and "TI scout" not in " ".join(choice.reasons)
+    assert dicom_identifiers(stack.files)["InversionTime"] == "280-340 ms over the slices"
     # --inversion-time (e.g. one given for a whole report run) must not cut a drifting stack down to one slice
     with pytest.raises(DicomSeriesError, match=r"--inversion-time 280 keeps 1 of its 8 slice positions.*without"):
         read_dicom_series(str(tmp_path / "drift"), choice.uid, inversion_time=280)

@@ -185,7 +185,11 @@ def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
     slices = slices_of(files[0], ds)
     if slices:
         identifiers["PixelSpacingSource"] = slices[0].pixel_spacing_source
-        times = sorted({s.inversion_time for s in slices if s.inversion_time is not None})
-        if "InversionTime" not in identifiers and times:  # Enhanced MR: per-frame MR Modifier
-            identifiers["InversionTime"] = "\\".join(f"{t:g}" for t in times)
+    for path in dict.fromkeys(files[1:]):
+        slices += slices_of(path, pydicom.dcmread(path, stop_before_pixels=True))
+    times = sorted({s.inversion_time for s in slices if s.inversion_time is not None})
+    if len(times) > 1:  # drifting over the slices (a mix never gets this far), or Enhanced MR frames
+        identifiers["InversionTime"] = f"{times[0]:g}-{times[-1]:g} ms over the slices"
+    elif times:
+        identifiers.setdefault("InversionTime", f"{times[0]:g}")  # Enhanced MR: per-frame MR Modifier
     return identifiers
