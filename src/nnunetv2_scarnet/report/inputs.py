@@ -185,7 +185,7 @@ def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
     slices = slices_of(files[0], ds)
     if slices:
         identifiers["PixelSpacingSource"] = slices[0].pixel_spacing_source
-    for path in dict.fromkeys(files[1:]):
+    for path in list(dict.fromkeys(files))[1:]:  # each file once (Enhanced MR: one file, many frames)
         slices += slices_of(path, pydicom.dcmread(path, stop_before_pixels=True))
     times = sorted({s.inversion_time for s in slices if s.inversion_time is not None})
     if len(times) > 1:  # drifting over the slices (a mix never gets this far), or Enhanced MR frames
