@@ -18,11 +18,12 @@ def dicom_geometry(affine):
 
 def write_series(nifti_path, folder, series_uid=None, study_uid=None, frame_uid=None, description="LGE SAX",
                  names=None, slices=None, orientation_override=None, image_type=None, inversion_time=None,
-                 shift=None, spacing_between=None, scale=1):
+                 shift=None, spacing_between=None, scale=1, edit=None):
     """Write slices of `nifti_path` into `folder`; returns the file paths in slice order.
 
     `image_type` (list) and `inversion_time` (ms) set Image Type and Inversion Time; `shift(k)` adds an in-plane
-    offset (LPS mm) to slice k's position; `scale` multiplies the pixel values (a second reconstruction)."""
+    offset (LPS mm) to slice k's position; `scale` multiplies the pixel values (a second reconstruction);
+    `edit(ds, k)` changes slice k's dataset just before it is saved (a hostile or anonymised export)."""
     image = nib.load(nifti_path)
     data = (np.asarray(image.dataobj) * scale).astype(np.int16)
     lps, col_spacing, row_spacing, row_dir, col_dir = dicom_geometry(image.affine)
@@ -62,6 +63,8 @@ def write_series(nifti_path, folder, series_uid=None, study_uid=None, frame_uid=
         ds.PixelData = np.ascontiguousarray(pixels).tobytes()
         name = names[k] if names else f"IM{k:04d}{'' if scale == 1 else f'_x{scale}'}.dcm"
         path = os.path.join(folder, name)
+        if edit is not None:
+            edit(ds, int(k))
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths

@@ -180,8 +180,10 @@ def test_enhanced_multiframe_mr_is_read(stack_paths, tmp_path):
     write_enhanced(image_path, str(tmp_path / "broken" / "lge.dcm"), drop_position_of=2)
     with pytest.raises(DicomSeriesError, match="lge.dcm: multi-frame image without plane position.*frame 3"):
         read_dicom_series(str(tmp_path / "broken"))
-    with pytest.raises(DicomSeriesError, match="multi-frame"):
-        write_dicom_seg(label_path, str(tmp_path / "enh"), str(tmp_path / "seg.dcm"))
+    # a DICOM SEG of an Enhanced MR source (issue 13 item 12; checked in detail in test_dicom_hostile.py)
+    seg = hd.seg.segread(write_dicom_seg(label_path, str(tmp_path / "enh"), str(tmp_path / "seg.dcm")))
+    assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == \
+        pydicom.dcmread(path).SOPInstanceUID
 
 
 def test_magnitude_psir_and_inversion_times_are_told_apart(stack_paths, tmp_path):

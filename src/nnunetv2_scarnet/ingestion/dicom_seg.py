@@ -14,18 +14,23 @@ mean the same in every case of a dataset. Codes (SNOMED CT, scheme SCT; see docs
 - MVO: category Morphologically Abnormal Structure, type Obstruction (26036001, morphologic abnormality),
   anatomic region LV myocardium; no concept specific to microvascular obstruction / no-reflow could be confirmed,
   so the segment label and description carry that meaning.
+
+Sources: a series of single-frame images, or one Enhanced (multi-frame) MR file whose frames are the slices (the
+SEG frames then follow the source's frame order). Anonymised sources are completed in memory (`seg_sources`).
+The output must not be an input: a path inside the source DICOM folder, one of the series' files or the label
+map is refused before anything is read (writing there replaced a source image, or added a series to the folder).
 """
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import highdicom as hd
 import numpy as np
-import pydicom
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from nnunetv2_scarnet import __version__
-from nnunetv2_scarnet.ingestion.dicom_series import DicomSeriesError, read_dicom_series
+from nnunetv2_scarnet.ingestion.dicom_series import DicomSeriesError, DicomStack, read_dicom_series
+from nnunetv2_scarnet.ingestion.seg_sources import seg_sources
 from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, read_label_stack
 
 SCT = "SCT"
@@ -61,17 +66,52 @@ def _masks(label: np.ndarray, scheme: LabelScheme) -> Dict[str, np.ndarray]:
     return {"blood_pool": pool, "myocardium": myo, "scar": scar, "mvo": mvo}
 
 
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_seg_output(out_path: str, label_path: str, dicom_folder: str, source_files: Sequence[str] = ()) -> None:
+    """Refuse a SEG output that is a folder, the label map, a source file or inside the source DICOM folder."""
+    if os.path.isdir(out_path):
+        raise DicomSeriesError(f"{out_path}: is a folder; give the DICOM SEG output file name")
+    for source in (label_path, *source_files):
+        if os.path.realpath(out_path) == os.path.realpath(source):
+            raise DicomSeriesError(f"{out_path}: the DICOM SEG output is an input ({source}); it would be "
+                                   f"overwritten")
+    if _inside(out_path, dicom_folder):
+        raise DicomSeriesError(f"{out_path}: the DICOM SEG output lies inside the source DICOM folder "
+                               f"{dicom_folder}; it could replace a source image or join the series: write it "
+                               f"elsewhere")
+
+
+def _frames_and_sources(stack: DicomStack, slices: np.ndarray):
+    """(source datasets, SEG frames in source order) for single-frame files or one multi-frame file."""
+    if all(f is None for f in stack.frames):
+        return seg_sources(stack.files), slices
+    files = sorted(set(stack.files))
+    if len(files) > 1 or any(f is None for f in stack.frames):
+        raise DicomSeriesError(f"series {stack.series_uid}: its slices come from {len(files)} files, some "
+                               f"multi-frame ({', '.join(files)}); a DICOM SEG can reference one multi-frame "
+                               f"source only")
+    sources = seg_sources(files)
+    n_frames = int(sources[0].get("NumberOfFrames", 1))
+    if sorted(stack.frames) != list(range(n_frames)):
+        raise DicomSeriesError(f"{files[0]}: the stack uses frames {sorted(f + 1 for f in stack.frames)} of "
+                               f"{n_frames}; a DICOM SEG of a multi-frame source needs every frame")
+    frames = np.zeros((n_frames,) + slices.shape[1:], slices.dtype)
+    frames[np.array(stack.frames)] = slices
+    return sources, frames
+
+
 def write_dicom_seg(label_path: str, dicom_folder: str, out_path: str, series_uid: Optional[str] = None,
                     algorithm_name: str = "ScarNet", scheme: Optional[LabelScheme] = None) -> str:
     """Write `label_path` (a prediction on the grid of the DICOM series) as a DICOM SEG file (see module doc)."""
-    if os.path.isdir(out_path):
-        raise DicomSeriesError(f"{out_path}: is a folder; give the DICOM SEG output file name")
+    check_seg_output(out_path, label_path, dicom_folder)
     scheme = scheme or LabelScheme()
     label = read_label_stack(label_path, scheme)  # integers only: 3.4 is refused, never an empty segment
     stack = read_dicom_series(dicom_folder, series_uid)
-    if any(f is not None for f in stack.frames):
-        raise DicomSeriesError(f"{dicom_folder}: series {stack.series_uid} is multi-frame (Enhanced MR); DICOM SEG "
-                               f"output supports single-frame source series only")
+    check_seg_output(out_path, label_path, dicom_folder, stack.files)
     if label.data.shape != stack.data.shape or not np.allclose(label.affine, stack.affine, atol=1e-3):
         raise DicomSeriesError(f"{label_path}: grid (shape {label.data.shape}) does not match DICOM series "
                                f"{stack.series_uid} in {dicom_folder} (shape {stack.data.shape})")
@@ -79,9 +119,10 @@ def write_dicom_seg(label_path: str, dicom_folder: str, out_path: str, series_ui
         raise DicomSeriesError(f"{label_path}: the label map is empty; a DICOM SEG needs at least one segment")
     numbers = segment_numbers(scheme)
     masks = _masks(label.data, scheme)
-    frames = np.zeros((len(stack.files),) + label.data.shape[1::-1] + (len(numbers),), np.uint8)
+    slices = np.zeros((len(stack.files),) + label.data.shape[1::-1] + (len(numbers),), np.uint8)
     for name, number in numbers.items():  # (slice, row, column, segment): segments may overlap
-        frames[..., number - 1] = np.transpose(masks[name], (2, 1, 0))
+        slices[..., number - 1] = np.transpose(masks[name], (2, 1, 0))
+    sources, frames = _frames_and_sources(stack, slices)
     algorithm = hd.AlgorithmIdentificationSequence(name=algorithm_name, version=__version__,
                                                    family=codes.cid7162.ArtificialIntelligence)
     descriptions: List[hd.seg.SegmentDescription] = []
@@ -93,7 +134,6 @@ def write_dicom_seg(label_path: str, dicom_folder: str, out_path: str, series_ui
             algorithm_identification=algorithm, anatomic_regions=[region] if region is not None else None)
         segment.SegmentDescription = description
         descriptions.append(segment)
-    sources = [pydicom.dcmread(f) for f in stack.files]
     seg = hd.seg.Segmentation(
         source_images=sources, pixel_array=frames,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,

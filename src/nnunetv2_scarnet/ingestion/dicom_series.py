@@ -13,55 +13,42 @@ positions to measure: its spacing is Spacing Between Slices (0018,0088), else Sl
 1 mm with a warning; `DicomStack.spacing_source` says which. The NIfTI array is (column, row, slice) with a RAS
 affine built from the DICOM LPS geometry.
 
-Problems are reported with the files involved: several series without a chosen UID (listed); several kinds of
-image in one series (Image Type / Frame Type, e.g. magnitude and phase-sensitive (PSIR) reconstructions, or
-several inversion times), listed for the user to choose with `image_type` / `inversion_time`; mixed
-orientations; slices offset in-plane from the line through the others (more than `inplane_tolerance` x pixel
+Headers are checked slice by slice (`dicom_slices`: position, orientation, pixel spacing and its source, never
+1 mm by default) and pixels are read as modality values with the photometric interpretation applied
+(`dicom_pixels`: MONOCHROME1 inverted, VOI LUT and colour data refused). Folders are searched recursively,
+following symbolic links to folders (each real folder once).
+
+Problems are reported with the files involved: several series without a chosen UID (listed); two files with one
+SOPInstanceUID; several kinds of image in one series (`series_kinds`: magnitude and phase-sensitive (PSIR)
+reconstructions, several inversion times at the same slice positions, or a TI scout's spread), listed with the
+`--image-type` / `--inversion-time` values that choose each (an inversion time drifting a little from slice to
+slice is one stack);
+mixed orientations; slices offset in-plane from the line through the others (more than `inplane_tolerance` x pixel
 spacing); duplicate positions; differing matrix sizes; missing slices (a gap in the positions). Files that are
-not DICOM, or DICOM without image geometry, are skipped with a warning naming them.
+not DICOM, DICOM without image geometry, or DICOM objects that are not images (a DICOM SEG sent back from PACS)
+are skipped with a warning naming them.
 """
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import nibabel as nib
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from nnunetv2_scarnet.ingestion.dicom_pixels import slice_pixels
+from nnunetv2_scarnet.ingestion.dicom_slices import DicomSeriesError, SliceRef, non_image_kind, slices_of
+from nnunetv2_scarnet.ingestion.series_kinds import check_unique_instances, image_kinds, select_kind
 from nnunetv2_scarnet.quantification.label_scheme import PLAUSIBLE_SPACING_MM, check_spacing
 
 ENHANCED_MR_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.4.1": "Enhanced MR Image Storage",
                            "1.2.840.10008.5.1.4.1.1.4.3": "Enhanced MR Color Image Storage",
                            "1.2.840.10008.5.1.4.1.1.4.4": "Legacy Converted Enhanced MR Image Storage"}
 
-
-class DicomSeriesError(ValueError):
-    """The DICOM folder cannot be turned into one consistent stack; the message names the files."""
-
-
-@dataclass
-class SliceRef:
-    """One 2D image: a single-frame file, or one frame (0-based) of a multi-frame file."""
-    path: str
-    frame: Optional[int]
-    position: Tuple[float, float, float]
-    orientation: Tuple[float, ...]
-    pixel_spacing: Tuple[float, float]        # (row spacing, column spacing)
-    matrix: Tuple[int, int]                   # (rows, columns)
-    image_type: str                           # Image Type / Frame Type values joined by backslashes
-    inversion_time: Optional[float]           # ms
-    thickness: Optional[float] = None
-    spacing_between: Optional[float] = None
-
-    @property
-    def name(self) -> str:
-        return self.path if self.frame is None else f"{self.path} frame {self.frame + 1}"
-
-    @property
-    def kind(self) -> Tuple[str, Optional[float]]:
-        return self.image_type, self.inversion_time
+__all__ = ["DicomSeriesError", "DicomStack", "SeriesInfo", "SliceRef", "check_stack_spacing", "dicom_to_nifti",
+           "image_kinds", "list_series", "read_dicom_series", "scan_folder", "select_kind"]
 
 
 @dataclass
@@ -70,6 +57,7 @@ class SeriesInfo:
     description: str
     files: List[str]
     slices: List[SliceRef] = field(default_factory=list)
+    problems: List[str] = field(default_factory=list)  # files whose headers cannot be used (raised when read)
 
 
 @dataclass
@@ -82,94 +70,55 @@ class DicomStack:
     frames: List[Optional[int]] = field(default_factory=list)  # frame of each slice (None: single-frame file)
     spacing_source: str = "image positions"
     image_type: str = ""
-    inversion_time: Optional[float] = None
+    inversion_time: Optional[float] = None   # median over the slices (ms)
+    pixel_spacing_source: str = "Pixel Spacing (0028,0030)"
+    inversion_time_range: Optional[Tuple[float, float]] = None  # (min, max) ms: drifts over slices in some series
 
 
-def _float_or_none(value) -> Optional[float]:
-    try:
-        return None if value is None or value == "" else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _first(ds, sequence: str):
-    value = getattr(ds, sequence, None)
-    return value[0] if value else None
-
-
-def _frame_item(shared, per_frame, sequence: str):
-    """Item of a functional-group macro sequence, per-frame first, then shared."""
-    for group in (per_frame, shared):
-        value = getattr(group, sequence, None) if group is not None else None
-        if value:
-            return value[0]
-    return None
-
-
-def _slices_of(path: str, ds) -> List[SliceRef]:
-    """The 2D images of one dataset read without pixels; [] when it has no image geometry."""
-    if "PerFrameFunctionalGroupsSequence" in ds:
-        shared = _first(ds, "SharedFunctionalGroupsSequence")
-        out = []
-        for k, per_frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
-            position = _frame_item(shared, per_frame, "PlanePositionSequence")
-            orientation = _frame_item(shared, per_frame, "PlaneOrientationSequence")
-            measures = _frame_item(shared, per_frame, "PixelMeasuresSequence")
-            if position is None or orientation is None or measures is None or "PixelSpacing" not in measures:
-                raise DicomSeriesError(f"{path}: multi-frame image without plane position, plane orientation or "
-                                       f"pixel spacing for frame {k + 1}; cannot place its frames")
-            frame_type = _frame_item(shared, per_frame, "MRImageFrameTypeSequence")
-            modifier = _frame_item(shared, per_frame, "MRModifierSequence")
-            ti = None
-            if modifier is not None and "InversionTimes" in modifier:
-                times = modifier.InversionTimes
-                ti = _float_or_none(times[0] if isinstance(times, (list, pydicom.multival.MultiValue)) else times)
-            kind = frame_type.get("FrameType", ds.get("ImageType", "")) if frame_type is not None else \
-                ds.get("ImageType", "")
-            out.append(SliceRef(path, k, tuple(float(v) for v in position.ImagePositionPatient),
-                                tuple(float(v) for v in orientation.ImageOrientationPatient),
-                                tuple(float(v) for v in measures.PixelSpacing), (int(ds.Rows), int(ds.Columns)),
-                                _join(kind), ti, _float_or_none(measures.get("SliceThickness")),
-                                _float_or_none(measures.get("SpacingBetweenSlices"))))
-        return out
-    if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds or "Rows" not in ds:
-        return []
-    return [SliceRef(path, None, tuple(float(v) for v in ds.ImagePositionPatient),
-                     tuple(float(v) for v in ds.ImageOrientationPatient),
-                     tuple(float(v) for v in ds.get("PixelSpacing", (1.0, 1.0))), (int(ds.Rows), int(ds.Columns)),
-                     _join(ds.get("ImageType", "")), _float_or_none(ds.get("InversionTime")),
-                     _float_or_none(ds.get("SliceThickness")), _float_or_none(ds.get("SpacingBetweenSlices")))]
-
-
-def _join(value) -> str:
-    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
-        return "\\".join(str(v) for v in value)
-    return str(value or "")
+def _walk(folder: str):
+    """os.walk that follows symbolic links to folders (an export may link series folders), each real folder once."""
+    seen = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        yield root, sorted(names)
 
 
 def scan_folder(folder: str) -> Tuple[Dict[str, SeriesInfo], List[str]]:
-    """Group the image files of `folder` (recursively) by SeriesInstanceUID; also return the skipped files."""
+    """Group the image files of `folder` (recursively, symbolic links followed) by SeriesInstanceUID; also return
+    the skipped files (not DICOM, no image geometry, or DICOM objects that are not images such as a DICOM SEG).
+    A file with a broken header (`dicom_slices`) is kept in its series' `problems`, refused when that series is
+    read: a broken localiser does not block the LGE series of the same study."""
     if not os.path.isdir(folder):
         raise DicomSeriesError(f"{folder}: not a folder")
     series: Dict[str, SeriesInfo] = {}
     skipped = []
-    for root, dirs, names in os.walk(folder):
-        dirs.sort()
-        for name in sorted(names):
+    for root, names in _walk(folder):
+        for name in names:
             path = os.path.join(root, name)
             try:
                 ds = pydicom.dcmread(path, stop_before_pixels=True)
             except (InvalidDicomError, OSError, ValueError, EOFError):
                 skipped.append(path)
                 continue
-            slices = _slices_of(path, ds)
-            if not slices:
-                skipped.append(path)
+            kind = non_image_kind(ds)
+            try:
+                slices, problem = ([] if kind else slices_of(path, ds)), None
+            except DicomSeriesError as exc:  # reported when this series is read, not when another one is
+                slices, problem = [], str(exc)
+            if not slices and problem is None:
+                skipped.append(f"{path} ({kind})" if kind else path)
                 continue
             uid = str(ds.get("SeriesInstanceUID", ""))
             info = series.setdefault(uid, SeriesInfo(uid, str(ds.get("SeriesDescription", "")), []))
             info.files.append(path)
             info.slices.extend(slices)
+            if problem is not None:
+                info.problems.append(problem)
     return dict(sorted(series.items())), skipped
 
 
@@ -179,40 +128,6 @@ def list_series(folder: str) -> List[SeriesInfo]:
 
 def _describe(series: Dict[str, SeriesInfo]) -> str:
     return "; ".join(f"{s.uid} ({s.description or 'no description'}, {len(s.files)} files)" for s in series.values())
-
-
-def _kind_text(kind: Tuple[str, Optional[float]]) -> str:
-    return f"ImageType {kind[0] or '(none)'}, TI {'none' if kind[1] is None else f'{kind[1]:g} ms'}"
-
-
-def image_kinds(slices: Sequence[SliceRef]) -> Dict[Tuple[str, Optional[float]], List[SliceRef]]:
-    """The slices grouped by (Image Type, inversion time)."""
-    kinds: Dict[Tuple[str, Optional[float]], List[SliceRef]] = {}
-    for s in slices:
-        kinds.setdefault(s.kind, []).append(s)
-    return kinds
-
-
-def select_kind(slices: List[SliceRef], series_uid: str, image_type: Optional[str] = None,
-                inversion_time: Optional[float] = None) -> List[SliceRef]:
-    """The slices of one image kind. `image_type`: values (backslash-separated, e.g. "M" or "PSIR") that must all
-    be among a slice's Image Type values (case-insensitive); `inversion_time`: ms, within 0.5 ms."""
-    chosen = slices
-    if image_type:
-        wanted = {v.strip().upper() for v in image_type.split("\\") if v.strip()}
-        chosen = [s for s in chosen if wanted <= {v.upper() for v in s.image_type.split("\\")}]
-    if inversion_time is not None:
-        chosen = [s for s in chosen if s.inversion_time is not None and abs(s.inversion_time - inversion_time) <= 0.5]
-    kinds = image_kinds(slices)
-    listing = "; ".join(f"{_kind_text(k)} ({len(v)} images, e.g. {v[0].name})" for k, v in kinds.items())
-    if not chosen:
-        raise DicomSeriesError(f"series {series_uid}: no image matches image type {image_type!r} / inversion time "
-                               f"{inversion_time}; it holds {listing}")
-    if len(image_kinds(chosen)) > 1:
-        raise DicomSeriesError(
-            f"series {series_uid} mixes {len(image_kinds(chosen))} kinds of image (magnitude/phase-sensitive "
-            f"reconstructions or inversion times): {listing}; choose one with --image-type and/or --inversion-time")
-    return chosen
 
 
 def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_tolerance: float = 0.2,
@@ -232,6 +147,11 @@ def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_toleran
         series_uid = next(iter(series))
     if series_uid not in series:
         raise DicomSeriesError(f"{folder}: no series with UID {series_uid}; found {_describe(series)}")
+    problems = series[series_uid].problems
+    if problems:
+        more = f" (and {len(problems) - 1} more file(s) with problems)" if len(problems) > 1 else ""
+        raise DicomSeriesError(problems[0] + more)
+    check_unique_instances(series[series_uid].slices, series_uid)
     slices = select_kind(series[series_uid].slices, series_uid, image_type, inversion_time)
     first = slices[0]
 
@@ -244,7 +164,8 @@ def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_toleran
             raise DicomSeriesError(f"{s.name}: matrix {s.matrix[0]}x{s.matrix[1]} differs from {first.name} "
                                    f"({first.matrix[0]}x{first.matrix[1]})")
         if not np.allclose(s.pixel_spacing, first.pixel_spacing, atol=1e-6):
-            raise DicomSeriesError(f"{s.name}: pixel spacing differs from {first.name}")
+            raise DicomSeriesError(f"{s.name}: pixel spacing {s.pixel_spacing} differs from {first.name} "
+                                   f"({first.pixel_spacing})")
     row_dir, col_dir = orientation[:3], orientation[3:]
     normal = np.cross(row_dir, col_dir)
     positions = np.array([s.position for s in slices])
@@ -277,7 +198,7 @@ def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_toleran
         slice_step = normal * plane_distance
 
     cache: Dict[str, tuple] = {}
-    data = np.stack([_pixels(s, cache) for s in slices], axis=-1)
+    data = np.stack([slice_pixels(s, cache) for s in slices], axis=-1)
     if not np.all(np.isfinite(data)):
         raise DicomSeriesError(f"series {series_uid} in {folder}: NaN or infinite pixel values after rescaling")
     if np.allclose(data, np.round(data)) and data.min() >= -32768 and data.max() <= 32767:
@@ -292,8 +213,10 @@ def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_toleran
     lps[:3, 3] = positions[0]
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # LPS -> RAS
     spacing = (column_spacing, row_spacing, plane_distance)
+    times = [s.inversion_time for s in slices if s.inversion_time is not None]
     return DicomStack(data, affine, spacing, [s.path for s in slices], series_uid, [s.frame for s in slices],
-                      spacing_source, first.image_type, first.inversion_time)
+                      spacing_source, first.image_type, float(np.median(times)) if times else None,
+                      first.pixel_spacing_source, (min(times), max(times)) if times else None)
 
 
 def _check_inplane_offsets(slices, positions, row_dir, col_dir, tolerance_mm: float) -> None:
@@ -321,31 +244,6 @@ def _single_slice_spacing(s: SliceRef) -> Tuple[float, str]:
     return 1.0, "assumed 1 mm (single slice without spacing tags)"
 
 
-def _pixels(s: SliceRef, cache: Dict[str, tuple]) -> np.ndarray:
-    """Rescaled pixels of one slice as (column index i, row index j); a multi-frame file is decoded once."""
-    if s.path not in cache:
-        ds = pydicom.dcmread(s.path)
-        if "PixelData" not in ds:
-            raise DicomSeriesError(f"{s.path}: has image geometry but no PixelData")
-        try:
-            cache[s.path] = (ds, ds.pixel_array)
-        except Exception as exc:
-            raise DicomSeriesError(f"{s.path}: cannot decode the pixel data ({exc})") from None
-    ds, array = cache[s.path]
-    slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
-    if s.frame is not None:
-        if array.ndim == 2:
-            array = array[None]
-        array = array[s.frame]
-        shared = _first(ds, "SharedFunctionalGroupsSequence")
-        per_frame = ds.PerFrameFunctionalGroupsSequence[s.frame]
-        transform = _frame_item(shared, per_frame, "PixelValueTransformationSequence")
-        if transform is not None:
-            slope = float(transform.get("RescaleSlope", 1))
-            intercept = float(transform.get("RescaleIntercept", 0))
-    return (array.astype(np.float64) * slope + intercept).T  # (rows, columns) -> (i, j)
-
-
 def is_sheared(stack: DicomStack, tolerance_mm: float = 1e-3) -> bool:
     """Whether the slice step has an in-plane component (the slices are shifted along the stack)."""
     column, normal = stack.affine[:3, 2], np.cross(stack.affine[:3, 0], stack.affine[:3, 1])
@@ -367,8 +265,8 @@ def check_stack_spacing(folder: str, stack: DicomStack) -> None:
         for axis, value in zip(("x", "y", "slice"), stack.spacing):
             low, high = PLAUSIBLE_SPACING_MM["slice" if axis == "slice" else "in-plane"]
             if not (np.isfinite(value) and low <= value <= high):
-                raise DicomSeriesError(f"{where}: {axis} spacing {value:g} mm (from "
-                                       f"{stack.spacing_source if axis == 'slice' else 'Pixel Spacing (0028,0030)'}) "
+                source = stack.spacing_source if axis == "slice" else stack.pixel_spacing_source
+                raise DicomSeriesError(f"{where}: {axis} spacing {value:g} mm (from {source}) "
                                        f"is outside the plausible range for cardiac MRI ({low:g}-{high:g} mm)") from None
         raise
 

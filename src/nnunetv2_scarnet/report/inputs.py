@@ -7,9 +7,11 @@ series of the folder gets a score from its headers, and the highest score wins.
   enhancement): +3. Naming something else (cine, localiser/scout/survey, TI scout, Look-Locker, T1/T2 map, MOLLI,
   perfusion, flow, long-axis 2/3/4-chamber views): -5.
 - ImageType containing LOCALIZER: -5; a phase image (P / PHASE, not PSIR): -3.
-- One inversion time for the whole series, between 150 and 600 ms: +2. Several inversion times in one series
-  (a TI scout): -4.
-- Three or more distinct slice positions (a short-axis stack): +1; a single position (cine, single slice): -2.
+- One inversion time for the whole series, between 150 and 600 ms, also when it drifts from slice to slice by up to
+  25 % of its median (scanners lengthen the TI over a stack, e.g. 280-340 ms): +2. Several inversion times at one
+  slice position, or spread over more than 25 % of their median (a TI scout): -4.
+- Three or more distinct slice positions (a short-axis stack; frames of an Enhanced MR count as slices): +1; a
+  single position (cine, single slice): -2. A DICOM SEG or other non-image object in the folder is no candidate.
 
 A folder holding one series uses it. When two series share the best score the folder is refused with the list
 of series and their scores; `--series-uid` then picks one (it always overrides the heuristic).
@@ -17,11 +19,15 @@ of series and their scores; `--series-uid` then picks one (it always overrides t
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import pydicom
 
 from nnunetv2_scarnet.ingestion import list_series
+from nnunetv2_scarnet.ingestion.dicom_series import SeriesInfo
+from nnunetv2_scarnet.ingestion.dicom_slices import SliceRef, slices_of
+from nnunetv2_scarnet.ingestion.series_kinds import ti_spread_is_drift
 
 LGE_WORDS = re.compile(r"(\blge\b|\bde\b|psir|\bmde\b|delay|\blate\b|viab|enhanc|\bpag\b|\blge_|_lge)", re.I)
 OTHER_WORDS = re.compile(r"(cine|local|scout|survey|look.?locker|t1.?map|t2|molli|perfusion|flow|\b[234] ?ch|"
@@ -54,32 +60,50 @@ class PatientInput:
     series_choice: str = ""        # how the series was chosen (for the report)
 
 
-def score_series(files: Sequence[str], description: str) -> SeriesChoice:
-    """Score one series by the heuristic of the module doc (headers only)."""
-    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-    first = headers[0]
+def _inversion_time_score(slices: Sequence[SliceRef]) -> Tuple[int, str]:
+    """Score and reason from the inversion times: several TIs at one slice position, or TIs spread over more than
+    25 % of their median (`series_kinds.ti_spread_is_drift`), are a TI scout; one TI, or one drifting a little
+    from slice to slice, counts as one."""
+    times = [s.inversion_time for s in slices if s.inversion_time is not None]
+    if not times:
+        return 0, ""
+    at: Dict[Tuple[float, ...], set] = {}
+    for s in slices:
+        at.setdefault(tuple(round(v, 2) for v in s.position), set()).add(s.inversion_time)
+    low, high, median = min(times), max(times), float(np.median(times))
+    if any(len(v) > 1 for v in at.values()):
+        return -4, f"{len(set(times))} inversion times at one slice position (TI scout)"
+    if not ti_spread_is_drift(times):
+        return -4, f"inversion times {low:g}-{high:g} ms (TI scout)"
+    if 150.0 <= median <= 600.0:
+        return 2, (f"inversion time {median:.0f} ms" if high - low <= 0.5 else
+                   f"inversion time {low:g}-{high:g} ms (drifting over the slices)")
+    return 0, ""
+
+
+def score_series(series: SeriesInfo) -> SeriesChoice:
+    """Score one series by the heuristic of the module doc (headers only; Enhanced MR frames count as slices)."""
+    first = pydicom.dcmread(series.files[0], stop_before_pixels=True)
     text = " ".join(str(first.get(k, "")) for k in ("SeriesDescription", "ProtocolName", "SequenceName"))
     score, reasons = 0, []
     if LGE_WORDS.search(text):
         score, reasons = score + 3, reasons + [f"name '{text.strip()}' says LGE"]
     if OTHER_WORDS.search(text):
         score, reasons = score - 5, reasons + [f"name '{text.strip()}' says another sequence"]
-    image_type = [str(v).upper() for v in first.get("ImageType", [])]
+    image_type = {v.strip().upper() for s in series.slices for v in s.image_type.split("\\")}
     if "LOCALIZER" in image_type:
         score, reasons = score - 5, reasons + ["ImageType LOCALIZER"]
     if ("P" in image_type or "PHASE" in image_type) and "PSIR" not in image_type:
         score, reasons = score - 3, reasons + ["phase image"]
-    tis = {round(float(h.InversionTime), 1) for h in headers if h.get("InversionTime") not in (None, "")}
-    if len(tis) == 1 and 150.0 <= next(iter(tis)) <= 600.0:
-        score, reasons = score + 2, reasons + [f"inversion time {next(iter(tis)):.0f} ms"]
-    elif len(tis) > 1:
-        score, reasons = score - 4, reasons + [f"{len(tis)} inversion times (TI scout)"]
-    positions = {tuple(round(float(v), 1) for v in h.ImagePositionPatient) for h in headers}
+    ti_score, ti_reason = _inversion_time_score(series.slices)
+    if ti_reason:
+        score, reasons = score + ti_score, reasons + [ti_reason]
+    positions = {tuple(round(v, 1) for v in s.position) for s in series.slices}
     if len(positions) >= 3:
         score, reasons = score + 1, reasons + [f"{len(positions)} slice positions"]
     elif len(positions) == 1:
         score, reasons = score - 2, reasons + ["a single slice position"]
-    return SeriesChoice(str(first.get("SeriesInstanceUID", "")), description, len(files), score, reasons)
+    return SeriesChoice(series.uid, series.description, len(series.files), score, reasons)
 
 
 def choose_lge_series(folder: str, series_uids: Sequence[str] = ()) -> SeriesChoice:
@@ -95,7 +119,7 @@ def choose_lge_series(folder: str, series_uids: Sequence[str] = ()) -> SeriesCho
     if len(series) == 1:
         s = series[0]
         return SeriesChoice(s.uid, s.description, len(s.files), 0, ["the only series in the folder"])
-    scored = sorted((score_series(s.files, s.description) for s in series), key=lambda c: -c.score)
+    scored = sorted((score_series(s) for s in series), key=lambda c: -c.score)
     if scored[0].score == scored[1].score:
         listing = "; ".join(f"{c.uid} ({c.description or 'no description'}, {c.n_files} files, score {c.score})"
                             for c in scored)
@@ -151,9 +175,21 @@ def _nifti_name(path: str) -> str:
 
 
 def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
-    """Patient, study and series identifiers the DICOM carries (first file of the series)."""
+    """Patient, study and series identifiers the DICOM carries (first file of the series), with the attribute the
+    pixel spacing was read from (`PixelSpacingSource`)."""
     ds = pydicom.dcmread(files[0], stop_before_pixels=True)
     keys = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyDescription",
             "AccessionNumber", "StudyInstanceUID", "SeriesNumber", "SeriesDescription", "SeriesInstanceUID",
             "Manufacturer", "ManufacturerModelName", "MagneticFieldStrength", "InversionTime")
-    return {k: str(ds.get(k, "")) for k in keys if str(ds.get(k, "")) != ""}
+    identifiers = {k: str(ds.get(k, "")) for k in keys if str(ds.get(k, "")) != ""}
+    slices = slices_of(files[0], ds)
+    if slices:
+        identifiers["PixelSpacingSource"] = slices[0].pixel_spacing_source
+    for path in list(dict.fromkeys(files))[1:]:  # each file once (Enhanced MR: one file, many frames)
+        slices += slices_of(path, pydicom.dcmread(path, stop_before_pixels=True))
+    times = sorted({s.inversion_time for s in slices if s.inversion_time is not None})
+    if len(times) > 1:  # drifting over the slices (a mix never gets this far), or Enhanced MR frames
+        identifiers["InversionTime"] = f"{times[0]:g}-{times[-1]:g} ms over the slices"
+    elif times:
+        identifiers.setdefault("InversionTime", f"{times[0]:g}")  # Enhanced MR: per-frame MR Modifier
+    return identifiers
