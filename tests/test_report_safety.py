@@ -20,7 +20,6 @@ import torch
 
 from dicom_helpers import write_series
 from nnunetv2_scarnet.cli import main
-from nnunetv2_scarnet.io_safety import OutputDirLock, OutputPathError
 from nnunetv2_scarnet.quantification import LabelScheme
 from nnunetv2_scarnet.report import pipeline
 from nnunetv2_scarnet.report.inputs import resolve_inputs
@@ -240,6 +239,8 @@ def test_second_concurrent_run_is_refused(model, emidec_cases, tmp_path, monkeyp
 
 
 def test_lock_is_released_when_a_run_ends(tmp_path):
+    from nnunetv2_scarnet.io_safety import OutputDirLock, OutputPathError
+
     out = str(tmp_path / "out")
     with OutputDirLock(out):
         with pytest.raises(OutputPathError, match="in use"):
@@ -510,3 +511,27 @@ def test_rerun_removes_partial_folders_and_a_stale_cohort_table(model, emidec_ca
     shutil.copy(b, killed / "Case_P001_0000.nii.gz")
     assert pipeline.run_report([a], model, str(out), device="cpu", mirroring=False) == 0
     assert sorted(os.listdir(out)) == [".scarnet-lock", ".scarnet-output", "Case_N012"]
+
+
+# ---------------------------------------------------------------- the safe loader predicts as nnU-Net does
+@pytest.mark.slow
+def test_safely_loaded_model_predicts_in_report_and_noise(model, emidec_cases, tmp_path, capsys):
+    """No stub: the checkpoint read by the trust policy goes through nnU-Net's preprocessing, sliding window and
+    export, in `report` (in process) and in `noise` (its prediction subprocess)."""
+    image = os.path.join(emidec_cases, "Case_N012", "image.nii.gz")
+    code, err = run_cli(["report", image, "--model", model, str(tmp_path / "report"), "--device", "cpu",
+                         "--disable-mirroring"], capsys)
+    assert code == 0, err
+    segmentation = nib.load(tmp_path / "report" / "Case_N012" / "segmentation" / "Case_N012.nii.gz")
+    assert segmentation.shape == nib.load(image).shape
+    assert set(np.unique(np.asarray(segmentation.dataobj)).tolist()) <= set(EMIDEC_LABELS.values())
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    shutil.copy(image, images / "Case_N012_0000.nii.gz")
+    shutil.copy(os.path.join(emidec_cases, "Case_N012", "label.nii.gz"), labels / "Case_N012.nii.gz")
+    code, err = run_cli(["noise", "--model", f"m={model}", str(images), str(labels), str(tmp_path / "noise"),
+                         "--snr", "10", "--repeats", "1"], capsys)
+    assert code == 0, err
+    rows = json.load(open(tmp_path / "noise" / "noise_robustness.json"))["table"]
+    assert [r["snr"] for r in rows] == ["clean", 10.0]
