@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import threading
-import time
 
 import nibabel as nib
 import numpy as np
@@ -183,7 +182,8 @@ def test_colliding_names_never_mix_patients(model, emidec_cases, tmp_path, monke
     patient of its source folder (before: two patients shared `.P_2.partial`, one report over another's image)."""
     monkeypatch.setattr(ReportPredictor, "predict", ring_prediction)
     cases = {"ALPHA": ("a/P", "Case_N012"), "BRAVO": ("b/P", "Case_P001"), "CHARLIE": ("c/P_2", "Case_P002")}
-    uids = {name: dicom_patient(emidec_cases, tmp_path / folder, case, name) for name, (folder, case) in cases.items()}
+    uids = {name: dicom_patient(emidec_cases, tmp_path / folder, case, name)
+            for name, (folder, case) in cases.items()}
     out = tmp_path / "out"
     assert pipeline.run_report([str(tmp_path / f) for f, _ in cases.values()], model, str(out), device="cpu",
                                mirroring=False) == 0
@@ -195,7 +195,8 @@ def test_colliding_names_never_mix_patients(model, emidec_cases, tmp_path, monke
         assert report["identifiers"]["PatientName"] == f"{name}^Test"
         assert report["identifiers"]["SeriesInstanceUID"] == uids[name]
         seg = pydicom.dcmread(out / folder / f"{folder}_seg.dcm")
-        assert str(seg.PatientName) == f"{name}^Test" and seg.ReferencedSeriesSequence[0].SeriesInstanceUID == uids[name]
+        assert str(seg.PatientName) == f"{name}^Test"
+        assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == uids[name]
         original = np.asarray(nib.load(os.path.join(emidec_cases, cases[name][1], "image.nii.gz")).dataobj)
         converted = np.asarray(nib.load(out / folder / "input" / f"{folder}_0000.nii.gz").dataobj)
         # orientation-free comparison of the voxel values with the three slices written for this patient
