@@ -9,6 +9,8 @@ converted image, so the output stage (quantification, DICOM SEG, HTML) runs on r
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 
 import nibabel as nib
@@ -239,14 +241,18 @@ def test_second_concurrent_run_is_refused(model, emidec_cases, tmp_path, monkeyp
     assert report["identifiers"]["PatientName"] == "ALPHA^Test"
 
 
-def test_lock_is_released_when_a_run_ends(tmp_path):
+def test_lock_holds_across_processes_and_is_released_when_a_run_ends(tmp_path):
     from nnunetv2_scarnet.io_safety import OutputDirLock, OutputPathError
 
     out = str(tmp_path / "out")
+    other = [sys.executable, "-c", "import sys; from nnunetv2_scarnet.io_safety import OutputDirLock; "
+             "OutputDirLock(sys.argv[1]).release()", out]
     with OutputDirLock(out):
         with pytest.raises(OutputPathError, match="in use"):
             OutputDirLock(out)
-    OutputDirLock(out).release()  # free again
+        refused = subprocess.run(other, capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "in use by another scarnet run (process" in refused.stderr
+    assert subprocess.run(other, capture_output=True, text=True, timeout=60).returncode == 0  # free again
 
 
 # ---------------------------------------------------------------- item 3 and 14: OUT_DIR and model folder refused
