@@ -56,6 +56,11 @@ class LabelScheme:
         bad = {k: v for k, v in labels.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0}
         if bad:
             raise ValueError(f"{path}: label values must be non-negative integers, got {bad}")
+        on_background = [k for k, v in labels.items() if v == 0 and _normalised(k) != "background"]
+        background = [v for k, v in labels.items() if _normalised(k) == "background"]
+        if on_background or (background and background[0] != 0):
+            raise ValueError(f"{path}: {on_background or ['background']} on value "
+                             f"{0 if on_background else background[0]}; 0 must be the background")
         by_value: dict = {}
         for name, value in labels.items():
             by_value.setdefault(value, []).append(name)
@@ -65,11 +70,6 @@ class LabelScheme:
                              + "; ".join(f"{v}: {', '.join(n)}" for v, n in sorted(shared.items())))
         found = ", ".join(f"{k}={v}" for k, v in labels.items())
         structures, unmapped = _map_label_names(labels)
-        on_background = [k for k, v in labels.items() if v == 0 and _normalised(k) != "background"]
-        background = [v for k, v in labels.items() if _normalised(k) == "background"]
-        if on_background or (background and background[0] != 0):
-            raise ValueError(f"{path}: {on_background or ['background']} on value "
-                             f"{0 if on_background else background[0]}; 0 must be the background")
         missing = [k for k in ("myocardium", "scar") if k not in structures]
         if missing:
             raise ValueError(f"{path}: labels {missing} not defined; expected blood pool, myocardium, scar[, MVO] "
