@@ -498,6 +498,8 @@ def test_report_takes_the_inversion_time_and_image_type_choice(model, emidec_cas
         assert code == 0, err
         converted = np.asarray(nib.load(out / folder.name / "input" / f"{folder.name}_0000.nii.gz").dataobj)
         assert np.array_equal(np.sort(converted.ravel()), np.sort(original.ravel()))
+        report = json.load(open(out / folder.name / f"{folder.name}_report.json"))
+        assert f"images chosen with {option} {value}" in report["series"]
     seg = pydicom.dcmread(tmp_path / "out_P" / "P" / "P_seg.dcm")  # references the TI 300 ms images only
     referenced = {r.ReferencedSOPInstanceUID for r in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
     assert referenced == {str(pydicom.dcmread(p).SOPInstanceUID) for p in chosen}

@@ -85,6 +85,9 @@ def convert(patient: Patient, series_uids: Sequence[str], image_type: Optional[s
                                inversion_time=inversion_time)
         if image_type or inversion_time is not None:
             patient.dicom_files = list(dict.fromkeys(stack.files))
+            src.series_choice += "; images chosen with " + ", ".join(
+                ([f"--image-type {image_type}"] if image_type else []) +
+                ([f"--inversion-time {inversion_time:g}"] if inversion_time is not None else []))
         patient.identifiers = dicom_identifiers(stack.files)
     else:
         read_stack(src.path)  # a clear error for an unreadable or non-3D file
