@@ -287,7 +287,12 @@ def test_output_folder_is_checked_before_anything_is_loaded(row, model, emidec_c
         monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.path.abspath(p) == str(out)
                             else real_access(p, mode, **kw))
     loaded = []
-    monkeypatch.setattr(ReportPredictor, "__init__", lambda self, *a, **k: loaded.append(a) or 1 / 0)
+
+    def load_model(self, *args, **kwargs):
+        loaded.append(args)
+        raise AssertionError("the model was loaded before OUT_DIR was checked")
+
+    monkeypatch.setattr(ReportPredictor, "__init__", load_model)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} if out.is_dir() else out.read_bytes()
     code, err = run_cli(["report", os.path.join(emidec_cases, "Case_N012", "image.nii.gz"), "--model", model,
                          str(out), "--device", "cpu"], capsys)
@@ -302,7 +307,7 @@ def _plans_not_json(folder):
     return "plans.json", "not valid JSON"
 
 
-def _plans_without_configuration(folder):
+def _plans_without_architecture(folder):
     plans = json.loads((folder / "plans.json").read_text())
     del plans["configurations"]["2d"]["architecture"]
     (folder / "plans.json").write_text(json.dumps(plans))
@@ -326,7 +331,7 @@ def _checkpoint_without_weights(folder):
     return os.path.join("fold_0", "checkpoint_final.pth"), "not an nnU-Net checkpoint"
 
 
-MODEL_ROWS = {"plans_not_json": _plans_not_json, "plans_without_architecture": _plans_without_configuration,
+MODEL_ROWS = {"plans_not_json": _plans_not_json, "plans_without_architecture": _plans_without_architecture,
               "checkpoint_truncated": _checkpoint_truncated, "checkpoint_plain_text": _checkpoint_plain_text,
               "checkpoint_without_weights": _checkpoint_without_weights}
 
