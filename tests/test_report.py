@@ -216,9 +216,10 @@ def test_report_end_to_end_on_dicom_and_nifti(tiny_model, emidec_cases, tmp_path
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 1, result.stderr[-3000:]  # one patient failed, the others went on
     assert "Patient_broken" in result.stderr and "no DICOM image files found" in result.stderr
-    for stage in ("[1/4] reading inputs", "[2/4] loading the model", "[3/4] predicting", "[4/4] quantification"):
+    for stage in ("[1/4] loading the model", "[2/4] reading inputs", "[3/4] predicting", "[4/4] quantification"):
         assert stage in result.stderr
-    assert sorted(os.listdir(out)) == ["Case_P009", "Patient_N014", "Patient_P004", "cohort.csv"]  # nothing partial
+    assert sorted(os.listdir(out)) == [".scarnet-lock", ".scarnet-output", "Case_P009", "Patient_N014", "Patient_P004",
+                                       "cohort.csv"]  # nothing partial
 
     report = json.load(open(out / "Patient_P004" / "Patient_P004_report.json"))
     assert lge_uid in report["series"] and report["identifiers"]["PatientID"] == "LGE001"

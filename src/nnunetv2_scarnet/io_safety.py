@@ -9,12 +9,20 @@ Re-run policy for output folders (docs/reliability.md):
 - a path that is a file, or that cannot be created or written, is refused.
 `check_output_dir` does all refusals without touching anything (the CLI calls it before reading inputs);
 `prepare_output_dir` is called by the writers after their inputs were read and checked.
+
+A writer that may run twice at once into one folder (`scarnet report`) takes `lock_output_dir` first: an exclusive
+`flock` on the folder's `.scarnet-lock` file, held until the run ends (the kernel releases it when the process
+dies, so a killed run leaves no stale lock). A second run into a locked folder is refused.
 """
+import errno
 import os
 import shutil
+from typing import Iterable
 
 #: marker file of a folder written by scarnet
 MARKER = ".scarnet-output"
+#: lock file of a folder a scarnet run is writing (`lock_output_dir`)
+LOCK = ".scarnet-lock"
 
 
 class OutputPathError(ValueError):
@@ -46,7 +54,7 @@ def check_output_dir(path: str) -> None:
         if not os.access(path, os.W_OK | os.X_OK):
             raise OutputPathError(f"{path}: output folder is not writable")
         entries = os.listdir(path)
-        if entries and MARKER not in entries:
+        if entries and MARKER not in entries and set(entries) != {LOCK}:
             raise OutputPathError(f"{path}: output folder is not empty and was not written by scarnet; "
                                   f"choose a new or empty folder")
     elif os.path.lexists(path):
@@ -55,11 +63,14 @@ def check_output_dir(path: str) -> None:
         _check_creatable(path, "output folder")
 
 
-def prepare_output_dir(path: str) -> str:
-    """`check_output_dir`, then create the folder, or empty the one an earlier scarnet run wrote; mark it."""
+def prepare_output_dir(path: str, keep: Iterable[str] = ()) -> str:
+    """`check_output_dir`, then create the folder, or empty the one an earlier scarnet run wrote (except the
+    entries named in `keep`, e.g. the lock file); mark it."""
     check_output_dir(path)
     if os.path.isdir(path):
         for name in os.listdir(path):
+            if name in set(keep):
+                continue
             entry = os.path.join(path, name)
             if os.path.isdir(entry) and not os.path.islink(entry):
                 shutil.rmtree(entry)
@@ -75,6 +86,51 @@ def discard_if_unused(path: str) -> None:
     """Remove an output folder that holds nothing but the marker (a run that failed after preparing it)."""
     if os.path.isdir(path) and set(os.listdir(path)) <= {MARKER}:
         shutil.rmtree(path)
+
+
+def check_not_inside(path: str, out_dir: str) -> None:
+    """An input inside the output folder would be deleted when a re-run replaces that folder's content."""
+    inner, outer = os.path.realpath(path), os.path.realpath(out_dir)
+    if inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep):
+        raise ValueError(f"{path}: input lies inside the output folder {out_dir}, whose content a run replaces; "
+                         f"choose another output folder")
+
+
+class OutputDirLock:
+    """Exclusive lock on an output folder (`LOCK` file, `fcntl.flock`); `release()` or use as a context manager."""
+
+    def __init__(self, path: str):
+        import fcntl
+
+        check_output_dir(path)
+        os.makedirs(path, exist_ok=True)
+        lock_path = os.path.join(path, LOCK)
+        self.file = open(lock_path, "a+")
+        try:
+            fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self.file.seek(0)
+            holder = self.file.read().strip()
+            self.file.close()
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise OutputPathError(f"{path}: cannot lock the output folder ({exc})") from None
+            raise OutputPathError(f"{path}: output folder is in use by another scarnet run"
+                                  f"{f' ({holder})' if holder else ''}; wait for it to finish or choose another "
+                                  f"output folder") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"process {os.getpid()}\n")
+        self.file.flush()
+
+    def release(self) -> None:
+        if not self.file.closed:
+            self.file.close()  # closing the file releases the flock; the file stays (removing it would race)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 def check_output_file(path: str, suffixes=None) -> None:

@@ -4,7 +4,7 @@ import argparse
 import math
 import os
 
-from nnunetv2_scarnet.io_safety import check_input_dir, check_output_dir, check_output_file
+from nnunetv2_scarnet.io_safety import check_input_dir, check_not_inside, check_output_dir, check_output_file
 
 #: argument names (argparse dest) of input folders and output paths, checked for every subcommand that has them
 INPUT_DIRS = {"labels_dir": "labels folder", "images_dir": "images folder", "prediction_dir": "prediction folder",
@@ -72,14 +72,6 @@ def check_paths(args) -> None:
         from nnunetv2_scarnet.cli.common import label_scheme
 
         label_scheme(args)
-
-
-def check_not_inside(path: str, out_dir: str) -> None:
-    """An input inside the output folder would be deleted when a re-run replaces that folder's content."""
-    inner, outer = os.path.realpath(path), os.path.realpath(out_dir)
-    if inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep):
-        raise ValueError(f"{path}: input lies inside the output folder {out_dir}, whose content a run replaces; "
-                         f"choose another output folder")
 
 
 def check_baselines(args) -> None:

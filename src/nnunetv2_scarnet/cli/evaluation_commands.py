@@ -52,7 +52,8 @@ def cmd_noise(args):
     from nnunetv2_scarnet.evaluation.noise_robustness import noise_robustness
 
     rows = noise_robustness(named_paths(args.model), args.images_dir, args.labels_dir, args.out_dir, args.snr,
-                            args.repeats, args.seed, args.folds, args.device, label_scheme(args))
+                            args.repeats, args.seed, args.folds, args.device, label_scheme(args),
+                            trust_model=args.trust_model)
     for r in rows:
         print(r)
     return 0
@@ -98,4 +99,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--folds", nargs="+", default=["0"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--trust-model", action="store_true",
+                   help="load checkpoints that hold more than nnU-Net's weights and numbers with pickle execution "
+                        "(runs code from the model folder: only for a model folder you trust)")
     p.set_defaults(func=cmd_noise)

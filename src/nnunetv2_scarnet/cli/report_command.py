@@ -5,8 +5,12 @@ and a self-contained HTML report per patient.
 """
 import argparse
 
+from nnunetv2_scarnet.cli.checks import positive_float
+from nnunetv2_scarnet.io_safety import check_not_inside, check_output_dir
+
 USAGE = ("scarnet report DICOM_OR_NIFTI [more ...] --model MODEL_FOLDER OUT_DIR [--folds F [F ...]] "
-         "[--device auto|cpu|cuda|mps] [--series-uid UID] [--disable-mirroring]")
+         "[--device auto|cpu|cuda|mps] [--series-uid UID] [--image-type M|PSIR] [--inversion-time MS] "
+         "[--disable-mirroring] [--trust-model]")
 
 
 class _PathsAroundOptionsParser(argparse.ArgumentParser):
@@ -26,13 +30,18 @@ def cmd_report(args):
 
     scheme = label_scheme(args) if args.dataset_json else None  # default: the model's dataset.json
     return run_report(args.inputs, args.model, args.out_dir, args.folds, args.device, args.series_uid or (),
-                      not args.disable_mirroring, args.checkpoint, args.debug, scheme)
+                      not args.disable_mirroring, args.checkpoint, args.debug, scheme, args.trust_model,
+                      args.image_type, args.inversion_time)
 
 
 def check_report(args):
+    """OUT_DIR is checked here, before any input or the model is read (it is the last positional path)."""
     if len(args.paths) < 2:
         raise ValueError("give at least one DICOM folder or NIfTI stack and then OUT_DIR")
     args.inputs, args.out_dir = args.paths[:-1], args.paths[-1]
+    check_output_dir(args.out_dir)
+    for path in args.inputs:
+        check_not_inside(path, args.out_dir)
 
 
 def register(sub) -> None:
@@ -48,7 +57,14 @@ def register(sub) -> None:
                    help="auto: CUDA when present, else CPU")
     p.add_argument("--series-uid", action="append",
                    help="SeriesInstanceUID to use instead of the LGE heuristic (repeat for several patients)")
+    p.add_argument("--image-type", help="keep the images whose ImageType holds these values, e.g. M or PSIR "
+                                        "(backslash-separated), when the LGE series mixes magnitude and PSIR images")
+    p.add_argument("--inversion-time", type=positive_float,
+                   help="keep the images of this inversion time (ms) when the LGE series mixes inversion times")
     p.add_argument("--checkpoint", default="checkpoint_final.pth")
+    p.add_argument("--trust-model", action="store_true",
+                   help="load checkpoints that hold more than nnU-Net's weights and numbers with pickle execution "
+                        "(runs code from the model folder: only for a model folder you trust)")
     p.add_argument("--disable-mirroring", action="store_true", help="no mirroring test-time augmentation")
     p.add_argument("--debug", action="store_true", help="print tracebacks of failing patients")
     p.set_defaults(func=cmd_report, check=check_report)

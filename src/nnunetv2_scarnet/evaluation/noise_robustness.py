@@ -15,14 +15,16 @@ S / sigma_0 a lower bound. Independent noise adds in variance: the effective SNR
 S / sqrt(sigma_0^2 + sigma^2). The table reports per level the median (and range) over cases of the effective
 SNR; the clean row's is the intrinsic SNR.
 
-For each SNR level and seeded repeat, noisy copies of the test images are predicted with
-`nnUNetv2_predict_from_modelfolder` (no test-time mirroring) and evaluated against the reference labels;
+For each SNR level and seeded repeat, noisy copies of the test images are predicted with nnU-Net's predictor
+(`python -m nnunetv2_scarnet.model_loading`, which is `nnUNetv2_predict_from_modelfolder` with checkpoints read
+under the trust policy of docs/reliability.md; no test-time mirroring) and evaluated against the reference labels;
 per level the table gives the mean +- SD over repeats of the per-patient mean Dice, and the CoV = SD / mean (%).
 """
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import zlib
 from typing import Dict, List, Optional, Sequence
@@ -97,7 +99,8 @@ def write_noisy_images(images_dir: str, blood_pools: Dict[str, np.ndarray], out_
 def check_study_inputs(models: Dict[str, str], folds: Sequence[str], images_dir: str, labels_dir: str,
                        cases: Sequence[str]) -> None:
     """Everything the study needs, checked before its output folder is made: each model folder has
-    dataset.json, plans.json and fold_<f>/checkpoint_final.pth; each case has a readable, finite image."""
+    dataset.json, plans.json and fold_<f>/checkpoint_final.pth; each case has a readable, finite image. The
+    checkpoints are read (trust policy) by the prediction; a refused one leaves no output folder behind."""
     if not models:
         raise ValueError("no --model given")
     if not cases:
@@ -111,10 +114,14 @@ def check_study_inputs(models: Dict[str, str], folds: Sequence[str], images_dir:
         read_stack(os.path.join(images_dir, f"{case}_0000.nii.gz"))
 
 
-def predict_folder(model_dir: str, folds: Sequence[str], images: str, out: str, device: str, env: Dict) -> None:
-    cmd = ["nnUNetv2_predict_from_modelfolder", "-i", images, "-o", out, "-m", model_dir, "-f", *folds,
-           "--disable_tta", "-npp", "1", "-nps", "1", "-device", device]
+def predict_folder(model_dir: str, folds: Sequence[str], images: str, out: str, device: str, env: Dict,
+                   trust_model: bool = False) -> None:
+    cmd = [sys.executable, "-m", "nnunetv2_scarnet.model_loading", "-i", images, "-o", out, "-m", model_dir,
+           "-f", *folds, "--disable_tta", "-device", device] + (["--trust-model"] if trust_model else [])
     result = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    if result.returncode == 2 and lines:  # the model folder refused (bad file, untrusted checkpoint): its one line
+        raise ValueError(lines[-1])
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}")
 
@@ -122,8 +129,9 @@ def predict_folder(model_dir: str, folds: Sequence[str], images: str, out: str, 
 def noise_robustness(models: Dict[str, str], images_dir: str, labels_dir: str, out_dir: str,
                      snr_levels: Sequence[float] = (20, 10, 5), repeats: int = 3, seed: int = 0,
                      folds: Sequence[str] = ("0",), device: str = "cpu", scheme: Optional[LabelScheme] = None,
-                     include_clean: bool = True) -> List[Dict]:
-    """Run the Monte Carlo study for every model (name -> nnU-Net model folder); returns the table rows."""
+                     include_clean: bool = True, trust_model: bool = False) -> List[Dict]:
+    """Run the Monte Carlo study for every model (name -> nnU-Net model folder); returns the table rows.
+    `trust_model`: load checkpoints with pickle execution (see `model_loading`)."""
     scheme = scheme or LabelScheme()
     env = dict(os.environ)
     if device == "cpu":
@@ -149,7 +157,7 @@ def noise_robustness(models: Dict[str, str], images_dir: str, labels_dir: str, o
                 for name, model in tqdm(models.items(), desc=f"SNR {level or 'clean'} repeat {repeat}",
                                         unit="model"):
                     predictions = os.path.join(work, f"pred_{name}_{level}_{repeat}")
-                    predict_folder(model, folds, images, predictions, device, env)
+                    predict_folder(model, folds, images, predictions, device, env, trust_model)
                     result = evaluate_folders(predictions, labels_dir, None, scheme, name, pictures=False,
                                               transmurality=False)  # Dice only
                     runs.append({"model": name, "snr": level, "repeat": repeat,

@@ -37,11 +37,13 @@ class LabelScheme:
 
     @classmethod
     def from_dataset_json(cls, path: str) -> "LabelScheme":
-        """Scheme of an nnU-Net dataset.json with labels named blood_pool, myocardium, scar and optionally mvo.
+        """Scheme of an nnU-Net dataset.json, its labels mapped by name (`LABEL_SYNONYMS`: blood pool, myocardium,
+        scar and optionally MVO; `background` on 0; nnU-Net's `ignore` label is never predicted and skipped).
 
         Refused with one message naming the file: unreadable or invalid JSON, no `labels` mapping, nnU-Net
         region-based labels (lists of values), values that are not non-negative integers, a structure on the
-        background value 0, and two names on one value."""
+        background value 0, two names on one value, no myocardium or scar, a name that maps to none of the
+        structures (e.g. ACDC's `RV`) and two names for one structure; the message lists the names found."""
         try:
             with open(path) as f:
                 content = json.load(f)
@@ -59,13 +61,11 @@ class LabelScheme:
         bad = {k: v for k, v in labels.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0}
         if bad:
             raise ValueError(f"{path}: label values must be non-negative integers, got {bad}")
-        missing = [k for k in ("myocardium", "scar") if k not in labels]
-        if missing:
-            raise ValueError(f"{path}: labels {missing} not defined; expected blood_pool, myocardium, scar[, mvo]")
-        on_background = [k for k in ("blood_pool", "myocardium", "scar", "mvo") if labels.get(k) == 0]
-        if on_background or labels.get("background", 0) != 0:
+        on_background = [k for k, v in labels.items() if v == 0 and _normalised(k) != "background"]
+        background = [v for k, v in labels.items() if _normalised(k) == "background"]
+        if on_background or (background and background[0] != 0):
             raise ValueError(f"{path}: {on_background or ['background']} on value "
-                             f"{0 if on_background else labels['background']}; 0 must be the background")
+                             f"{0 if on_background else background[0]}; 0 must be the background")
         by_value: dict = {}
         for name, value in labels.items():
             by_value.setdefault(value, []).append(name)
@@ -73,10 +73,19 @@ class LabelScheme:
         if shared:
             raise ValueError(f"{path}: several structures on one label value: "
                              + "; ".join(f"{v}: {', '.join(n)}" for v, n in sorted(shared.items())))
-        scar = {labels["scar"]}
-        mvo = {labels["mvo"]} if "mvo" in labels else set()
-        return cls(blood_pool=frozenset({labels["blood_pool"]}) if "blood_pool" in labels else frozenset(),
-                   myocardium=frozenset({labels["myocardium"]} | scar | mvo), scar=frozenset(scar | mvo),
+        found = ", ".join(f"{k}={v}" for k, v in labels.items())
+        structures, unmapped = _map_label_names(labels)
+        missing = [k for k in ("myocardium", "scar") if k not in structures]
+        if missing:
+            raise ValueError(f"{path}: labels {missing} not defined; expected blood pool, myocardium, scar[, MVO] "
+                             f"(names found: {found})")
+        if unmapped:
+            raise ValueError(f"{path}: {unmapped} (names found: {found}); give a dataset.json naming the labels "
+                             f"blood_pool, myocardium, scar[, mvo]")
+        scar = {structures["scar"]}
+        mvo = {structures["mvo"]} if "mvo" in structures else set()
+        return cls(blood_pool=frozenset({structures["blood_pool"]}) if "blood_pool" in structures else frozenset(),
+                   myocardium=frozenset({structures["myocardium"]} | scar | mvo), scar=frozenset(scar | mvo),
                    mvo=frozenset(mvo), declared=True)
 
 
@@ -108,6 +117,43 @@ def scheme_summary(scheme: LabelScheme) -> dict:
     """JSON form of a scheme: sorted values per structure and whether they were declared by a dataset.json."""
     return {"blood_pool": sorted(scheme.blood_pool), "myocardium": sorted(scheme.myocardium),
             "scar": sorted(scheme.scar), "mvo": sorted(scheme.mvo), "declared": scheme.declared}
+
+
+#: label names of each structure, compared lower-case without spaces, dashes and underscores (EMIDEC, ACDC-style
+#: `MLV` / `LVC`, common spellings); an ambiguous bare `LV` (cavity in ACDC, whole ventricle elsewhere) is not one
+LABEL_SYNONYMS = {
+    "blood_pool": {"bloodpool", "lvbloodpool", "lvbp", "lvcavity", "lvc", "cavity", "leftventricularcavity"},
+    "myocardium": {"myocardium", "myo", "lvmyocardium", "lvmyo", "mlv", "myocard", "healthymyocardium",
+                   "normalmyocardium"},
+    "scar": {"scar", "infarct", "infarction", "myocardialinfarction", "infarctedmyocardium", "mi", "lge", "fibrosis"},
+    "mvo": {"mvo", "noreflow", "microvascularobstruction", "persistentmvo", "pmvo"},
+}
+#: names that are no structure: the background, and nnU-Net's ignore label (never predicted)
+NON_STRUCTURE_NAMES = {"background", "ignore"}
+
+
+def _normalised(name: str) -> str:
+    return "".join(c for c in str(name).lower() if c.isalnum())
+
+
+def _map_label_names(labels: dict):
+    """({structure: value}, problem) of the dataset.json labels by `LABEL_SYNONYMS`; the problem names the label
+    names that map to no structure or to a structure already taken ("" when there is none)."""
+    structures, unknown, doubled = {}, [], []
+    for name, value in labels.items():
+        key = _normalised(name)
+        if key in NON_STRUCTURE_NAMES:
+            continue
+        matches = [s for s, names in LABEL_SYNONYMS.items() if key in names]
+        if not matches:
+            unknown.append(name)
+        elif matches[0] in structures:
+            doubled.append(f"{matches[0]}: {name}")
+        else:
+            structures[matches[0]] = value
+    problems = ([f"label name(s) {unknown} are none of blood pool, myocardium, scar, MVO"] if unknown else []) + \
+        ([f"two names for one structure ({'; '.join(doubled)})"] if doubled else [])
+    return structures, "; ".join(problems)
 
 
 @dataclass

@@ -36,6 +36,8 @@ OTHER_WORDS = re.compile(r"(cine|local|scout|survey|look.?locker|t1.?map|t2|moll
 
 #: NIfTI file names that name no patient (the parent folder does)
 GENERIC_NAMES = {"image", "img", "lge", "data", "stack"}
+#: NIfTI file names of label maps (in a folder of NIfTI stacks they are not patients)
+LABEL_NAMES = {"label", "labels", "seg", "segmentation", "mask", "gt", "ground_truth", "groundtruth", "contours"}
 
 
 class ReportInputError(ValueError):
@@ -133,8 +135,9 @@ def _safe_name(name: str) -> str:
 
 
 def resolve_inputs(paths: Sequence[str], series_uids: Sequence[str] = ()) -> List[PatientInput]:
-    """One PatientInput per DICOM folder or NIfTI file (a folder of .nii.gz files gives one per file). Only checks
-    that the paths exist; the series of each DICOM folder is chosen later, patient by patient."""
+    """One PatientInput per DICOM folder or NIfTI file (a folder of NIfTI stacks gives one per image; label maps
+    such as EMIDEC's `label.nii.gz` beside `image.nii.gz` are not patients). Only checks that the paths exist;
+    the series of each DICOM folder is chosen later, patient by patient. Names are unique (`unique_names`)."""
     patients: List[PatientInput] = []
     for path in paths:
         path = os.path.abspath(path)
@@ -147,26 +150,53 @@ def resolve_inputs(paths: Sequence[str], series_uids: Sequence[str] = ()) -> Lis
             continue
         niftis = sorted(f for f in os.listdir(path) if f.endswith((".nii.gz", ".nii")))
         if niftis and _only_nifti(path):
-            patients += [PatientInput(_nifti_name(f), os.path.join(path, f), "nifti", series_choice="NIfTI stack")
-                         for f in niftis]
+            images = [f for f in niftis if not _is_label_name(f)]
+            if not images:
+                raise ReportInputError(f"{path}: holds only label maps ({', '.join(niftis)}), no image stack")
+            patients += [PatientInput(_nifti_name(os.path.join(path, f)), os.path.join(path, f), "nifti",
+                                      series_choice="NIfTI stack") for f in images]
         else:
             patients.append(PatientInput(_safe_name(os.path.basename(path)), path, "dicom"))
-    seen: Dict[str, int] = {}
-    for p in patients:  # unique output folder names
-        count = seen.get(p.name, 0)
-        seen[p.name] = count + 1
-        if count:
-            p.name = f"{p.name}_{count + 1}"
+    for patient, name in zip(patients, unique_names([p.name for p in patients])):
+        patient.name = name
     return patients
+
+
+def unique_names(names: Sequence[str]) -> List[str]:
+    """Output folder names, unique by construction: the first of equal names keeps it, the others get the first
+    `_2`, `_3` ... suffix that is neither another input's name nor taken. Compared case-insensitively (macOS and
+    Windows file systems), so `P`, `p` and an input already called `P_2` never share a folder."""
+    taken = {n.lower() for n in names}
+    used: set = set()
+    out = []
+    for name in names:
+        candidate, k = name, 1
+        while candidate.lower() in used or (k > 1 and candidate.lower() in taken):
+            k += 1
+            candidate = f"{name}_{k}"
+        used.add(candidate.lower())
+        out.append(candidate)
+    return out
 
 
 def _only_nifti(folder: str) -> bool:
     return all(f.endswith((".nii.gz", ".nii", ".json")) or f.startswith(".") for f in os.listdir(folder))
 
 
-def _nifti_name(path: str) -> str:
+def _stem(path: str) -> str:
     name = os.path.basename(path)
-    name = name[:-7] if name.endswith(".nii.gz") else name[:-4]
+    return name[:-7] if name.endswith(".nii.gz") else name[:-4] if name.endswith(".nii") else name
+
+
+def _is_label_name(path: str) -> bool:
+    """A label map by its file name (EMIDEC `label.nii.gz`, `seg`, `mask`, `gt` ...), not an image stack."""
+    return _stem(path).lower() in LABEL_NAMES
+
+
+def _nifti_name(path: str) -> str:
+    """Patient name of a NIfTI stack (`path`: the file's full path): the file name without nnU-Net's `_0000`;
+    a generic name (`image.nii.gz`) is replaced by the name of the folder that holds it."""
+    name = _stem(path)
     if len(name) > 5 and name[-5] == "_" and name[-4:].isdigit():  # nnU-Net channel suffix
         name = name[:-5]
     if name.lower() in GENERIC_NAMES:  # <patient>/image.nii.gz: the folder names the patient

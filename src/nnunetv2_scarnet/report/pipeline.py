@@ -3,18 +3,24 @@ QC flags and one self-contained HTML report per patient (+ a cohort CSV).
 
 Per patient OUT_DIR/<patient>/ holds input/<patient>_0000.nii.gz (the converted stack), segmentation/<patient>.nii.gz,
 quantification/ (CSV, JSON, PNG of `scarnet quantify` with default options), <patient>_seg.dcm (DICOM inputs),
-<patient>_report.json and <patient>_report.html. A patient is written to a hidden `.partial` folder first and
-renamed when complete; a failing patient is reported, nothing of it is left, and the others go on.
+<patient>_report.json and <patient>_report.html. A patient is written to its own hidden `.<patient>.*.partial`
+folder first and renamed when complete; a failing patient is reported, nothing of it is left, and the others go on.
+
+Order (docs/report.md): OUT_DIR is checked, inputs are listed and the model is loaded (device, checkpoints with the
+trust policy, label mapping) before OUT_DIR is touched; then OUT_DIR is locked against a second run, emptied if an
+earlier scarnet run wrote it (stale cohort.csv, `.partial` folders of a killed run) and marked (io_safety.py).
 """
 import json
 import os
 import shutil
 import sys
+import tempfile
 import traceback
 from typing import Dict, List, Optional, Sequence
 
 from tqdm import tqdm
 
+from nnunetv2_scarnet.io_safety import LOCK, OutputDirLock, check_not_inside, check_output_dir, prepare_output_dir
 from nnunetv2_scarnet.quantification import quantify_folder, read_label_stack, read_stack
 from nnunetv2_scarnet.quantification.report import write_csv
 from nnunetv2_scarnet.report.figures import slice_overlays, transmurality_bullseye
@@ -35,26 +41,37 @@ class Patient:
     def __init__(self, source: PatientInput, out_dir: str):
         self.source = source
         self.name = source.name
+        self.out_dir = out_dir
         self.final = os.path.join(out_dir, self.name)
-        self.work = os.path.join(out_dir, f".{self.name}.partial")
-        self.image = os.path.join(self.work, "input", f"{self.name}_0000.nii.gz")
-        self.segmentation = os.path.join(self.work, "segmentation", f"{self.name}.nii.gz")
+        self.work = ""  # its own hidden folder, made by `_prepare`
         self.identifiers: Dict[str, str] = {}
+        self.dicom_files: List[str] = []  # the images converted, when --image-type / --inversion-time chose some
         self.prediction = None
         self.summary: Dict = {}
         self.error: Optional[str] = None
 
+    @property
+    def image(self) -> str:
+        return os.path.join(self.work, "input", f"{self.name}_0000.nii.gz")
+
+    @property
+    def segmentation(self) -> str:
+        return os.path.join(self.work, "segmentation", f"{self.name}.nii.gz")
+
 
 def _prepare(patient: Patient) -> None:
-    if os.path.exists(patient.final) and not os.path.isfile(os.path.join(patient.final, MARKER)):
-        raise ReportInputError(f"{patient.final}: exists and was not written by scarnet report; not replaced")
-    shutil.rmtree(patient.work, ignore_errors=True)
+    """A private work folder (a fresh name no other patient or run can share)."""
+    if os.path.lexists(patient.final):
+        raise ReportInputError(f"{patient.final}: already exists in this run's output folder; not replaced")
+    patient.work = tempfile.mkdtemp(prefix=f".{patient.name}.", suffix=".partial", dir=patient.out_dir)
     os.makedirs(os.path.dirname(patient.image))
     os.makedirs(os.path.dirname(patient.segmentation))
 
 
-def convert(patient: Patient, series_uids: Sequence[str]) -> None:
-    """DICOM -> NIfTI of the chosen LGE series (or a copy of the NIfTI stack), with its identifiers."""
+def convert(patient: Patient, series_uids: Sequence[str], image_type: Optional[str] = None,
+            inversion_time: Optional[float] = None) -> None:
+    """DICOM -> NIfTI of the chosen LGE series (or a copy of the NIfTI stack), with its identifiers.
+    `image_type` / `inversion_time`: which images of a series that mixes kinds (`dicom_to_nifti`)."""
     from nnunetv2_scarnet.ingestion import dicom_to_nifti
 
     _prepare(patient)
@@ -64,7 +81,13 @@ def convert(patient: Patient, series_uids: Sequence[str]) -> None:
         src.series_uid = choice.uid
         src.series_choice = f"series {choice.uid} ({choice.description or 'no description'}): " + \
             "; ".join(choice.reasons)
-        stack = dicom_to_nifti(src.path, patient.image, choice.uid)
+        stack = dicom_to_nifti(src.path, patient.image, choice.uid, image_type=image_type,
+                               inversion_time=inversion_time)
+        if image_type or inversion_time is not None:
+            patient.dicom_files = list(dict.fromkeys(stack.files))
+            src.series_choice += "; images chosen with " + ", ".join(
+                ([f"--image-type {image_type}"] if image_type else []) +
+                ([f"--inversion-time {inversion_time:g}"] if inversion_time is not None else []))
         patient.identifiers = dicom_identifiers(stack.files)
     else:
         read_stack(src.path)  # a clear error for an unreadable or non-3D file
@@ -91,9 +114,13 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict) -> 
     if patient.source.kind == "dicom":
         if label.data.any():
             from nnunetv2_scarnet.ingestion.dicom_seg import write_dicom_seg
-            write_dicom_seg(patient.segmentation, patient.source.path,
-                            os.path.join(patient.work, f"{patient.name}_seg.dcm"), patient.source.series_uid,
-                            algorithm_name=f"ScarNet report ({model.get('trainer')})")
+            source = _chosen_images(patient)
+            try:
+                write_dicom_seg(patient.segmentation, source, os.path.join(patient.work, f"{patient.name}_seg.dcm"),
+                                patient.source.series_uid, algorithm_name=f"ScarNet report ({model.get('trainer')})")
+            finally:
+                if source != patient.source.path:
+                    shutil.rmtree(source)
             outputs.append(f"{patient.name}_seg.dcm (DICOM SEG referencing series {patient.source.series_uid})")
         else:
             notes.append("empty segmentation: no DICOM SEG written")
@@ -122,13 +149,25 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict) -> 
     with open(os.path.join(patient.work, f"{patient.name}_report.html"), "w", encoding="utf-8") as f:
         f.write(page)
     open(os.path.join(patient.work, MARKER), "w").close()
-    shutil.rmtree(patient.final, ignore_errors=True)
-    os.replace(patient.work, patient.final)
+    os.rename(patient.work, patient.final)  # unique names: never an existing folder
+
+
+def _chosen_images(patient: Patient) -> str:
+    """The folder the DICOM SEG references: the source folder, or (a series mixing image kinds, one chosen with
+    --image-type / --inversion-time) a private copy of the chosen images only, removed after the SEG is written."""
+    if not patient.dicom_files:
+        return patient.source.path
+    folder = os.path.join(patient.work, "chosen_dicom")
+    os.makedirs(folder)
+    for i, path in enumerate(patient.dicom_files):
+        shutil.copyfile(path, os.path.join(folder, f"{i:05d}_{os.path.basename(path)}"))
+    return folder
 
 
 def _fail(patient: Patient, stage: str, exc: Exception, debug: bool) -> None:
     patient.error = f"{stage}: {exc}"
-    shutil.rmtree(patient.work, ignore_errors=True)
+    if patient.work:
+        shutil.rmtree(patient.work, ignore_errors=True)
     tqdm.write(f"scarnet report: {patient.name} ({patient.source.path}) failed at {patient.error}", file=sys.stderr)
     if debug:
         traceback.print_exc()
@@ -148,34 +187,48 @@ def cohort_row(patient: Patient) -> Dict:
 
 def run_report(inputs: Sequence[str], model_folder: str, out_dir: str, folds: Optional[Sequence[str]] = None,
                device: str = "auto", series_uids: Sequence[str] = (), mirroring: bool = True,
-               checkpoint: str = "checkpoint_final.pth", debug: bool = False, scheme=None) -> int:
+               checkpoint: str = "checkpoint_final.pth", debug: bool = False, scheme=None, trust_model: bool = False,
+               image_type: Optional[str] = None, inversion_time: Optional[float] = None) -> int:
     """The whole job; returns 0 when every patient succeeded, 1 when any failed. Bad arguments (missing input,
-    unusable model folder) raise before anything is written."""
-    from nnunetv2_scarnet.report.predict import check_model_folder
-
-    sources = resolve_inputs(inputs, series_uids)
-    check_model_folder(os.path.abspath(model_folder), folds, checkpoint)
+    unusable or untrusted model folder, unavailable device, unusable OUT_DIR or one another run is writing) raise
+    before anything is written."""
     out_dir = os.path.abspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    patients = [Patient(s, out_dir) for s in sources]
+    check_output_dir(out_dir)
+    sources = resolve_inputs(inputs, series_uids)
+    for source in sources:
+        check_not_inside(source.path, out_dir)
+    with _bar(total=1, desc="[1/4] loading the model", unit="model") as bar:
+        predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring, scheme, trust_model)
+        model = predictor.identity()
+        bar.update()
+    with OutputDirLock(out_dir):
+        prepare_output_dir(out_dir, keep=(LOCK,))
+        patients = [Patient(s, out_dir) for s in sources]
+        _run_patients(patients, predictor, model, series_uids, image_type, inversion_time, debug)
+        if len(patients) > 1:
+            write_csv(os.path.join(out_dir, "cohort.csv"), [cohort_row(p) for p in patients])
+    failed = [p for p in patients if p.error]
+    for p in patients:
+        if p.error is None:
+            flags = p.summary.get("qc_flags", [])
+            print(f"{p.name}: {os.path.join(p.final, p.name + '_report.html')}"
+                  f"  ({len(flags)} QC flag{'s' if len(flags) != 1 else ''}"
+                  f"{': ' + ', '.join(f['code'] for f in flags) if flags else ''})")
+    if failed:
+        print(f"{len(failed)} of {len(patients)} patient(s) failed: " +
+              "; ".join(f"{p.name}: {p.error}" for p in failed), file=sys.stderr)
+        return 1
+    return 0
 
-    for patient in _bar(patients, desc="[1/4] reading inputs", unit="patient"):
+
+def _run_patients(patients: List[Patient], predictor: ReportPredictor, model: Dict, series_uids: Sequence[str],
+                  image_type: Optional[str], inversion_time: Optional[float], debug: bool) -> None:
+    """Stages 2-4 for every patient; a failing patient is recorded and removed, the others go on."""
+    for patient in _bar(patients, desc="[2/4] reading inputs", unit="patient"):
         try:
-            convert(patient, series_uids)
+            convert(patient, series_uids, image_type, inversion_time)
         except Exception as exc:  # noqa: BLE001 - a failing patient must not stop the batch
             _fail(patient, "reading the input", exc, debug)
-
-    try:
-        with _bar(total=1, desc="[2/4] loading the model", unit="model") as bar:
-            predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring)
-            if scheme is not None:
-                predictor.scheme = scheme
-            model = predictor.identity()
-            bar.update()
-    except BaseException:
-        for patient in patients:  # nothing half-written
-            shutil.rmtree(patient.work, ignore_errors=True)
-        raise
     todo = [p for p in patients if p.error is None]
     with _bar(total=len(todo) * predictor.n_members, desc="[3/4] predicting", unit="pass") as bar:
         for patient in todo:
@@ -189,18 +242,3 @@ def run_report(inputs: Sequence[str], model_folder: str, out_dir: str, folds: Op
             write_outputs(patient, predictor, model)
         except Exception as exc:  # noqa: BLE001
             _fail(patient, "writing the report", exc, debug)
-
-    if len(patients) > 1:
-        write_csv(os.path.join(out_dir, "cohort.csv"), [cohort_row(p) for p in patients])
-    failed = [p for p in patients if p.error]
-    for p in patients:
-        if p.error is None:
-            flags = p.summary.get("qc_flags", [])
-            print(f"{p.name}: {os.path.join(p.final, p.name + '_report.html')}"
-                  f"  ({len(flags)} QC flag{'s' if len(flags) != 1 else ''}"
-                  f"{': ' + ', '.join(f['code'] for f in flags) if flags else ''})")
-    if failed:
-        print(f"{len(failed)} of {len(patients)} patient(s) failed: " +
-              "; ".join(f"{p.name}: {p.error}" for p in failed), file=sys.stderr)
-        return 1
-    return 0

@@ -19,11 +19,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from nnunetv2_scarnet.model_loading import ModelFolderError, initialize_predictor, read_model_json
 from nnunetv2_scarnet.quantification import LabelScheme
 
-
-class ModelFolderError(FileNotFoundError):
-    """The model folder is not a usable nnU-Net training output; the message names the file."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,13 +49,15 @@ def available_folds(model_folder: str, checkpoint: str) -> List[str]:
 
 
 def check_model_folder(model_folder: str, folds: Optional[Sequence[str]], checkpoint: str) -> List[str]:
-    """Raise (naming the missing file) unless the folder holds plans, dataset.json and each fold's checkpoint."""
+    """Raise (naming the file) unless the folder holds valid plans.json and dataset.json and each fold's
+    checkpoint; the checkpoints themselves are read (with the trust policy) when the predictor is built."""
     if not os.path.isdir(model_folder):
         raise ModelFolderError(f"{model_folder}: model folder not found")
     for name in ("plans.json", "dataset.json"):
-        if not os.path.isfile(os.path.join(model_folder, name)):
-            raise ModelFolderError(f"{os.path.join(model_folder, name)}: missing; --model must be an nnU-Net "
-                                   f"training output folder (Dataset.../<trainer>__<plans>__<configuration>)")
+        read_model_json(os.path.join(model_folder, name))
+    plans_path = os.path.join(model_folder, "plans.json")
+    if not isinstance(read_model_json(plans_path).get("configurations"), dict):
+        raise ModelFolderError(f"{plans_path}: no 'configurations' in the plans; not an nnU-Net plans file")
     folds = [str(f) for f in folds] if folds else available_folds(model_folder, checkpoint)
     if not folds:
         raise ModelFolderError(f"{model_folder}: no fold_*/{checkpoint} found")
@@ -86,29 +86,33 @@ class ReportPredictor:
     """An `nnUNetPredictor` on one model folder, predicting one stack at a time."""
 
     def __init__(self, model_folder: str, folds: Optional[Sequence[str]] = None,
-                 checkpoint: str = "checkpoint_final.pth", device: str = "auto", mirroring: bool = True):
+                 checkpoint: str = "checkpoint_final.pth", device: str = "auto", mirroring: bool = True,
+                 scheme: Optional[LabelScheme] = None, trust_model: bool = False):
+        """`scheme`: label values (`--dataset-json`); default: mapped by name from the model's dataset.json,
+        refused when its labels cannot be mapped. `trust_model`: load checkpoints with pickle execution."""
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
         self.model_folder = os.path.abspath(model_folder)
         self.folds = check_model_folder(self.model_folder, folds, checkpoint)
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
+        self.scheme = scheme or self._label_scheme()
         with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net's prints would break the progress bars
             self.predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
                                              perform_everything_on_device=self.device.type == "cuda",
                                              device=self.device, verbose=False, allow_tqdm=False)
-            self.predictor.initialize_from_trained_model_folder(
-                self.model_folder, [f if f == "all" else int(f) for f in self.folds], checkpoint)
+            initialize_predictor(self.predictor, self.model_folder, [f if f == "all" else int(f) for f in self.folds],
+                                 checkpoint, trust_model)
         axes = self.predictor.allowed_mirroring_axes if mirroring else None
         self.mirror_combos = [()] + ([c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
                                      if axes else [])
-        self.scheme = self._label_scheme()
 
     def _label_scheme(self) -> LabelScheme:
+        path = os.path.join(self.model_folder, "dataset.json")
         try:
-            return LabelScheme.from_dataset_json(os.path.join(self.model_folder, "dataset.json"))
-        except (ValueError, KeyError):
-            return LabelScheme()  # labels not named blood_pool/myocardium/scar: this project's default values
+            return LabelScheme.from_dataset_json(path)
+        except ValueError as exc:
+            raise ModelFolderError(f"{exc}; give the label values with --dataset-json") from None
 
     @property
     def n_members(self) -> int:
