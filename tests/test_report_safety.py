@@ -198,6 +198,17 @@ def test_output_folder_is_checked_before_anything_is_loaded(row, model, emidec_c
     assert after == before
 
 
+def test_output_folder_inside_an_input_folder_is_refused(model, emidec_cases, tmp_path, capsys):
+    """A report written into a patient's folder would be read back as input, and its DICOM SEG into its source."""
+    patient = tmp_path / "Case_N012"
+    patient.mkdir()
+    shutil.copy(os.path.join(emidec_cases, "Case_N012", "image.nii.gz"), patient / "image.nii.gz")
+    out = patient / "reports"
+    code, err = run_cli(["report", str(patient), "--model", model, str(out), "--device", "cpu"], capsys)
+    assert code == 2 and "inside the input folder" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and sorted(os.listdir(patient)) == ["image.nii.gz"]
+
+
 def _plans_not_json(folder):
     (folder / "plans.json").write_text('{"configurations": {"2d": ')
     return "plans.json", "not valid JSON"

@@ -96,6 +96,17 @@ def check_not_inside(path: str, out_dir: str) -> None:
                          f"choose another output folder")
 
 
+def check_apart(path: str, out_dir: str) -> None:
+    """An input and the output folder must not hold one another: an input inside the output folder would be
+    deleted by a re-run; an output folder inside an input folder would be read back as input (and a DICOM SEG
+    written into its own source series)."""
+    check_not_inside(path, out_dir)
+    inner, outer = os.path.realpath(out_dir), os.path.realpath(path)
+    if os.path.isdir(outer) and inner.startswith(outer.rstrip(os.sep) + os.sep):
+        raise ValueError(f"{out_dir}: output folder lies inside the input folder {path}; choose an output folder "
+                         f"outside every input")
+
+
 class OutputDirLock:
     """Exclusive lock on an output folder (`LOCK` file, `fcntl.flock`); `release()` or use as a context manager."""
 

@@ -6,7 +6,7 @@ and a self-contained HTML report per patient.
 import argparse
 
 from nnunetv2_scarnet.cli.checks import positive_float
-from nnunetv2_scarnet.io_safety import check_not_inside, check_output_dir
+from nnunetv2_scarnet.io_safety import check_apart, check_output_dir
 
 USAGE = ("scarnet report DICOM_OR_NIFTI [more ...] --model MODEL_FOLDER OUT_DIR [--folds F [F ...]] "
          "[--device auto|cpu|cuda|mps] [--series-uid UID] [--image-type M|PSIR] [--inversion-time MS] "
@@ -41,7 +41,7 @@ def check_report(args):
     args.inputs, args.out_dir = args.paths[:-1], args.paths[-1]
     check_output_dir(args.out_dir)
     for path in args.inputs:
-        check_not_inside(path, args.out_dir)
+        check_apart(path, args.out_dir)
 
 
 def register(sub) -> None:

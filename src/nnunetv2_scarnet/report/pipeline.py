@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 from tqdm import tqdm
 
-from nnunetv2_scarnet.io_safety import LOCK, OutputDirLock, check_not_inside, check_output_dir, prepare_output_dir
+from nnunetv2_scarnet.io_safety import LOCK, OutputDirLock, check_apart, check_output_dir, prepare_output_dir
 from nnunetv2_scarnet.quantification import quantify_folder, read_label_stack, read_stack
 from nnunetv2_scarnet.quantification.report import write_csv
 from nnunetv2_scarnet.report.figures import slice_overlays, transmurality_bullseye
@@ -196,7 +196,7 @@ def run_report(inputs: Sequence[str], model_folder: str, out_dir: str, folds: Op
     check_output_dir(out_dir)
     sources = resolve_inputs(inputs, series_uids)
     for source in sources:
-        check_not_inside(source.path, out_dir)
+        check_apart(source.path, out_dir)
     with _bar(total=1, desc="[1/4] loading the model", unit="model") as bar:
         predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring, scheme, trust_model)
         model = predictor.identity()
