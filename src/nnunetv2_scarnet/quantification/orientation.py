@@ -82,23 +82,11 @@ class Orientation:
         return out
 
 
-
-
-
-
-
-
-
-
-
-
 def slice_order_from_geometry(affine: np.ndarray):
     """(apex_first, confidence = |cos| between the slice axis and the typical LV long axis)."""
     n = np.asarray(affine, float)[:3, 2]
     c = float(n @ APEX_RAS / max(np.linalg.norm(n), 1e-12))
     return c < 0, abs(c)
-
-
 
 
 def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine: np.ndarray, spacing,
