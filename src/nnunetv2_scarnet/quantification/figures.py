@@ -39,7 +39,8 @@ def overlay_png(image: Stack, label: Stack, scheme: LabelScheme, path: str, titl
     Slices are shown as a CMR viewer shows a DICOM-derived array: array axis 0 (i) as columns left to right, axis 1
     (j) as rows top to bottom (imshow of the transposed slice, origin upper). With an `orientation` (report.json's
     object), a cyan line points from the LV centre to the septum used for the AHA segments of that slice and the
-    slices are labelled apex/base."""
+    end slices are labelled apex/base when the slice order is known (`orientation.slice_order_decided`)."""
+    from nnunetv2_scarnet.quantification.orientation import slice_order_decided
     from nnunetv2_scarnet.quantification.sectors import lv_center
 
     myo, scar, mvo, pool = scheme.masks(label.data)
@@ -70,7 +71,9 @@ def overlay_png(image: Stack, label: Stack, scheme: LabelScheme, path: str, titl
             reach = 25.0  # mm
             ax.plot([ci - x0, ci - x0 + reach * np.cos(angle) / image.spacing[0]],
                     [cj - y0, cj - y0 + reach * np.sin(angle) / image.spacing[1]], color="cyan", lw=0.9)
-        if orientation and orientation.get("apex_first") is not None and slices:
+        if orientation and slices and slice_order_decided(  # no apex/base label on an inconclusive order
+                orientation.get("apex_first"), (orientation.get("sources") or {}).get("slice_order"),
+                (orientation.get("confidences") or {}).get("slice_order")):
             ends = (min(slices), max(slices))
             apex = ends[0] if orientation["apex_first"] else ends[1]
             name += " (apex)" if k == apex else " (base)" if k in ends else ""
