@@ -363,3 +363,16 @@ def test_dicom_derived_stack_is_oriented_from_its_geometry(tmp_path, apex_first,
     assert angle_between(o["septum_direction_ras"], truth["septum"]) < 15.0
     scar = scar_by_segment(result)
     assert max(scar, key=scar.get) in INFERIOR
+
+def test_septum_from_profile_centres_the_arc_on_the_rv_without_a_bin_offset():
+    """RV blood in the 5-degree bins 50-110 deg (centre 80) and, mirrored, -110 to -50 (centre -80): the septum is
+    the centre of the RV (an even-width smoothing window shifts it by half a bin when its own centre is ignored,
+    which makes mirrored arrays read 5 degrees apart)."""
+    from nnunetv2_scarnet.quantification.septum_image import septum_from_profile
+    profile = np.zeros(72)
+    profile[10:22] = 1.0
+    assert septum_from_profile(profile)[0] == pytest.approx(80.0, abs=0.5)
+    assert septum_from_profile(profile[::-1])[0] == pytest.approx(-80.0, abs=0.5)
+    single = np.zeros(72)
+    single[36] = 1.0  # one bin, 180-185 deg
+    assert wrap_deg(septum_from_profile(single)[0] - 182.5) == pytest.approx(0.0, abs=0.5)

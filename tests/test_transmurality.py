@@ -147,3 +147,13 @@ def test_transmurality_agreement_counts_segments_above_50_percent_as_the_kim_cat
     from nnunetv2_scarnet.quantification.transmurality import is_above_50
     assert [is_above_50(f) for f in (None, 0.0, 0.25, 0.5, 0.504, 0.51, 0.75, 1.0)] == \
         [False, False, False, False, False, True, True, True]
+
+
+def test_transmurality_agreement_definition_states_the_above_50_rule_it_applies():
+    """The definition written into evaluation.json must describe the count the code makes (> 50%, Kim categories),
+    not the former 'mean transmurality >= 0.5' (a segment at 0.5 is not counted)."""
+    from nnunetv2_scarnet.evaluation.transmurality_agreement import DEFINITION
+    from nnunetv2_scarnet.quantification.transmurality import is_above_50
+    assert not is_above_50(0.5)
+    assert ">= 50%" not in DEFINITION and ">= 0.5" not in DEFINITION
+    assert "> 50%" in DEFINITION and "51-75% or 76-100%" in DEFINITION

@@ -15,9 +15,9 @@ others are left out and counted by reason.
 
 Statistics over all compared segments of all cases (pooled): Cohen's (1968) weighted kappa with linear weights
 (the headline) and quadratic weights, unweighted kappa, the confusion matrix (rows reference, columns prediction),
-exact agreement (share on the diagonal, Wilson 95% CI) and agreement within one category; segments >= 50%
-transmural (Kim categories 51-75% and 76-100%, i.e. above 50%, as `aha_summary`): per-segment detection and per-case counts
-(reference vs prediction: CCC, Bland-Altman).
+exact agreement (share on the diagonal, Wilson 95% CI) and agreement within one category; segments more than
+50% transmural (Kim categories 51-75% and 76-100%, as `aha_summary`; keys named `_ge_50` for compatibility):
+per-segment detection and per-case counts (reference vs prediction: CCC, Bland-Altman).
 """
 from typing import Dict, List, Optional, Sequence
 
@@ -189,5 +189,6 @@ DEFINITION = ("Cohen (1968) weighted kappa, linear weights |i - j| / 4 (headline
               "geometry (orientation, slice levels, LV centre per slice) from the reference and its image, applied "
               "to both label maps: AHA segments 1-16 when the reference's orientation is confident, else fixed "
               "sectors per slice (transmurality_geometry per case). Segments where either side has no myocardium "
-              "or no transmurality are left out (n_segments_left_out). '>= 50% transmural': mean transmurality "
-              ">= 0.5.")
+              "or no transmurality are left out (n_segments_left_out). '> 50% transmural' (keys "
+              "'_ge_50'): mean transmurality in Kim categories 51-75% or 76-100% (a segment at 50% is 26-50%, not "
+              "counted).")

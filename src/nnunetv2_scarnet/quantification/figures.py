@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Circle, Wedge  # noqa: E402
 
 from nnunetv2_scarnet.quantification.label_scheme import LabelScheme, Stack  # noqa: E402
-from nnunetv2_scarnet.quantification.orientation import MIN_SLICE_ORDER_CONFIDENCE  # noqa: E402
+from nnunetv2_scarnet.quantification.orientation import slice_order_decided  # noqa: E402
 
 
 def display_window(image: np.ndarray):
@@ -35,16 +35,12 @@ def heart_crop(myo: np.ndarray, spacing, margin_mm: float = 30.0):
 
 
 def slice_order_known(orientation: Optional[Dict]) -> bool:
-    """Whether report.json's `orientation` knows which end of the stack is the apex: `apex_first` is set and the
-    slice order is not an inconclusive vote of the LV size along the stack (then `aha_status` names the slice
-    order as not determined)."""
-    if not orientation or orientation.get("apex_first") is None:
+    """Whether report.json's `orientation` knows which end of the stack is the apex (`slice_order_decided`: not
+    an inconclusive vote of the LV size along the stack, which `aha_status` then names)."""
+    if not orientation or "slice order" in (orientation.get("aha_status") or ""):
         return False
-    if "slice order" in (orientation.get("aha_status") or ""):
-        return False
-    source = (orientation.get("sources") or {}).get("slice_order", "")
-    confidence = (orientation.get("confidences") or {}).get("slice_order")
-    return not (source == "labels" and (confidence is None or confidence < MIN_SLICE_ORDER_CONFIDENCE))
+    return slice_order_decided(orientation.get("apex_first"), (orientation.get("sources") or {}).get("slice_order"),
+                               (orientation.get("confidences") or {}).get("slice_order"))
 
 
 def end_labels(slices_with_myocardium: Sequence[int], orientation: Optional[Dict]) -> Dict[int, str]:

@@ -82,14 +82,12 @@ class Orientation:
         return out
 
 
-
-
-
-
-
-
-
-
+def slice_order_decided(apex_first: Optional[bool], source: Optional[str], confidence: Optional[float]) -> bool:
+    """Whether a slice order counts as known: given by the user or the geometry, or from the LV size along the
+    stack ('labels') with |Spearman| >= MIN_SLICE_ORDER_CONFIDENCE. An inconclusive order is not used for the AHA
+    levels nor for apex/base labels."""
+    return apex_first is not None and not (source == "labels"
+                                           and (confidence or 0.0) < MIN_SLICE_ORDER_CONFIDENCE)
 
 
 def slice_order_from_geometry(affine: np.ndarray):
@@ -97,8 +95,6 @@ def slice_order_from_geometry(affine: np.ndarray):
     n = np.asarray(affine, float)[:3, 2]
     c = float(n @ APEX_RAS / max(np.linalg.norm(n), 1e-12))
     return c < 0, abs(c)
-
-
 
 
 def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine: np.ndarray, spacing,
@@ -244,8 +240,7 @@ def _summary(o: Orientation, present: List[int], has_image: bool) -> None:
     if o.septum_deg is None:
         missing.append("septum direction (no confident RV in the image" + (
             "" if has_image else ": no image given") + ", no patient orientation in the affine)")
-    if o.apex_first is None or (o.sources.get("slice_order") == "labels"
-                                and o.confidences["slice_order"] < MIN_SLICE_ORDER_CONFIDENCE):
+    if not slice_order_decided(o.apex_first, o.sources.get("slice_order"), o.confidences.get("slice_order")):
         missing.append(f"slice order (LV size along the stack inconclusive, Spearman "
                        f"{o.confidences.get('slice_order') or 0.0:.2f})")
     if o.direction is None:

@@ -72,8 +72,11 @@ def septum_from_profile(profile: np.ndarray, arc_deg: float = 120.0):
         lo -= 1
     while near[(hi + 1) % n_bins] and hi - lo < n_bins - 1:
         hi += 1
-    centre = ((lo + hi) / 2.0 + 0.5) * BIN_DEG
-    best = int(np.floor((lo + hi) / 2.0 + 0.5)) % n_bins
+    # uniform_filter1d's window at index b spans bins b - width//2 .. b - width//2 + width - 1: its centre is
+    # `shift` bins from b (-0.5 for an even width), so the arc centre in bins is the plateau centre + shift
+    shift = (width - 1) / 2.0 - width // 2
+    centre = ((lo + hi) / 2.0 + shift + 0.5) * BIN_DEG
+    best = int(np.floor((lo + hi) / 2.0 + shift + 0.5)) % n_bins
     inside = window[top]
     outside = (profile.sum() - inside * width) / max(n_bins - width, 1)
     contrast = float(inside - outside)
