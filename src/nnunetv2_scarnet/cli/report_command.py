@@ -5,12 +5,12 @@ and a self-contained HTML report per patient.
 """
 import argparse
 
-from nnunetv2_scarnet.cli.checks import positive_float
+from nnunetv2_scarnet.cli.checks import positive_float, positive_int
 from nnunetv2_scarnet.io_safety import check_not_inside, check_output_dir
 
 USAGE = ("scarnet report DICOM_OR_NIFTI [more ...] --model MODEL_FOLDER OUT_DIR [--folds F [F ...]] "
          "[--device auto|cpu|cuda|mps] [--series-uid UID] [--image-type M|PSIR] [--inversion-time MS] "
-         "[--disable-mirroring] [--trust-model]")
+         "[--disable-mirroring] [--trust-model] [--num-parts N --part-id K] [--overwrite] [--index INDEX.csv]")
 
 
 class _PathsAroundOptionsParser(argparse.ArgumentParser):
@@ -29,9 +29,41 @@ def cmd_report(args):
     from nnunetv2_scarnet.cli.common import label_scheme
 
     scheme = label_scheme(args) if args.dataset_json else None  # default: the model's dataset.json
+    cohort_rows = cohort_index_of(args)
+    if cohort_rows is not None:
+        from nnunetv2_scarnet.report.cohort_run import run_cohort
+
+        return run_cohort(args.inputs[0], args.model, args.out_dir, args.num_parts, args.part_id, args.overwrite,
+                          args.index, args.index_workers, args.folds, args.device, not args.disable_mirroring,
+                          args.checkpoint, args.debug, scheme, args.trust_model, rows=cohort_rows or None)
     return run_report(args.inputs, args.model, args.out_dir, args.folds, args.device, args.series_uid or (),
                       not args.disable_mirroring, args.checkpoint, args.debug, scheme, args.trust_model,
                       args.image_type, args.inversion_time)
+
+
+def cohort_index_of(args):
+    """None: the inputs are patient folders / NIfTI stacks (`run_report`). Else the input is one export tree run as a
+    cohort (`run_cohort`): a cohort option was given or OUT_DIR holds a cohort part ([]: run_cohort reads or builds
+    the index), or the single input folder holds more than one study (its index rows)."""
+    import os
+
+    from nnunetv2_scarnet.report.cohort_index import CohortIndexError, build_index, studies_of
+    from nnunetv2_scarnet.report.cohort_run import COHORT_MARKER
+
+    cohort_options = args.num_parts != 1 or args.part_id != 0 or args.overwrite or args.index
+    resuming = os.path.isfile(os.path.join(args.out_dir, COHORT_MARKER))
+    if len(args.inputs) != 1 or not os.path.isdir(args.inputs[0]):
+        if cohort_options:
+            raise ValueError("--num-parts, --part-id, --overwrite and --index need exactly one input folder "
+                             "(the export tree)")
+        return None
+    if cohort_options or resuming:
+        return []
+    try:
+        rows = build_index(args.inputs[0], args.index_workers)
+    except CohortIndexError:
+        return None  # no DICOM images (e.g. a folder of NIfTI stacks): the patient path reports it
+    return rows if len(studies_of(rows)) > 1 else None
 
 
 def check_report(args):
@@ -67,4 +99,12 @@ def register(sub) -> None:
                         "(runs code from the model folder: only for a model folder you trust)")
     p.add_argument("--disable-mirroring", action="store_true", help="no mirroring test-time augmentation")
     p.add_argument("--debug", action="store_true", help="print tracebacks of failing patients")
+    cohort = p.add_argument_group("cohorts (one export tree; docs/report.md#cohorts)")
+    cohort.add_argument("--num-parts", type=positive_int, default=1,
+                        help="split the cohort's studies into this many parts (one process or machine each)")
+    cohort.add_argument("--part-id", type=int, default=0, help="the part this process runs, 0 .. num-parts - 1")
+    cohort.add_argument("--overwrite", action="store_true",
+                        help="redo every study (default: a rerun into a cohort OUT_DIR resumes)")
+    cohort.add_argument("--index", help="a cohort index.csv to use instead of scanning the export tree")
+    cohort.add_argument("--index-workers", type=positive_int, help="processes reading DICOM headers (default: CPUs, max 8)")
     p.set_defaults(func=cmd_report, check=check_report)
