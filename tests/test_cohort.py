@@ -7,6 +7,7 @@ files mixed in, at several depths. The model is the cheap random-weight nnU-Net 
 (`build_model_folder`): predictions are poor, the pipeline (conversion, nnUNetPredictor, quantification, DICOM SEG,
 HTML) is real."""
 import csv
+import hashlib
 import json
 import os
 import random
@@ -99,3 +100,184 @@ def export(tmp_path_factory):
     os.makedirs(os.path.join(root, ".hidden"))
     shutil.copy(studies["p1_first"][2][0], os.path.join(root, ".hidden", "copy.dcm"))  # hidden: not indexed
     return root, {k: v[:2] for k, v in studies.items()}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """A smaller export for the runs: P1's two studies, the `../../etc` study and the unreadable one."""
+    tmp = tmp_path_factory.mktemp("cohort")
+    nifti = phantom(str(tmp / "phantom.nii.gz"))
+    root = str(tmp / "export")
+    studies = {"p1_first": write_study(root, "a/P1/2020", nifti, "P1", "20200101"),
+               "p1_second": write_study(root, "a/P1/2021", nifti, "P1", "20210101", cine=False),
+               "traversal": write_study(root, "b", nifti, "../../etc", "20190101", name="../../etc", cine=False)}
+    broken = write_study(root, "c/deep/er", nifti, "BROKEN", "20230303", cine=False)
+    for path in broken[2]:
+        ds = pydicom.dcmread(path)
+        ds.PixelData = ds.PixelData[:100]
+        ds.save_as(path)
+    studies["broken"] = broken
+    with open(os.path.join(root, "notes.txt"), "w") as f:
+        f.write("not DICOM\n")
+    return root, {k: v[:2] for k, v in studies.items()}
+
+
+def report_args(root, model, out, *extra):
+    return ["report", root, "--model", model, out, "--device", "cpu", "--disable-mirroring", *extra]
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def reference(cohort, model, tmp_path_factory):
+    """An uninterrupted single-part run of `cohort`."""
+    out = str(tmp_path_factory.mktemp("reference") / "out")
+    assert main(report_args(cohort[0], model, out)) == 1  # the unreadable study fails, the others are reported
+    return out
+
+
+# ---------------------------------------------------------------- 1. the index
+def test_index_of_an_export_tree(export, tmp_path):
+    """Every study written is found at any depth, non-DICOM and hidden files are ignored, the LGE series (not the
+    cine) is chosen with a reason, the index on disk reads back equal, and a second scan gives the same index."""
+    root, written = export
+    rows = build_index(root, workers=2, chunk=4)  # chunk 4: the process pool really runs
+    studies = {s.uid: s for s in studies_of(rows)}
+    assert set(studies) == {uid for uid, _ in written.values()}
+    for label, (uid, lge_uid) in written.items():
+        study = studies[uid]
+        assert study.chosen is not None and study.chosen["series_uid"] == lge_uid, label
+        assert all(p.startswith(root + os.sep) and "/." not in p for p in study.files)
+    with_cine = studies[written["p1_first"][0]]
+    assert len(with_cine.series) == 2 and "says LGE" in with_cine.reason and "inversion time 300 ms" in \
+        with_cine.reason
+    assert studies[written["space"][0]].reason.endswith("the only series in the study")
+    assert sum(len(json.loads(r["files"])) for r in rows) == 6 * 4 + 4  # 4 LGE slices each, 4 cine files
+    path = str(tmp_path / "index.csv")
+    write_index(rows, path)
+    assert read_index(path) == rows == build_index(root, workers=1)
+
+
+def test_study_names_are_safe_and_unique(export, tmp_path):
+    """One patient's two studies get two folders; `../../etc` stays inside OUT_DIR; `P 2` and `P/2` (equal after
+    sanitising) and names of cohort files never collide."""
+    root, written = export
+    names = {s.uid: s.name for s in studies_of(build_index(root, workers=1))}
+    out = os.path.realpath(str(tmp_path / "out"))
+    for name in names.values():
+        target = os.path.realpath(os.path.join(out, name))
+        assert os.path.dirname(target) == out and os.sep not in name and name not in (".", "..")
+    assert len({n.lower() for n in names.values()}) == len(names) == 6
+    assert names[written["p1_first"][0]] != names[written["p1_second"][0]]
+    assert names[written["space"][0]] != names[written["slash"][0]]
+    assert not {n.lower() for n in names.values()} & {"index.csv", "cohort.csv", "summary.html"}
+
+
+# ---------------------------------------------------------------- 2. parts
+def test_part_assignment_is_stable(export, tmp_path):
+    """Each study is in exactly one of N parts, the documented rule (SHA-256 of StudyInstanceUID modulo N, computed
+    here with hashlib), and keeps its part when the tree is walked in another order or other studies are removed."""
+    root, written = export
+    full = studies_of(build_index(root, workers=1))
+    for n in (1, 2, 3, 7):
+        parts = [{s.uid for s in full if part_of(s.uid, n) == k} for k in range(n)]
+        assert sum(len(p) for p in parts) == len(full) and set().union(*parts) == {s.uid for s in full}
+        for s in full:
+            assert part_of(s.uid, n) == int(hashlib.sha256(s.uid.encode("ascii")).hexdigest(), 16) % n
+    other = str(tmp_path / "other")
+    shutil.copytree(os.path.join(root, "site_b"), os.path.join(other, "0_first"))  # walked first now
+    shutil.copytree(os.path.join(root, "z"), os.path.join(other, "zz"))
+    subset = studies_of(build_index(other, workers=1))
+    assert len(subset) == 3
+    for study in subset:
+        assert [part_of(study.uid, 3)] == [part_of(s.uid, 3) for s in full if s.uid == study.uid]
+
+
+# ---------------------------------------------------------------- runs: bad input, parts, merge
+def test_single_run_reports_every_study_apart(reference, cohort):
+    """The unreadable study is a failure row and the others are reported; P1's two studies have their own
+    folders and reports; `../../etc` is written inside OUT_DIR; the index and the completion markers are there."""
+    root, written = cohort
+    rows = {r["study_uid"]: r for r in read_rows(os.path.join(reference, "cohort.csv"))}
+    assert set(rows) == {uid for uid, _ in written.values()}
+    broken = rows[written["broken"][0]]
+    assert broken["status"] == "failed" and "pixel data" in broken["error"] and "IM0000.dcm" in broken["error"]
+    for label in ("p1_first", "p1_second", "traversal"):
+        row = rows[written[label][0]]
+        assert row["status"] == "ok" and row["series_uid"] == written[label][1], label
+        report = json.load(open(os.path.join(reference, row["report_html"].replace(".html", ".json"))))
+        assert report["identifiers"]["StudyInstanceUID"] == row["study_uid"]
+        assert report["identifiers"]["SeriesInstanceUID"] == written[label][1]
+        assert os.path.realpath(os.path.join(reference, row["report_html"])).startswith(os.path.realpath(reference))
+    assert rows[written["p1_first"][0]]["study"] != rows[written["p1_second"][0]]["study"]
+    assert sorted(os.listdir(reference)) == sorted(
+        [".scarnet-cohort", ".scarnet-lock", ".scarnet-output", "cohort.csv", "index.csv"] +
+        [r["study"] for r in rows.values() if r["status"] == "ok"])
+    assert not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(reference)), "etc"))
+
+
+def comparable(rows):
+    """Rows without the part number (a split changes it), sorted by study."""
+    return sorted(({k: v for k, v in r.items() if k != "part"} for r in rows), key=lambda r: r["study"])
+
+
+def test_parts_merge_to_the_single_run(reference, cohort, model, tmp_path):
+    """Two parts (two runs, each loading the model once) merged: the merged cohort.csv equals the single run's,
+    row for row; the summary links every report; merging refuses a missing part and a study in two parts."""
+    root, _ = cohort
+    parts = [str(tmp_path / f"part{k}") for k in range(2)]
+    for k, part in enumerate(parts):
+        main(report_args(root, model, part, "--num-parts", "2", "--part-id", str(k)))
+    sizes = [len(read_rows(os.path.join(p, "cohort.csv"))) for p in parts]
+    assert sum(sizes) == 4 and all(r["part"] == str(k) for k, p in enumerate(parts)
+                                   for r in read_rows(os.path.join(p, "cohort.csv")))
+    merged, single = str(tmp_path / "merged"), str(tmp_path / "single")
+    assert main(["cohort", "merge", *parts, merged]) == 0
+    assert main(["cohort", "merge", reference, single]) == 0
+    merged_rows, single_rows = read_rows(os.path.join(merged, "cohort.csv")), read_rows(
+        os.path.join(single, "cohort.csv"))
+    for rows, out in ((merged_rows, merged), (single_rows, single)):
+        for row in rows:  # links resolve from the merged folder; then compared by the report they name
+            assert not row["report_html"] or os.path.isfile(os.path.join(out, row["report_html"]))
+            row["report_html"] = os.path.basename(row["report_html"])
+    assert comparable(merged_rows) == comparable(single_rows)
+    page = open(os.path.join(merged, "summary.html")).read()
+    links = re.findall(r"href='([^']+)'", page)
+    assert sorted(set(links)) == sorted(os.path.relpath(os.path.join(p, r["study"], r["study"] + "_report.html"),
+                                                        merged) for p in parts
+                                        for r in read_rows(os.path.join(p, "cohort.csv")) if r["status"] == "ok")
+    assert "cannot decode the pixel data" in page and "nnUNetTrainer" in page and page.count("<img ") == 3
+
+
+def test_merge_refuses_incomplete_or_overlapping_parts(reference, tmp_path, capsys):
+    """A missing part, a part without cohort.csv (killed), and a study in two parts are refused with one line."""
+    copy = str(tmp_path / "copy")
+    shutil.copytree(reference, copy)
+    assert main(["cohort", "merge", reference, copy, str(tmp_path / "m1")]) == 2
+    err = capsys.readouterr().err
+    assert "is also in part folder" in err and "different study indexes" in err
+    state = json.load(open(os.path.join(copy, ".scarnet-cohort")))
+    state.update(num_parts=2)
+    json.dump(state, open(os.path.join(copy, ".scarnet-cohort"), "w"))
+    os.remove(os.path.join(copy, "cohort.csv"))
+    assert main(["cohort", "merge", copy, str(tmp_path / "m2")]) == 2
+    assert "part 0 of 2 is not complete" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "m1") and not os.path.exists(tmp_path / "m2")
+
+
+def test_summary_in_chromium(reference, tmp_path):
+    """The summary renders in headless Chromium with its three histograms: their coloured bars (thousands of
+    saturated pixels) are absent from the same page without its images."""
+    from test_report import coloured_pixels, screenshot
+
+    out = str(tmp_path / "merged")
+    assert main(["cohort", "merge", reference, out]) == 0
+    page = os.path.join(out, "summary.html")
+    stripped = str(tmp_path / "stripped.html")
+    with open(stripped, "w") as f:
+        f.write(re.sub(r"<img [^>]*>", "", open(page).read()))
+    with_images, without = screenshot(page, str(tmp_path / "a.png")), screenshot(stripped, str(tmp_path / "b.png"))
+    assert coloured_pixels(with_images) > coloured_pixels(without) + 3 * 1000

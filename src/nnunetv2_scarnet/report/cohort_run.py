@@ -162,8 +162,10 @@ def run_cohort(root: str, model_folder: str, out_dir: str, num_parts: int = 1, p
             _check_resume(out_dir, state)
         else:
             write_index(rows, os.path.join(out_dir, "index.csv"))
-            with open(os.path.join(out_dir, COHORT_MARKER), "w") as f:
+            tmp = os.path.join(out_dir, f"{COHORT_MARKER}.tmp")
+            with open(tmp, "w") as f:
                 json.dump(state, f, indent=1)
+            os.replace(tmp, os.path.join(out_dir, COHORT_MARKER))  # after index.csv: a resume finds both
         studies = [s for s in studies_of(rows) if part_of(s.uid, num_parts) == part_id]
         out_rows = []
         for study in _bar(studies, desc=f"part {part_id} of {num_parts}: studies", unit="study"):
