@@ -281,3 +281,64 @@ def test_summary_in_chromium(reference, tmp_path):
         f.write(re.sub(r"<img [^>]*>", "", open(page).read()))
     with_images, without = screenshot(page, str(tmp_path / "a.png")), screenshot(stripped, str(tmp_path / "b.png"))
     assert coloured_pixels(with_images) > coloured_pixels(without) + 3 * 1000
+
+
+# ---------------------------------------------------------------- 3. resume
+def run_and_kill(args, out, delay):
+    """`scarnet` in a subprocess, SIGKILLed `delay` seconds after it took OUT_DIR's lock (its work began: the
+    startup time of a loaded machine does not matter), unless it finished first."""
+    process = subprocess.Popen([sys.executable, "-m", "nnunetv2_scarnet.cli", *args], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    lock, deadline = os.path.join(out, ".scarnet-lock"), time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if os.path.isfile(lock) and open(lock).read().strip() == f"process {process.pid}":
+            break
+        time.sleep(0.05)
+    try:
+        process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def complete_studies(out):
+    if not os.path.isdir(out):
+        return {}
+    return {n: os.stat(os.path.join(out, n)).st_ino for n in os.listdir(out)
+            if os.path.isfile(os.path.join(out, n, ".scarnet-report"))}
+
+
+def test_killed_runs_resume_to_the_uninterrupted_csv(reference, cohort, model, tmp_path):
+    """Runs SIGKILLed at seeded random moments, then rerun with the same arguments: the studies completed before
+    are kept (same folders), cut-off ones are redone, and cohort.csv equals the uninterrupted run's row for row."""
+    out = str(tmp_path / "out")
+    args = report_args(cohort[0], model, out)
+    rng = random.Random(16)
+    kept, states = {}, []
+    for delay in (rng.uniform(3.0, 14.0) for _ in range(3)):
+        run_and_kill(args, out, delay)
+        done = complete_studies(out)
+        assert all(done.get(name) == inode for name, inode in kept.items())  # resumed runs keep finished studies
+        kept = done
+        states.append((round(delay, 1), len(done), len([n for n in os.listdir(out) if n.endswith(".partial")])
+                       if os.path.isdir(out) else None))
+    print("kills (delay s, complete studies, partial folders):", states)
+    assert main(args) == 1  # resume: the unreadable study fails again
+    assert read_rows(os.path.join(out, "cohort.csv")) == read_rows(os.path.join(reference, "cohort.csv"))
+    after = complete_studies(out)
+    assert all(after[name] == inode for name, inode in kept.items())  # complete studies were not redone
+    assert not [n for n in os.listdir(out) if n.endswith(".partial")]
+
+
+def test_overwrite_redoes_everything_and_resume_refuses_another_part(reference, cohort, model, tmp_path, capsys):
+    """--overwrite replaces every study folder; a rerun into a part folder with another --part-id is refused."""
+    out = str(tmp_path / "out")
+    shutil.copytree(reference, out)
+    before = complete_studies(out)
+    assert main(report_args(cohort[0], model, out, "--num-parts", "2", "--part-id", "1")) == 2
+    assert "another number of parts" in capsys.readouterr().err
+    assert complete_studies(out) == before
+    assert main(report_args(cohort[0], model, out, "--overwrite")) == 1
+    after = complete_studies(out)
+    assert set(after) == set(before) and not set(after.values()) & set(before.values())
+    assert read_rows(os.path.join(out, "cohort.csv")) == read_rows(os.path.join(reference, "cohort.csv"))
