@@ -342,3 +342,19 @@ def test_overwrite_redoes_everything_and_resume_refuses_another_part(reference, 
     after = complete_studies(out)
     assert set(after) == set(before) and not set(after.values()) & set(before.values())
     assert read_rows(os.path.join(out, "cohort.csv")) == read_rows(os.path.join(reference, "cohort.csv"))
+
+
+def test_seg_objects_in_the_export_and_out_dir_inside_it(reference, cohort, model, tmp_path, capsys):
+    """A DICOM SEG lying in a study folder (an export with earlier results) is not a series of the study; an
+    OUT_DIR inside the export root (its own outputs would be indexed) is refused before anything is written."""
+    root, written = cohort
+    export = str(tmp_path / "export")
+    shutil.copytree(root, export)
+    row = [r for r in read_rows(os.path.join(reference, "cohort.csv")) if r["status"] == "ok"][0]
+    seg = os.path.join(reference, row["study"], f"{row['study']}_seg.dcm")
+    assert pydicom.dcmread(seg).StudyInstanceUID == row["study_uid"]
+    shutil.copy(seg, os.path.join(export, "a", "seg.dcm"))
+    study = [s for s in studies_of(build_index(export, workers=1)) if s.uid == row["study_uid"]][0]
+    assert len(study.series) == 1 + (row["study_uid"] == written["p1_first"][0])  # LGE (+ cine), never the SEG
+    assert main(report_args(export, model, os.path.join(export, "out"))) == 2
+    assert "inside the export root" in capsys.readouterr().err and not os.path.exists(os.path.join(export, "out"))

@@ -27,7 +27,9 @@ from nnunetv2_scarnet.report.inputs import _safe_name, score_series, unique_name
 #: headers read per file (everything the grouping and the output names need; the scorer reads its own)
 HEADER_TAGS = ["PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "SeriesInstanceUID",
                "SeriesDescription", "ImagePositionPatient", "ImageOrientationPatient", "Rows",
-               "PerFrameFunctionalGroupsSequence", "NumberOfFrames"]
+               "PerFrameFunctionalGroupsSequence", "NumberOfFrames", "Modality"]
+#: modalities of non-image objects an export may hold beside the images (segmentations, reports, states)
+NOT_IMAGES = {"SEG", "SR", "PR", "KO", "RTSTRUCT", "DOC", "REG"}
 INDEX_FIELDS = ["study", "patient_id", "study_uid", "study_date", "series_uid", "series_description", "n_files",
                 "score", "chosen", "reason", "files"]
 #: names of cohort files in OUT_DIR that no study may take
@@ -60,10 +62,13 @@ class Study:
 
 
 def _read_header(path: str) -> Optional[Tuple[str, Dict[str, str]]]:
-    """(path, identifiers) of an image file; None for a non-DICOM file or DICOM without image geometry."""
+    """(path, identifiers) of an image file; None for a non-DICOM file, a non-image object (`NOT_IMAGES`, e.g.
+    a DICOM SEG of an earlier run) or DICOM without image geometry."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
+        return None
+    if str(ds.get("Modality", "")).upper() in NOT_IMAGES:
         return None
     if "PerFrameFunctionalGroupsSequence" not in ds and not (
             "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds and "Rows" in ds):

@@ -151,6 +151,10 @@ def run_cohort(root: str, model_folder: str, out_dir: str, num_parts: int = 1, p
         raise ValueError(f"--part-id {part_id}: must be between 0 and --num-parts - 1 ({num_parts - 1})")
     out_dir, root = os.path.abspath(out_dir), os.path.abspath(root)
     check_output_dir(out_dir)
+    real_out, real_root = os.path.realpath(out_dir), os.path.realpath(root)
+    if real_out == real_root or real_out.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise CohortStateError(f"{out_dir}: output folder lies inside the export root {root}, whose files are "
+                               f"indexed; choose an output folder outside it")
     resuming = not overwrite and os.path.isfile(os.path.join(out_dir, COHORT_MARKER))
     if rows is None or resuming or index_path:
         rows = load_or_build_index(root, out_dir, resuming, index_path, workers)
