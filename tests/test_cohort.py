@@ -358,3 +358,11 @@ def test_seg_objects_in_the_export_and_out_dir_inside_it(reference, cohort, mode
     assert len(study.series) == 1 + (row["study_uid"] == written["p1_first"][0])  # LGE (+ cine), never the SEG
     assert main(report_args(export, model, os.path.join(export, "out"))) == 2
     assert "inside the export root" in capsys.readouterr().err and not os.path.exists(os.path.join(export, "out"))
+
+
+def test_cohort_refuses_one_series_options(cohort, model, tmp_path, capsys):
+    """--inversion-time / --image-type pick images of one series: refused for a cohort (several patients), with
+    nothing written."""
+    out = str(tmp_path / "out")
+    assert main(report_args(cohort[0], model, out, "--inversion-time", "300")) == 2
+    assert "run without them" in capsys.readouterr().err and not os.path.exists(out)

@@ -10,7 +10,7 @@ from nnunetv2_scarnet.io_safety import check_not_inside, check_output_dir
 
 USAGE = ("scarnet report DICOM_OR_NIFTI [more ...] --model MODEL_FOLDER OUT_DIR [--folds F [F ...]] "
          "[--device auto|cpu|cuda|mps] [--series-uid UID] [--image-type M|PSIR] [--inversion-time MS] "
-         "[--disable-mirroring] [--trust-model] [--num-parts N --part-id K] [--overwrite] [--index INDEX.csv]")
+         "[--disable-mirroring] [--trust-model] [--cohort] [--num-parts N --part-id K] [--overwrite] [--index INDEX.csv]")
 
 
 class _PathsAroundOptionsParser(argparse.ArgumentParser):
@@ -42,28 +42,32 @@ def cmd_report(args):
 
 
 def cohort_index_of(args):
-    """None: the inputs are patient folders / NIfTI stacks (`run_report`). Else the input is one export tree run as a
-    cohort (`run_cohort`): a cohort option was given or OUT_DIR holds a cohort part ([]: run_cohort reads or builds
-    the index), or the single input folder holds more than one study (its index rows)."""
+    """None: the inputs are patient folders / NIfTI stacks (`run_report`). Else the one input folder is an export
+    tree run as a cohort (`run_cohort`): `--cohort` or another cohort option was given, or OUT_DIR holds a cohort
+    part ([]: run_cohort reads or builds the index), or the folder holds more than one PatientID (its index)."""
     import os
 
-    from nnunetv2_scarnet.report.cohort_index import CohortIndexError, build_index, studies_of
+    from nnunetv2_scarnet.report.cohort_index import CohortIndexError, build_index
     from nnunetv2_scarnet.report.cohort_run import COHORT_MARKER
 
-    cohort_options = args.num_parts != 1 or args.part_id != 0 or args.overwrite or args.index
-    resuming = os.path.isfile(os.path.join(args.out_dir, COHORT_MARKER))
+    cohort_options = args.cohort or args.num_parts != 1 or args.part_id != 0 or args.overwrite or args.index
     if len(args.inputs) != 1 or not os.path.isdir(args.inputs[0]):
         if cohort_options:
-            raise ValueError("--num-parts, --part-id, --overwrite and --index need exactly one input folder "
-                             "(the export tree)")
+            raise ValueError("--cohort, --num-parts, --part-id, --overwrite and --index need exactly one input "
+                             "folder (the export tree)")
         return None
-    if cohort_options or resuming:
-        return []
-    try:
-        rows = build_index(args.inputs[0], args.index_workers)
-    except CohortIndexError:
-        return None  # no DICOM images (e.g. a folder of NIfTI stacks): the patient path reports it
-    return rows if len(studies_of(rows)) > 1 else None
+    rows = []
+    if not (cohort_options or os.path.isfile(os.path.join(args.out_dir, COHORT_MARKER))):
+        try:
+            rows = build_index(args.inputs[0], args.index_workers)
+        except CohortIndexError:
+            return None  # no DICOM images (e.g. a folder of NIfTI stacks): the patient path reports it
+        if len({r["patient_id"] for r in rows}) < 2:
+            return None  # one patient's folder: its LGE series is chosen among all its series, as before
+    if args.image_type or args.inversion_time is not None:
+        raise ValueError(f"{args.inputs[0]}: --image-type and --inversion-time choose images of one series; a "
+                         f"cohort (an export tree of several patients) is run without them")
+    return rows
 
 
 def check_report(args):
@@ -100,6 +104,9 @@ def register(sub) -> None:
     p.add_argument("--disable-mirroring", action="store_true", help="no mirroring test-time augmentation")
     p.add_argument("--debug", action="store_true", help="print tracebacks of failing patients")
     cohort = p.add_argument_group("cohorts (one export tree; docs/report.md#cohorts)")
+    cohort.add_argument("--cohort", action="store_true",
+                        help="run the input folder as a cohort, one report per study (automatic when it holds "
+                             "several patients)")
     cohort.add_argument("--num-parts", type=positive_int, default=1,
                         help="split the cohort's studies into this many parts (one process or machine each)")
     cohort.add_argument("--part-id", type=int, default=0, help="the part this process runs, 0 .. num-parts - 1")
