@@ -308,6 +308,7 @@ def complete_studies(out):
             if os.path.isfile(os.path.join(out, n, ".scarnet-report"))}
 
 
+@pytest.mark.slow
 def test_killed_runs_resume_to_the_uninterrupted_csv(reference, cohort, model, tmp_path):
     """Runs SIGKILLed at seeded random moments, then rerun with the same arguments: the studies completed before
     are kept (same folders), cut-off ones are redone, and cohort.csv equals the uninterrupted run's row for row."""
