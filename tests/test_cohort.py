@@ -24,12 +24,11 @@ import pydicom
 import pytest
 
 from dicom_helpers import write_series
-from test_report_safety import build_model_folder, ring_prediction
+from test_report_safety import build_model_folder
 
 from nnunetv2_scarnet.cli import main
 from nnunetv2_scarnet.report.cohort_index import build_index, read_index, studies_of, write_index
 from nnunetv2_scarnet.report.cohort_run import part_of
-from nnunetv2_scarnet.report.predict import ReportPredictor
 
 
 def phantom(path, shape=(48, 48, 4), spacing=(1.5, 1.5, 8.0)):

@@ -22,7 +22,7 @@ import shutil
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from nnunetv2_scarnet.io_safety import LOCK, MARKER, OutputDirLock, check_output_dir, prepare_output_dir
+from nnunetv2_scarnet.io_safety import LOCK, OutputDirLock, check_output_dir, prepare_output_dir
 from nnunetv2_scarnet.quantification.report import write_csv
 from nnunetv2_scarnet.report.cohort_index import (Study, build_index, index_digest, read_index,
                                                   studies_of, write_index)
