@@ -103,8 +103,8 @@ def check_apart(path: str, out_dir: str) -> None:
     check_not_inside(path, out_dir)
     inner, outer = os.path.realpath(out_dir), os.path.realpath(path)
     if os.path.isdir(outer) and inner.startswith(outer.rstrip(os.sep) + os.sep):
-        raise ValueError(f"{out_dir}: output folder lies inside the input folder {path}; choose an output folder "
-                         f"outside every input")
+        raise ValueError(f"{out_dir}: output folder lies inside the input folder {path} (outputs inside the export "
+                         f"root would be read back as input); choose an output folder outside every input")
 
 
 class OutputDirLock:

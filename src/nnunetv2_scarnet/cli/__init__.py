@@ -7,6 +7,7 @@
     scarnet noise --model NAME=MODEL_DIR [--model ...] IMAGES_DIR LABELS_DIR OUT_DIR [--snr 20 10 5] [--repeats 3]
     scarnet dicomseg LABEL.nii.gz DICOM_DIR OUT.dcm [--series-uid UID]
     scarnet report DICOM_OR_NIFTI [...] --model MODEL_FOLDER OUT_DIR [--folds 0 1 2 3 4] [--device auto]
+    scarnet cohort index EXPORT_ROOT INDEX.csv | merge PART_DIR [...] OUT_DIR
     scarnet weights list | fetch NAME | path NAME | verify NAME
 
 Label maps follow nnU-Net files (`<case>.nii.gz`, images `<case>_0000.nii.gz`) and the label values of
@@ -17,12 +18,13 @@ Each subcommand lives in its own module of this package and adds itself with `re
 import argparse
 import sys
 
-from nnunetv2_scarnet.cli import (evaluation_commands, ingestion_commands, quantify_command, report_command,
-                                 weights_command)
+from nnunetv2_scarnet.cli import (cohort_command, evaluation_commands, ingestion_commands, quantify_command,
+                                 report_command, weights_command)
 from nnunetv2_scarnet.cli.checks import OneLineArgumentParser, check_paths
 
 #: modules whose `register(subparsers)` adds their subcommands, in the order `scarnet --help` lists them
-COMMAND_MODULES = (ingestion_commands, quantify_command, evaluation_commands, report_command, weights_command)
+COMMAND_MODULES = (ingestion_commands, quantify_command, evaluation_commands, report_command, cohort_command,
+                   weights_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

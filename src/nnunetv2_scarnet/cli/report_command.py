@@ -5,12 +5,12 @@ and a self-contained HTML report per patient.
 """
 import argparse
 
-from nnunetv2_scarnet.cli.checks import positive_float
+from nnunetv2_scarnet.cli.checks import positive_float, positive_int
 from nnunetv2_scarnet.io_safety import check_apart, check_output_dir
 
 USAGE = ("scarnet report DICOM_OR_NIFTI [more ...] --model MODEL_FOLDER OUT_DIR [--folds F [F ...]] "
          "[--device auto|cpu|cuda|mps] [--series-uid UID] [--image-type M|PSIR] [--inversion-time MS] "
-         "[--disable-mirroring] [--trust-model]")
+         "[--disable-mirroring] [--trust-model] [--cohort] [--num-parts N --part-id K] [--overwrite] [--index INDEX.csv]")
 
 
 class _PathsAroundOptionsParser(argparse.ArgumentParser):
@@ -29,9 +29,45 @@ def cmd_report(args):
     from nnunetv2_scarnet.cli.common import label_scheme
 
     scheme = label_scheme(args) if args.dataset_json else None  # default: the model's dataset.json
+    cohort_rows = cohort_index_of(args)
+    if cohort_rows is not None:
+        from nnunetv2_scarnet.report.cohort_run import run_cohort
+
+        return run_cohort(args.inputs[0], args.model, args.out_dir, args.num_parts, args.part_id, args.overwrite,
+                          args.index, args.index_workers, args.folds, args.device, not args.disable_mirroring,
+                          args.checkpoint, args.debug, scheme, args.trust_model, rows=cohort_rows or None)
     return run_report(args.inputs, args.model, args.out_dir, args.folds, args.device, args.series_uid or (),
                       not args.disable_mirroring, args.checkpoint, args.debug, scheme, args.trust_model,
                       args.image_type, args.inversion_time)
+
+
+def cohort_index_of(args):
+    """None: the inputs are patient folders / NIfTI stacks (`run_report`). Else the one input folder is an export
+    tree run as a cohort (`run_cohort`): `--cohort` or another cohort option was given, or OUT_DIR holds a cohort
+    part ([]: run_cohort reads or builds the index), or the folder holds more than one PatientID (its index)."""
+    import os
+
+    from nnunetv2_scarnet.report.cohort_index import CohortIndexError, build_index
+    from nnunetv2_scarnet.report.cohort_run import COHORT_MARKER
+
+    cohort_options = args.cohort or args.num_parts != 1 or args.part_id != 0 or args.overwrite or args.index
+    if len(args.inputs) != 1 or not os.path.isdir(args.inputs[0]):
+        if cohort_options:
+            raise ValueError("--cohort, --num-parts, --part-id, --overwrite and --index need exactly one input "
+                             "folder (the export tree)")
+        return None
+    rows = []
+    if not (cohort_options or os.path.isfile(os.path.join(args.out_dir, COHORT_MARKER))):
+        try:
+            rows = build_index(args.inputs[0], args.index_workers)
+        except CohortIndexError:
+            return None  # no DICOM images (e.g. a folder of NIfTI stacks): the patient path reports it
+        if len({r["patient_id"] for r in rows}) < 2:
+            return None  # one patient's folder: its LGE series is chosen among all its series, as before
+    if args.image_type or args.inversion_time is not None:
+        raise ValueError(f"{args.inputs[0]}: --image-type and --inversion-time choose images of one series; a "
+                         f"cohort (an export tree of several patients) is run without them")
+    return rows
 
 
 def check_report(args):
@@ -67,4 +103,15 @@ def register(sub) -> None:
                         "(runs code from the model folder: only for a model folder you trust)")
     p.add_argument("--disable-mirroring", action="store_true", help="no mirroring test-time augmentation")
     p.add_argument("--debug", action="store_true", help="print tracebacks of failing patients")
+    cohort = p.add_argument_group("cohorts (one export tree; docs/report.md#cohorts)")
+    cohort.add_argument("--cohort", action="store_true",
+                        help="run the input folder as a cohort, one report per study (automatic when it holds "
+                             "several patients)")
+    cohort.add_argument("--num-parts", type=positive_int, default=1,
+                        help="split the cohort's studies into this many parts (one process or machine each)")
+    cohort.add_argument("--part-id", type=int, default=0, help="the part this process runs, 0 .. num-parts - 1")
+    cohort.add_argument("--overwrite", action="store_true",
+                        help="redo every study (default: a rerun into a cohort OUT_DIR resumes)")
+    cohort.add_argument("--index", help="a cohort index.csv to use instead of scanning the export tree")
+    cohort.add_argument("--index-workers", type=positive_int, help="processes reading DICOM headers (default: CPUs, max 8)")
     p.set_defaults(func=cmd_report, check=check_report)

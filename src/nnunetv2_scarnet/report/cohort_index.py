@@ -1,0 +1,213 @@
+"""Study index of a DICOM export tree for `scarnet report` at cohort scale.
+
+Every file under the root (any depth, non-DICOM files mixed in) is opened once, headers only
+(`stop_before_pixels`, `specific_tags`), in a bounded process pool. Image files are grouped by
+StudyInstanceUID, then SeriesInstanceUID; in each study the LGE series is chosen with the report's own heuristic
+(`inputs.score_series`, the only scorer; a study holding one series uses it, a tie is recorded and the study fails
+with the listing). Each study gets an output name that is unique by construction (`inputs.unique_names` on
+`inputs._safe_name(PatientID or PatientName + StudyDate)`), so patient names can never walk out of OUT_DIR and
+two studies of one patient never share a folder.
+
+The index is one CSV row per series (`INDEX_FIELDS`), written atomically; a rerun and every part read it instead
+of walking the tree again, so they all see the same studies, names and choices.
+"""
+import csv
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from nnunetv2_scarnet.report.inputs import _safe_name, score_series, unique_names
+
+#: headers read per file (everything the grouping and the output names need; the scorer reads its own)
+HEADER_TAGS = ["PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "SeriesInstanceUID",
+               "SeriesDescription", "ImagePositionPatient", "ImageOrientationPatient", "Rows",
+               "PerFrameFunctionalGroupsSequence", "NumberOfFrames", "Modality"]
+#: modalities of non-image objects an export may hold beside the images (segmentations, reports, states)
+NOT_IMAGES = {"SEG", "SR", "PR", "KO", "RTSTRUCT", "DOC", "REG"}
+INDEX_FIELDS = ["study", "patient_id", "study_uid", "study_date", "series_uid", "series_description", "n_files",
+                "score", "chosen", "reason", "files"]
+#: names of cohort files in OUT_DIR that no study may take
+RESERVED_NAMES = ("index.csv", "cohort.csv", "summary.html")
+
+
+class CohortIndexError(ValueError):
+    """The export tree or a stored index cannot be used; the message names the path."""
+
+
+@dataclass
+class Study:
+    name: str                       # output folder name (unique in the cohort)
+    uid: str                        # StudyInstanceUID
+    patient_id: str
+    study_date: str
+    series: List[Dict] = field(default_factory=list)    # index rows of its series
+    chosen: Optional[Dict] = None                       # the chosen series' row; None: no usable choice
+    reason: str = ""                                    # why that series, or why none
+
+    @property
+    def files(self) -> List[str]:
+        return json.loads(self.chosen["files"]) if self.chosen else []
+
+    @property
+    def folder(self) -> str:
+        """The folder holding all of the study's files (shown as the report's source)."""
+        paths = [p for row in self.series for p in json.loads(row["files"])]
+        return os.path.commonpath([os.path.dirname(p) for p in paths])
+
+
+def _read_header(path: str) -> Optional[Tuple[str, Dict[str, str]]]:
+    """(path, identifiers) of an image file; None for a non-DICOM file, a non-image object (`NOT_IMAGES`, e.g.
+    a DICOM SEG of an earlier run) or DICOM without image geometry."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
+        return None
+    if str(ds.get("Modality", "")).upper() in NOT_IMAGES:
+        return None
+    if "PerFrameFunctionalGroupsSequence" not in ds and not (
+            "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds and "Rows" in ds):
+        return None
+    return path, {k: str(ds.get(k, "") or "") for k in ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate",
+                                                        "SeriesInstanceUID", "SeriesDescription")}
+
+
+def _read_chunk(paths: Sequence[str]) -> List[Optional[Tuple[str, Dict[str, str]]]]:
+    return [_read_header(p) for p in paths]
+
+
+def _score(args: Tuple[List[str], str]):
+    files, description = args
+    try:
+        return score_series(files, description)
+    except Exception as exc:  # noqa: BLE001 - a broken series must not stop the cohort; recorded as the reason
+        return exc
+
+
+def list_files(root: str) -> List[str]:
+    """Every regular file under `root`, hidden files and folders excluded, in sorted walk order."""
+    out = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out += [os.path.join(folder, n) for n in sorted(names) if not n.startswith(".")]
+    return out
+
+
+def _parallel(fn, items: List, workers: int, chunk: int) -> List:
+    if workers <= 1 or len(items) <= chunk:
+        return [fn(x) for x in items]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items, chunksize=max(1, chunk // 64)))
+
+
+def build_index(root: str, workers: Optional[int] = None, chunk: int = 256) -> List[Dict]:
+    """The index rows of the export tree `root` (see module doc); `workers`: header-reading processes
+    (default: the CPU count, at most 8)."""
+    root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        raise CohortIndexError(f"{root}: not a folder")
+    workers = workers or min(8, os.cpu_count() or 1)
+    files = list_files(root)
+    chunks = [files[i:i + chunk] for i in range(0, len(files), chunk)]
+    headers = [h for part in _parallel(_read_chunk, chunks, workers, 2) for h in part if h is not None]
+    if not headers:
+        raise CohortIndexError(f"{root}: no DICOM image files found")
+    studies: Dict[str, Dict[str, List[Tuple[str, Dict]]]] = {}
+    for path, tags in headers:
+        study_key = tags["StudyInstanceUID"] or f"(no StudyInstanceUID) {os.path.dirname(path)}"
+        studies.setdefault(study_key, {}).setdefault(tags["SeriesInstanceUID"], []).append((path, tags))
+    to_score = [(uid, series_uid, [p for p, _ in items], items[0][1]["SeriesDescription"])
+                for uid, series in studies.items() if len(series) > 1 for series_uid, items in series.items()]
+    scores = dict(zip([(u, s) for u, s, _, _ in to_score],
+                      _parallel(_score, [(f, d) for _, _, f, d in to_score], workers, 8)))
+    keys = sorted(studies)
+    first = {uid: next(iter(studies[uid].values()))[0][1] for uid in keys}
+    bases = [_safe_name("_".join(x for x in (first[u]["PatientID"] or first[u]["PatientName"] or "patient",
+                                             first[u]["StudyDate"]) if x)) for u in keys]
+    order = sorted(range(len(keys)), key=lambda i: (bases[i].lower(), keys[i]))
+    names = unique_names(list(RESERVED_NAMES) + [bases[i] for i in order])[len(RESERVED_NAMES):]
+    name_of = {keys[i]: name for i, name in zip(order, names)}
+    rows = []
+    for uid in sorted(keys, key=lambda u: name_of[u]):
+        rows += _study_rows(name_of[uid], uid, studies[uid], scores)
+    return rows
+
+
+def _study_rows(name: str, uid: str, series: Dict[str, List[Tuple[str, Dict]]], scores: Dict) -> List[Dict]:
+    tags = next(iter(series.values()))[0][1]
+    rows = [{"study": name, "patient_id": tags["PatientID"], "study_uid": uid, "study_date": tags["StudyDate"],
+             "series_uid": s_uid, "series_description": items[0][1]["SeriesDescription"], "n_files": len(items),
+             "score": "", "chosen": "no", "reason": "", "files": json.dumps(sorted(p for p, _ in items))}
+            for s_uid, items in sorted(series.items())]
+    if len(rows) == 1:
+        rows[0].update(chosen="yes", reason="the only series in the study")
+        return rows
+    results = [scores[(uid, row["series_uid"])] for row in rows]
+    broken = [(row, r) for row, r in zip(rows, results) if isinstance(r, Exception)]
+    for row, result in zip(rows, results):
+        if isinstance(result, Exception):
+            row["reason"] = f"cannot score: {result}"
+        else:
+            row.update(score=result.score, reason="; ".join(result.reasons) or "no LGE evidence")
+    if broken:
+        return rows
+    ranked = sorted(rows, key=lambda r: -r["score"])
+    if ranked[0]["score"] != ranked[1]["score"]:
+        ranked[0]["chosen"] = "yes"
+    return rows
+
+
+def write_index(rows: List[Dict], path: str) -> None:
+    """Write the index atomically (a temporary file renamed over `path`)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_index(path: str) -> List[Dict]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != INDEX_FIELDS:
+                raise CohortIndexError(f"{path}: not a scarnet cohort index (columns {reader.fieldnames})")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CohortIndexError(f"{path}: cannot read the cohort index ({exc})") from None
+    for row in rows:
+        row["n_files"] = int(row["n_files"])
+        row["score"] = int(row["score"]) if row["score"] != "" else ""
+    return rows
+
+
+def index_digest(rows: List[Dict]) -> str:
+    """SHA-256 of the index content (studies, series, choices, files): equal indexes, equal digests."""
+    text = json.dumps([[str(r[k]) for k in INDEX_FIELDS] for r in rows])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def studies_of(rows: List[Dict]) -> List[Study]:
+    """The studies of an index, in index order, each with its chosen series (or the reason why none)."""
+    out: Dict[str, Study] = {}
+    for row in rows:
+        study = out.setdefault(row["study"], Study(row["study"], row["study_uid"], row["patient_id"],
+                                                   row["study_date"]))
+        study.series.append(row)
+    for study in out.values():
+        chosen = [r for r in study.series if r["chosen"] == "yes"]
+        if chosen:
+            study.chosen = chosen[0]
+            study.reason = f"series {chosen[0]['series_uid']} ({chosen[0]['series_description'] or 'no description'})" \
+                           f": {chosen[0]['reason']}"
+        else:
+            listing = "; ".join(f"{r['series_uid']} ({r['series_description'] or 'no description'}, {r['n_files']} "
+                                f"files, score {r['score']}: {r['reason']})" for r in study.series)
+            study.reason = f"cannot tell which of {len(study.series)} series is the LGE stack: {listing}"
+    return list(out.values())

@@ -1,0 +1,207 @@
+"""`scarnet report EXPORT_ROOT --model MODEL OUT_DIR [--num-parts N --part-id K] [--overwrite]`: one part of a
+cohort, resumable.
+
+- Parts (nnUNetv2_predict's convention): study S belongs to part `int(sha256(StudyInstanceUID)) % N`, a rule that
+  depends on the study alone, never on the order of the file walk or on the other studies.
+- The model is loaded once; the part's studies are then read, predicted, quantified and written one after another.
+- OUT_DIR of a cohort part holds `.scarnet-output` (io_safety's marker), `.scarnet-cohort` (JSON: part, parts,
+  root, index digest, model identity), `index.csv` (the whole cohort's index), one folder per finished study and,
+  when the part is complete, `cohort.csv` (one row per study of the part, failures included).
+- A study is complete when its folder exists: `pipeline.write_outputs` writes the folder's `.scarnet-report`
+  marker last and renames the private `.partial` folder into place in one step (atomic on one file system).
+- Rerun into a folder holding `.scarnet-cohort` (resume): the folder is NOT emptied; the stored index is used;
+  complete studies are skipped; `.partial` folders of a killed run are removed and their studies redone; failed
+  studies are retried. A rerun with another part, number of parts, root, index or model is refused.
+  `--overwrite` empties the folder (io_safety's policy for a scarnet folder) and redoes everything.
+- OutputDirLock holds OUT_DIR for the whole run: two processes never write one part.
+"""
+import hashlib
+import json
+import os
+import shutil
+import sys
+from typing import Dict, List, Optional, Sequence
+
+from nnunetv2_scarnet.io_safety import LOCK, OutputDirLock, check_output_dir, prepare_output_dir
+from nnunetv2_scarnet.quantification.report import write_csv
+from nnunetv2_scarnet.report.cohort_index import (Study, build_index, index_digest, read_index,
+                                                  studies_of, write_index)
+from nnunetv2_scarnet.report.inputs import PatientInput, ReportInputError, dicom_identifiers
+from nnunetv2_scarnet.report.pipeline import MARKER as STUDY_MARKER
+from nnunetv2_scarnet.report.pipeline import Patient, _bar, _fail, _prepare, write_outputs
+from nnunetv2_scarnet.report.predict import ReportPredictor
+
+COHORT_MARKER = ".scarnet-cohort"
+#: columns of a part's (and the merged) cohort.csv
+ROW_FIELDS = ["study", "status", "error", "patient_id", "study_uid", "study_date", "series_uid", "part",
+              "myocardium_ml", "myocardium_g", "scar_ml", "scar_g", "scar_pct_lvm", "mvo_ml", "n_qc_flags",
+              "qc_flags", "report_html"]
+
+
+class CohortStateError(ValueError):
+    """OUT_DIR holds another cohort run (part, index, model) than the one asked for; the message says which."""
+
+
+def part_of(study_uid: str, num_parts: int) -> int:
+    """The part of a study: SHA-256 of its StudyInstanceUID modulo the number of parts."""
+    return int(hashlib.sha256(study_uid.encode()).hexdigest(), 16) % num_parts
+
+
+def study_is_complete(out_dir: str, name: str) -> bool:
+    folder = os.path.join(out_dir, name)
+    return os.path.isfile(os.path.join(folder, STUDY_MARKER)) and \
+        os.path.isfile(os.path.join(folder, f"{name}_report.json"))
+
+
+def _state(root: str, num_parts: int, part_id: int, digest: str, model: Dict) -> Dict:
+    return {"root": os.path.abspath(root), "num_parts": num_parts, "part_id": part_id, "index_digest": digest,
+            "model": {k: model[k] for k in ("model_folder", "trainer", "plans", "configuration", "folds",
+                                            "checkpoint", "mirroring_axes")}}
+
+
+def _check_resume(out_dir: str, wanted: Dict) -> None:
+    with open(os.path.join(out_dir, COHORT_MARKER)) as f:
+        stored = json.load(f)
+    for key, what in (("num_parts", "number of parts"), ("part_id", "part"), ("root", "export root"),
+                      ("index_digest", "study index"), ("model", "model")):
+        if stored.get(key) != wanted[key]:
+            raise CohortStateError(f"{out_dir}: holds a cohort run with another {what} ({stored.get(key)} instead of "
+                                   f"{wanted[key]}); rerun with the same arguments to resume, or add --overwrite")
+
+
+def load_or_build_index(root: str, out_dir: str, resume: bool, index_path: Optional[str], workers: Optional[int]):
+    """The cohort index: `index_path` when given, else OUT_DIR's stored index.csv on a resume, else a new scan."""
+    stored = os.path.join(out_dir, "index.csv")
+    if index_path:
+        return read_index(index_path)
+    if resume and os.path.isfile(stored):
+        return read_index(stored)
+    return build_index(root, workers)
+
+
+def convert_study(patient: Patient, study: Study) -> None:
+    """The chosen series of an indexed study -> NIfTI (its files only, whatever else shares their folders)."""
+    from nnunetv2_scarnet.ingestion import dicom_to_nifti
+
+    _prepare(patient)
+    if study.chosen is None:
+        raise ReportInputError(f"{study.folder}: {study.reason}")
+    links = os.path.join(patient.work, "series_files")
+    os.makedirs(links)
+    original = {}
+    for k, path in enumerate(study.files):
+        link = os.path.join(links, f"{k:05d}.dcm")
+        os.symlink(path, link)
+        original[link] = path
+    try:
+        try:
+            stack = dicom_to_nifti(links, patient.image, study.chosen["series_uid"])
+        except Exception as exc:  # noqa: BLE001 - the message names the source files, not the private links
+            message = str(exc)
+            for link, path in original.items():
+                message = message.replace(link, path)
+            raise ReportInputError(message.replace(links, study.folder)) from None
+        patient.dicom_files = [original[f] for f in dict.fromkeys(stack.files)]
+        patient.identifiers = dicom_identifiers(patient.dicom_files)
+    finally:
+        shutil.rmtree(links)
+    patient.source.series_uid = study.chosen["series_uid"]
+
+
+def study_row(out_dir: str, study: Study, part_id: int, error: Optional[str]) -> Dict:
+    """The cohort row of a study, from its report JSON on disk (so a resumed and an uninterrupted run agree)."""
+    row = {k: None for k in ROW_FIELDS}
+    row.update(study=study.name, status="failed" if error else "ok", error=error, patient_id=study.patient_id,
+               study_uid=study.uid, study_date=study.study_date, part=part_id,
+               series_uid=study.chosen["series_uid"] if study.chosen else None)
+    if error is None:
+        with open(os.path.join(out_dir, study.name, f"{study.name}_report.json")) as f:
+            report = json.load(f)
+        v, flags = report.get("volumes", {}), report.get("qc_flags", [])
+        row.update({k: v.get(k) for k in ("myocardium_ml", "myocardium_g", "scar_ml", "scar_g", "scar_pct_lvm",
+                                          "mvo_ml")})
+        row.update(n_qc_flags=len(flags), qc_flags=" ".join(f["code"] for f in flags),
+                   report_html=f"{study.name}/{study.name}_report.html")
+    return row
+
+
+def _open_out_dir(out_dir: str, overwrite: bool) -> bool:
+    """Under the lock: empty a scarnet folder unless resuming; remove `.partial` leftovers. True: resuming."""
+    resume = not overwrite and os.path.isfile(os.path.join(out_dir, COHORT_MARKER))
+    if not resume:
+        prepare_output_dir(out_dir, keep=(LOCK,))
+        return False
+    for name in os.listdir(out_dir):
+        if name.startswith(".") and name.endswith(".partial"):
+            shutil.rmtree(os.path.join(out_dir, name))
+    for name in ("cohort.csv",):
+        if os.path.exists(os.path.join(out_dir, name)):
+            os.remove(os.path.join(out_dir, name))  # rewritten when the part completes
+    return True
+
+
+def run_cohort(root: str, model_folder: str, out_dir: str, num_parts: int = 1, part_id: int = 0,
+               overwrite: bool = False, index_path: Optional[str] = None, workers: Optional[int] = None,
+               folds: Optional[Sequence[str]] = None, device: str = "auto", mirroring: bool = True,
+               checkpoint: str = "checkpoint_final.pth", debug: bool = False, scheme=None,
+               trust_model: bool = False, rows: Optional[List[Dict]] = None) -> int:
+    """One part of a cohort (module doc); 0 when every study of the part succeeded, 1 when any failed.
+    `rows`: an index already built from `root` (by the caller's check whether `root` is a cohort)."""
+    if not 0 <= part_id < num_parts:
+        raise ValueError(f"--part-id {part_id}: must be between 0 and --num-parts - 1 ({num_parts - 1})")
+    out_dir, root = os.path.abspath(out_dir), os.path.abspath(root)
+    check_output_dir(out_dir)
+    real_out, real_root = os.path.realpath(out_dir), os.path.realpath(root)
+    if real_out == real_root or real_out.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise CohortStateError(f"{out_dir}: output folder lies inside the export root {root}, whose files are "
+                               f"indexed; choose an output folder outside it")
+    resuming = not overwrite and os.path.isfile(os.path.join(out_dir, COHORT_MARKER))
+    if rows is None or resuming or index_path:
+        rows = load_or_build_index(root, out_dir, resuming, index_path, workers)
+    predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring, scheme, trust_model)
+    model = predictor.identity()
+    state = _state(root, num_parts, part_id, index_digest(rows), model)
+    with OutputDirLock(out_dir):
+        if _open_out_dir(out_dir, overwrite):
+            _check_resume(out_dir, state)
+        else:
+            write_index(rows, os.path.join(out_dir, "index.csv"))
+            tmp = os.path.join(out_dir, f"{COHORT_MARKER}.tmp")
+            with open(tmp, "w") as f:
+                json.dump(state, f, indent=1)
+            os.replace(tmp, os.path.join(out_dir, COHORT_MARKER))  # after index.csv: a resume finds both
+        studies = [s for s in studies_of(rows) if part_of(s.uid, num_parts) == part_id]
+        out_rows = []
+        for study in _bar(studies, desc=f"part {part_id} of {num_parts}: studies", unit="study"):
+            error = None if study_is_complete(out_dir, study.name) else \
+                _run_study(study, out_dir, predictor, model, debug)
+            out_rows.append(study_row(out_dir, study, part_id, error))
+        tmp = os.path.join(out_dir, ".cohort.csv.tmp")
+        write_csv(tmp, out_rows)
+        os.replace(tmp, os.path.join(out_dir, "cohort.csv"))  # written last: the part is complete
+    failed = [r for r in out_rows if r["status"] == "failed"]
+    print(f"part {part_id} of {num_parts}: {len(out_rows) - len(failed)} of {len(out_rows)} studies reported "
+          f"({os.path.join(out_dir, 'cohort.csv')})")
+    if failed:
+        print(f"{len(failed)} stud{'ies' if len(failed) != 1 else 'y'} failed: " +
+              "; ".join(f"{r['study']}: {r['error']}" for r in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_study(study: Study, out_dir: str, predictor: ReportPredictor, model: Dict, debug: bool) -> Optional[str]:
+    """Read, predict and write one study; its error message, or None. A failure never stops the cohort."""
+    source = PatientInput(study.name, study.folder if study.series else "", "dicom",
+                          series_choice=study.reason)
+    patient = Patient(source, out_dir)
+    stage = "reading the input"
+    try:
+        convert_study(patient, study)
+        stage = "prediction"
+        patient.prediction = predictor.predict(patient.image, patient.segmentation)
+        stage = "writing the report"
+        write_outputs(patient, predictor, model)
+    except Exception as exc:  # noqa: BLE001 - one unreadable study never stops the cohort
+        _fail(patient, stage, exc, debug)
+        return patient.error
+    return None
