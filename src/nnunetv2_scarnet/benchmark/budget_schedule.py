@@ -1,0 +1,85 @@
+"""The equal-budget rule: the same compile setting and the same epoch-count rule for every trainer.
+
+Compile: off for every trainer (`nnUNet_compile=f` in each trainer's environment, checked in the trainer's process).
+nnU-Net compiles by default on CUDA; compilation time would land in the first epoch and differs per architecture
+(the ViT hybrid compiles longer than stock), and ScarNet's compiled training has not been exercised on a GPU yet.
+
+Timing: the budget is the wall-clock time of the whole training, first epoch included. The first epoch carries the
+one-off costs (CUDA context, cuDNN autotuning, data-loader workers, compilation where it is on); it is charged once,
+not extrapolated. The second epoch is the timed, steady-state epoch:
+
+    epochs = max(2, 1 + floor((budget - t_first) / t_second))
+
+so training ends within the budget whenever the first two epochs fit it. The schedule (poly learning rate, and
+ScarNet's warm-up rescaled as `min(warmup_epochs, epochs // 10)`) is set to that number after the second epoch; the
+first two epochs run under the trainer's default schedule (1000 epochs).
+"""
+import math
+import time
+from typing import Callable, Dict
+
+COMPILE_ENV = {"nnUNet_compile": "f"}
+COMPILE_RULE = "off for every trainer (nnUNet_compile=f in each trainer's environment)"
+TIMING_RULE = ("budget = wall-clock time of the whole training, first epoch included; epochs = max(2, 1 + "
+               "floor((budget - first epoch s) / second epoch s)): the first epoch's one-off costs are charged once, "
+               "the second (steady-state) epoch sets the pace; schedule set after the second epoch")
+
+
+def epochs_for_budget(budget_s: float, first_epoch_s: float, second_epoch_s: float) -> int:
+    """Whole epochs that fit the budget: the first epoch as measured, every further one as the second (>= 2)."""
+    if second_epoch_s <= 0 or first_epoch_s < 0:
+        raise ValueError(f"epoch times must be positive, got {first_epoch_s} and {second_epoch_s} s")
+    return max(2, 1 + math.floor((budget_s - first_epoch_s) / second_epoch_s))
+
+
+def trainer_env(base_env: Dict[str, str]) -> Dict[str, str]:
+    """The environment of every trainer's process: `base_env` with the protocol's compile setting."""
+    return dict(base_env, **COMPILE_ENV)
+
+
+def check_compile_setting(trainer, environ: Dict[str, str]) -> bool:
+    """Refuse a trainer process that would not follow the compile rule; returns whether the trainer compiles."""
+    for key, value in COMPILE_ENV.items():
+        if environ.get(key) != value:
+            raise RuntimeError(f"equal-budget protocol: {key}={environ.get(key)!r} in this trainer's environment, "
+                               f"the protocol needs {value!r} for every trainer")
+    compiles = bool(trainer._do_i_compile())
+    if compiles:
+        raise RuntimeError(f"{type(trainer).__name__} would compile although {COMPILE_ENV} is set")
+    return compiles
+
+
+def budgeted(trainer_class, budget_s: float, clock: Callable[[], float] = time.monotonic):
+    """The same trainer class (same name, so results land in the usual folder) whose schedule fits the budget.
+
+    Records `epoch_seconds` (every epoch's wall time) and `training_seconds` on the trainer."""
+    import torch
+
+    def run_training(self):
+        self.on_train_start()
+        start = clock()
+        self.epoch_seconds = []
+        while self.current_epoch < self.num_epochs:
+            epoch_start = clock()
+            self.on_epoch_start()
+            self.on_train_epoch_start()
+            outputs = [self.train_step(next(self.dataloader_train)) for _ in range(self.num_iterations_per_epoch)]
+            self.on_train_epoch_end(outputs)
+            with torch.no_grad():
+                self.on_validation_epoch_start()
+                val = [self.validation_step(next(self.dataloader_val)) for _ in range(self.num_val_iterations_per_epoch)]
+                self.on_validation_epoch_end(val)
+            self.on_epoch_end()  # increments current_epoch
+            self.epoch_seconds.append(clock() - epoch_start)
+            if self.current_epoch == 2:
+                first, second = self.epoch_seconds
+                self.num_epochs = epochs_for_budget(budget_s, first, second)
+                self.lr_scheduler.max_steps = self.num_epochs
+                if hasattr(self.lr_scheduler, "warmup_steps"):  # ScarNet: warm-up scaled to the new schedule
+                    self.lr_scheduler.warmup_steps = min(self.warmup_epochs, self.num_epochs // 10)
+                self.print_to_log_file(f"budget {budget_s:.0f} s, first epoch {first:.1f} s, second {second:.1f} s "
+                                       f"-> {self.num_epochs} epochs")
+        self.training_seconds = clock() - start
+        self.on_train_end()
+
+    return type(trainer_class.__name__, (trainer_class,), {"run_training": run_training})
