@@ -144,7 +144,8 @@ def main(argv=None) -> int:
         with open(os.path.join(args.out, f"train_{name}.log"), "w") as f:
             f.write(out)
         row = json.loads([ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1][len("RESULT "):])
-        results.append(evaluate_folders(row["validation_folder"], reference, os.path.join(args.out, name), name=name))
+        results.append(evaluate_folders(row["validation_folder"], reference, os.path.join(args.out, name), name=name,
+                                        pictures=False))
         row["evaluation"] = results[-1]["summary"]
         report["rows"].append(row)
         if len(results) > 1:
