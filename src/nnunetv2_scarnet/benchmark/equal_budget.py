@@ -24,7 +24,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from nnunetv2_scarnet.benchmark.budget_schedule import (COMPILE_RULE, TIMING_RULE, budgeted, check_compile_setting,
                                                         trainer_env)
@@ -60,12 +60,19 @@ def train_one(trainer_name: str, dataset: str, fold: int, budget_s: float, devic
             "validation_folder": join(trainer.output_folder, "validation")}
 
 
-def run(cmd: List[str], env: Dict) -> str:
+def run(cmd: List[str], env: Dict, log_path: Optional[str] = None) -> str:
+    """Run `cmd`; its output goes to `log_path` as it comes (a run cut short keeps its log) and is returned."""
     print("$ " + " ".join(cmd), flush=True)
-    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if log_path is None:
+        done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = done.stdout
+    else:
+        with open(log_path, "w") as log:
+            done = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        output = open(log_path).read()
     if done.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed:\n{done.stdout[-4000:]}")
-    return done.stdout
+        raise SystemExit(f"{cmd[0]} failed:\n{output[-4000:]}")
+    return output
 
 
 def main(argv=None) -> int:
@@ -140,9 +147,7 @@ def main(argv=None) -> int:
     results = []
     for name in args.trainers:
         cmd, child_env = trainer_command(name, child_args, env)
-        out = run(cmd, child_env)
-        with open(os.path.join(args.out, f"train_{name}.log"), "w") as f:
-            f.write(out)
+        out = run(cmd, child_env, os.path.join(args.out, f"train_{name}.log"))
         row = json.loads([ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1][len("RESULT "):])
         results.append(evaluate_folders(row["validation_folder"], reference, os.path.join(args.out, name), name=name,
                                         pictures=False))

@@ -3,7 +3,9 @@
 Against the first (reference) model, for every other model, over the same patients:
 - per-patient differences (candidate - reference) of scar and myocardium Dice, and of the absolute scar %LVM error
   |prediction - expert|, each with the Wilcoxon signed-rank test (two-sided, scipy.stats.wilcoxon, zero differences
-  dropped as in Wilcoxon's original method; exact p for small n without ties, normal approximation otherwise);
+  dropped as in Wilcoxon's original method; scipy's automatic choice of the null distribution: exact without ties
+  or zeros up to 50 pairs, exact sign-flip permutation with ties up to 13 pairs, normal approximation otherwise;
+  the scipy version is recorded);
 - the difference in median scar (and myocardium) Dice and the difference in Lin's CCC of scar %LVM
   (`agreement.concordance`), each with a paired percentile bootstrap 95% CI: patients are resampled with
   replacement (numpy default_rng(seed)), and both models are evaluated on the same resampled patients.
@@ -14,6 +16,7 @@ Bootstrap resamples whose statistic is undefined (e.g. a constant %LVM series) a
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+import scipy
 from scipy import stats
 
 from nnunetv2_scarnet.evaluation.agreement import concordance
@@ -138,7 +141,8 @@ def compare_models(results: Sequence[Dict], n_resamples: int = N_RESAMPLES, seed
         raise ValueError(f"a paired comparison needs at least two models, got {len(results)}")
     cases = check_same_cases(results)
     return {"reference_model": results[0]["name"], "cases": cases, "undefined_rule": UNDEFINED_RULE,
-            "wilcoxon": "two-sided signed-rank test (scipy.stats.wilcoxon), zero differences dropped",
+            "wilcoxon": f"two-sided signed-rank test (scipy {scipy.__version__} stats.wilcoxon, method auto), zero "
+                        f"differences dropped",
             "bootstrap": f"paired percentile bootstrap, patients resampled with replacement, {n_resamples} "
                          f"resamples, numpy default_rng({seed})",
             "comparisons": [compare_pair(results[0], r, n_resamples, seed) for r in results[1:]]}
