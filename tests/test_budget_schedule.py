@@ -18,8 +18,9 @@ class FakeScheduler:
         self.max_steps = max_steps
 
 
-def fake_trainer_class(clock, first_epoch_s, epoch_s, iterations=4):  # exact binary fractions
-    """A trainer whose epochs take `first_epoch_s` (start-up, compilation) and then `epoch_s` of fake time."""
+def fake_trainer_class(clock, first_epoch_s, epoch_s, iterations=4, val_s=0.0):  # exact binary fractions
+    """A trainer whose training iterations take `first_epoch_s` (start-up, compilation) in the first epoch and then
+    `epoch_s` per `iterations` of fake time; every epoch's validation takes `val_s`."""
 
     class Fake:
         num_epochs = 1000
@@ -33,10 +34,10 @@ def fake_trainer_class(clock, first_epoch_s, epoch_s, iterations=4):  # exact bi
             self.log = []
 
         def train_step(self, batch):
-            clock.now += (first_epoch_s if self.current_epoch == 0 else epoch_s) / self.num_iterations_per_epoch
+            clock.now += (first_epoch_s if self.current_epoch == 0 else epoch_s) / iterations  # fixed cost each
 
         def validation_step(self, batch):
-            return None
+            clock.now += val_s
 
         def on_epoch_end(self):
             self.current_epoch += 1
@@ -54,9 +55,9 @@ def fake_trainer_class(clock, first_epoch_s, epoch_s, iterations=4):  # exact bi
     return Fake
 
 
-def trained(first_epoch_s, epoch_s, budget_s):
+def trained(first_epoch_s, epoch_s, budget_s, val_s=0.0):
     clock = FakeClock()
-    trainer = budgeted(fake_trainer_class(clock, first_epoch_s, epoch_s), budget_s, clock=clock)()
+    trainer = budgeted(fake_trainer_class(clock, first_epoch_s, epoch_s, val_s=val_s), budget_s, clock=clock)()
     trainer.run_training()
     return trainer
 
@@ -78,6 +79,19 @@ def test_trainers_differing_only_in_start_up_cost_train_at_the_same_pace():
     assert fast.training_seconds <= 100 and slow.training_seconds <= 100
     # a budget below the first two epochs: still two epochs (the second one sets the pace)
     assert trained(50.0, 3.0, 10.0).num_epochs == 2
+
+
+def test_the_epochs_after_the_second_fill_the_budget_instead_of_leaving_an_epoch_unused():
+    # 10 s first epoch, 4 s epochs of 4 iterations (1 s each), 20 s budget: 6 s left = 1.5 epochs. Whole epochs
+    # would train 18 s (floor) or 22 s; two epochs of 3 iterations train exactly 20 s.
+    trainer = trained(10.0, 4.0, 20.0)
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.iterations_first_epochs) == (4, 3, 4)
+    assert trainer.training_seconds == pytest.approx(20.0) and trainer.epoch_seconds == [10.0, 4.0, 3.0, 3.0]
+    # with 1 s of validation per epoch (a fixed cost): 14 s left after 11 + 5 s -> 3 epochs of (14/3 - 1) s of
+    # training = 3.67 iterations -> 4: within half an iteration per epoch of the budget
+    trainer = trained(10.0, 4.0, 30.0, val_s=1.0)
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch) == (5, 4)
+    assert abs(trainer.training_seconds - 30.0) <= 3 * 0.5
 
 
 def test_every_trainer_process_gets_the_same_compile_setting(monkeypatch, tmp_path):

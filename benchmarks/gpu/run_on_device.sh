@@ -6,7 +6,7 @@
 # Default: stock nnU-Net against ScarNetTrainerLiteHybrid at BUDGET_S=220 s of training each, under the protocol of
 # src/nnunetv2_scarnet/benchmark/budget_schedule.py (compilation off for every trainer; the first epoch charged
 # once, the second sets the pace). Expected wall time: ~10 s install, ~40 s conversion and preprocessing (16 cores),
-# per trainer ~20 s start-up + <= 220 s training + ~30 s final validation and evaluation: ~540 s. Every phase runs
+# per trainer ~20 s start-up + 220 s training + ~30 s final validation and evaluation: ~540 s. Every phase runs
 # under `timeout` with what is left of DEADLINE_S (default 575 s), so the archive is written before the device
 # tool's 600-s limit even if a trainer runs long; equal_budget.json is rewritten after every trainer, so the
 # trainers that finished come back.

@@ -36,7 +36,10 @@ def accuracy_lines(rows: List[Dict]) -> List[str]:
             ccc += f" [{c['ci_low']:.2f}-{c['ci_high']:.2f}]"
         epochs = r.get("epoch_seconds") or []
         pace = " / ".join(f"{t:.1f}" for t in epochs[:2]) or "n/a"
-        lines.append(f"| {r['trainer']} | {r['epochs']} x {r['iterations_per_epoch']} ({r['batch_size']}) | {pace} | "
+        first, later = r.get("iterations_first_two_epochs", r["iterations_per_epoch"]), r["iterations_per_epoch"]
+        schedule = (f"{r['epochs']} x {later}" if first == later or r["epochs"] <= 2 else
+                    f"2 x {first} + {r['epochs'] - 2} x {later}")
+        lines.append(f"| {r['trainer']} | {schedule} ({r['batch_size']}) | {pace} | "
                      f"{r['training_seconds']:.0f} | {fmt(s['dice_myocardium_patient'])} | "
                      f"{fmt(s['dice_scar_patient'])} | {_number(s['scar_pct_lvm']['bland_altman']['bias'], 2)} | "
                      f"{ccc} |")

@@ -53,8 +53,9 @@ def train_one(trainer_name: str, dataset: str, fold: int, budget_s: float, devic
         trainer.inference_allowed_mirroring_axes = None
     start = time.time()
     trainer.perform_actual_validation(False)
-    return {"trainer": trainer_name, "epochs": trainer.num_epochs, "iterations_per_epoch":
-            trainer.num_iterations_per_epoch, "batch_size": trainer.batch_size,
+    return {"trainer": trainer_name, "epochs": trainer.num_epochs, "iterations_first_two_epochs":
+            trainer.iterations_first_epochs, "iterations_per_epoch": trainer.num_iterations_per_epoch,
+            "batch_size": trainer.batch_size,
             "training_seconds": trainer.training_seconds, "epoch_seconds": trainer.epoch_seconds,
             "compiled": compiled, "validation_seconds": time.time() - start,
             "validation_folder": join(trainer.output_folder, "validation")}
