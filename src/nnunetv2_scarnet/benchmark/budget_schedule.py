@@ -81,7 +81,8 @@ def budgeted(trainer_class, budget_s: float, clock: Callable[[], float] = time.m
             train_s = clock() - epoch_start
             with torch.no_grad():
                 self.on_validation_epoch_start()
-                val = [self.validation_step(next(self.dataloader_val)) for _ in range(self.num_val_iterations_per_epoch)]
+                val = [self.validation_step(next(self.dataloader_val))
+                       for _ in range(self.num_val_iterations_per_epoch)]
                 self.on_validation_epoch_end(val)
             self.on_epoch_end()  # increments current_epoch
             self.epoch_seconds.append(clock() - epoch_start)
