@@ -65,3 +65,15 @@ def test_compare_refuses_models_on_other_cases(folders, tmp_path, capsys):
     assert not out.exists()
     assert main(["compare", str(ref), str(out), "--model", f"perfect={perfect}"]) == 2
     assert "at least two" in capsys.readouterr().err and not out.exists()
+
+
+def test_compare_output_rules_as_every_writer(folders, tmp_path, capsys):
+    ref, perfect, partial, _ = folders
+    out = tmp_path / "taken"
+    out.write_text("someone's file")
+    assert main(["compare", str(ref), str(out), "--model", f"a={perfect}", "--model", f"b={partial}"]) == 2
+    assert "output folder is a file" in capsys.readouterr().err and out.read_text() == "someone's file"
+    assert main(["compare", str(ref), str(tmp_path), "--model", f"a={perfect}", "--model", f"b={partial}"]) == 2
+    assert "output folder is not empty and was not written by scarnet" in capsys.readouterr().err
+    assert main(["compare", str(ref), str(tmp_path / "o"), "--model", f"a={perfect}", "--model", f"a={partial}"]) == 2
+    assert "unique" in capsys.readouterr().err and not (tmp_path / "o").exists()
