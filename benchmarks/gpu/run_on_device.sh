@@ -30,7 +30,7 @@ mkdir -p "$RESULTS"
 [ -z "$(ls -A "$RESULTS")" ] || { echo "$RESULTS is not empty: give RESULTS a new folder" >&2; exit 1; }
 finish() { tar czf "${OUT:-.}/gpu_results.tar.gz" -C "$(dirname "$RESULTS")" "$(basename "$RESULTS")"; }
 trap finish EXIT
-left() { echo $(( DEADLINE_S - (SECONDS - START) )); }
+left() { local s=$(( DEADLINE_S - (SECONDS - START) )); echo $(( s > 1 ? s : 1 )); }  # timeout 0 = no limit
 if [ "$INSTALL" = 1 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu-wheels/*.whl
   export PYTHONPATH=$PWD/.gpu-stubs:$PWD/.gpu-site:/tmp/site PATH=/tmp/site/bin:$PATH
