@@ -43,8 +43,16 @@ def test_equal_budget_protocol_tiny_cpu_check(emidec_cases, tmp_path):
     assert [r["trainer"] for r in report["rows"]] == ["nnUNetTrainer", "ScarNetTrainerTiny"]
     assert report["n_validation_patients"] >= 1
     for row in report["rows"]:
-        assert row["epochs"] == 1 and row["iterations_per_epoch"] == 2
+        # a 1-s budget: the minimum of two epochs (the second one is the timed one), no compilation
+        assert row["epochs"] == 2 and len(row["epoch_seconds"]) == 2 and row["iterations_per_epoch"] == 2
+        assert row["compiled"] is False
         assert row["evaluation"]["n_cases"] == report["n_validation_patients"]
         assert (out / row["trainer"] / "evaluation.json").exists()
+    assert "nnUNet_compile=f" in report["compile"] and "second" in report["timing_rule"]
+    paired = report["paired_comparison"]
+    assert paired["reference_model"] == "nnUNetTrainer" and paired["comparisons"][0]["model"] == "ScarNetTrainerTiny"
+    assert paired["comparisons"][0]["n_cases"] == report["n_validation_patients"]
+    assert (out / "paired_comparison.csv").read_text().count("ScarNetTrainerTiny") == 3
     table = (out / "equal_budget.md").read_text()
-    assert "protocol check with" in table and "| ScarNetTrainerTiny | 1 x 2 (2) |" in table
+    assert "protocol check with" in table and "| ScarNetTrainerTiny | 2 x 2 (2) |" in table
+    assert "Compile: off for every trainer" in table and "Paired against nnUNetTrainer" in table

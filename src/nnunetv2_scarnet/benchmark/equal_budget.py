@@ -4,12 +4,17 @@
         [--fold 0] [--trainers nnUNetTrainer ScarNetTrainerLiteHybrid] [--device cuda]
 
 1. converts the EMIDEC-style cases (patient-level, stratified splits) and preprocesses them once (stock plans);
-2. trains every trainer on the same fold for the same wall-clock budget: the first epoch is timed and the
-   schedule (poly learning rate included) is set to the number of whole epochs that fit the budget, so every
-   trainer finishes its schedule instead of being cut off;
+2. trains every trainer on the same fold for the same wall-clock budget, under one rule for all
+   (`budget_schedule.py`): compilation off (nnUNet_compile=f), the first epoch's one-off costs charged once and the
+   second epoch setting the pace; the schedule (poly learning rate included) is set to the number of whole epochs
+   that fit, so every trainer finishes its schedule instead of being cut off;
 3. predicts the fold's validation patients (nnU-Net's own final validation, with mirroring) and evaluates them
    against the expert labels with `nnunetv2_scarnet.evaluation`;
-4. writes `equal_budget.json` and `equal_budget.md` (Dice median [IQR], scar %LVM bias and CCC) to OUT.
+4. compares every trainer with the first one on the same validation patients (`evaluation.paired_comparison`:
+   Wilcoxon signed-rank p of per-patient differences, paired bootstrap 95% CIs of the difference in median scar
+   Dice and in scar %LVM CCC);
+5. writes `equal_budget.json` and `equal_budget.md` to OUT, after every trainer (a run cut short keeps the
+   trainers that finished).
 
 Each trainer runs in its own process, so GPU memory is returned between runs.
 """
@@ -19,44 +24,15 @@ import os
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
+
+from nnunetv2_scarnet.benchmark.budget_schedule import (COMPILE_RULE, TIMING_RULE, budgeted, check_compile_setting,
+                                                        trainer_env)
 
 #: stock nnU-Net against the first ScarNet of the recommended order (LiteHybrid, then Lite, then _scratch): about
 #: four H100 minutes each fit one 15-minute device session
 DEFAULT_TRAINERS = ["nnUNetTrainer", "ScarNetTrainerLiteHybrid"]
 DATASET_ID = 500
-
-
-def budgeted(trainer_class, budget_s: float):
-    """The same trainer class (same name, so results land in the usual folder) whose schedule fits the budget."""
-
-    import torch
-
-    def run_training(self):
-        self.on_train_start()
-        start = time.time()
-        while self.current_epoch < self.num_epochs:
-            self.on_epoch_start()
-            self.on_train_epoch_start()
-            outputs = [self.train_step(next(self.dataloader_train)) for _ in range(self.num_iterations_per_epoch)]
-            self.on_train_epoch_end(outputs)
-            with torch.no_grad():
-                self.on_validation_epoch_start()
-                val = [self.validation_step(next(self.dataloader_val)) for _ in range(self.num_val_iterations_per_epoch)]
-                self.on_validation_epoch_end(val)
-            self.on_epoch_end()  # increments current_epoch
-            if self.current_epoch == 1:
-                first_epoch_s = time.time() - start
-                self.num_epochs = max(1, int(budget_s // first_epoch_s))
-                self.lr_scheduler.max_steps = self.num_epochs
-                if hasattr(self.lr_scheduler, "warmup_steps"):  # ScarNet: warm-up scaled to the new schedule
-                    self.lr_scheduler.warmup_steps = min(self.warmup_epochs, self.num_epochs // 10)
-                self.print_to_log_file(f"budget {budget_s:.0f} s, first epoch {first_epoch_s:.1f} s -> "
-                                       f"{self.num_epochs} epochs")
-        self.training_seconds = time.time() - start
-        self.on_train_end()
-
-    return type(trainer_class.__name__, (trainer_class,), {"run_training": run_training})
 
 
 def train_one(trainer_name: str, dataset: str, fold: int, budget_s: float, device: str, overrides: Dict) -> Dict:
@@ -67,6 +43,7 @@ def train_one(trainer_name: str, dataset: str, fold: int, budget_s: float, devic
 
     cls = budgeted(recursive_find_trainer_class_by_name(trainer_name), budget_s)
     trainer = make_trainer(cls, dataset, "nnUNetPlans", fold, device, overrides.get("batch_size"))
+    compiled = check_compile_setting(trainer, os.environ)
     if overrides.get("iterations_per_epoch"):
         trainer.num_iterations_per_epoch = overrides["iterations_per_epoch"]
     if overrides.get("val_iterations"):
@@ -76,39 +53,27 @@ def train_one(trainer_name: str, dataset: str, fold: int, budget_s: float, devic
         trainer.inference_allowed_mirroring_axes = None
     start = time.time()
     trainer.perform_actual_validation(False)
-    return {"trainer": trainer_name, "epochs": trainer.num_epochs, "iterations_per_epoch":
-            trainer.num_iterations_per_epoch, "batch_size": trainer.batch_size,
-            "training_seconds": trainer.training_seconds, "validation_seconds": time.time() - start,
+    return {"trainer": trainer_name, "epochs": trainer.num_epochs, "iterations_first_two_epochs":
+            trainer.iterations_first_epochs, "iterations_per_epoch": trainer.num_iterations_per_epoch,
+            "batch_size": trainer.batch_size,
+            "training_seconds": trainer.training_seconds, "epoch_seconds": trainer.epoch_seconds,
+            "compiled": compiled, "validation_seconds": time.time() - start,
             "validation_folder": join(trainer.output_folder, "validation")}
 
 
-def run(cmd: List[str], env: Dict) -> str:
+def run(cmd: List[str], env: Dict, log_path: Optional[str] = None) -> str:
+    """Run `cmd`; its output goes to `log_path` as it comes (a run cut short keeps its log) and is returned."""
     print("$ " + " ".join(cmd), flush=True)
-    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if log_path is None:
+        done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = done.stdout
+    else:
+        with open(log_path, "w") as log:
+            done = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        output = open(log_path).read()
     if done.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed:\n{done.stdout[-4000:]}")
-    return done.stdout
-
-
-def markdown(rows: List[Dict], budget_s: float, fold: int) -> str:
-    from nnunetv2_scarnet.evaluation.overlap import format_median_iqr
-
-    def fmt(stat):
-        return format_median_iqr(stat) or "n/a"
-
-    lines = [f"Budget {budget_s:.0f} s of training per trainer, fold {fold}.", "",
-             "| trainer | epochs x iterations (batch) | train s | myocardium Dice | scar Dice | scar %LVM bias | "
-             "scar %LVM CCC [95% CI] |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        s = r["evaluation"]
-        c = s["scar_pct_lvm"]["concordance"]
-        ccc = "n/a" if c["ccc"] is None else f"{c['ccc']:.3f}"
-        if c.get("ci_low") is not None:
-            ccc += f" [{c['ci_low']:.2f}-{c['ci_high']:.2f}]"
-        lines.append(f"| {r['trainer']} | {r['epochs']} x {r['iterations_per_epoch']} ({r['batch_size']}) | "
-                     f"{r['training_seconds']:.0f} | {fmt(s['dice_myocardium_patient'])} | "
-                     f"{fmt(s['dice_scar_patient'])} | {s['scar_pct_lvm']['bland_altman']['bias']:.2f} | {ccc} |")
-    return "\n".join(lines)
+        raise SystemExit(f"{cmd[0]} failed:\n{output[-4000:]}")
+    return output
 
 
 def main(argv=None) -> int:
@@ -128,6 +93,7 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations-per-epoch", type=int, help="instead of nnU-Net's 250 (CPU check only)")
     parser.add_argument("--val-iterations", type=int, help="instead of nnU-Net's 50 (CPU check only)")
     parser.add_argument("--disable-mirroring", action="store_true", help="final validation without mirroring")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the paired bootstrap")
     parser.add_argument("--train-one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     work = os.path.abspath(args.work)
@@ -144,8 +110,11 @@ def main(argv=None) -> int:
 
     from nnunetv2_scarnet.data.emidec import convert_emidec
     from nnunetv2_scarnet.evaluation import evaluate_folders
+    from nnunetv2_scarnet.evaluation.paired_comparison import compare_models
+    from nnunetv2_scarnet.io_safety import check_output_dir, prepare_output_dir
 
-    os.makedirs(args.out, exist_ok=True)
+    if not args.prepare_only:
+        check_output_dir(args.out)
     t0 = time.time()
     raw = convert_emidec(args.cases, env["nnUNet_raw"], DATASET_ID, "EMIDECbudget", reader=args.reader,
                          overwrite=True)
@@ -153,6 +122,7 @@ def main(argv=None) -> int:
         dict(env, nnUNet_n_proc_DA=str(args.processes)))
     if args.prepare_only:
         return 0
+    prepare_output_dir(args.out)
     splits = json.load(open(os.path.join(raw, "splits_final.json")))[args.fold]
     reference = os.path.join(work, "reference_fold")
     os.makedirs(reference, exist_ok=True)
@@ -167,32 +137,53 @@ def main(argv=None) -> int:
             child_options += [flag, str(value)]
     if args.disable_mirroring:
         child_options.append("--disable-mirroring")
-    rows = []
-    for name in args.trainers:
-        out = run([sys.executable, "-m", "nnunetv2_scarnet.benchmark.equal_budget", "--cases", args.cases,
-                   "--work", work, "--out", args.out, "--budget-s", str(args.budget_s), "--fold", str(args.fold),
-                   "--device", args.device, "--train-one", name] + child_options, env)
-        with open(os.path.join(args.out, f"train_{name}.log"), "w") as f:
-            f.write(out)
-        row = json.loads([ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1][len("RESULT "):])
-        row["evaluation"] = evaluate_folders(row["validation_folder"], reference, os.path.join(args.out, name),
-                                             name=name)["summary"]
-        rows.append(row)
-    report = {"date": time.strftime("%Y-%m-%d"), "device": args.device, "budget_s": args.budget_s,
-              "cpu_check_overrides": child_options,
-              "fold": args.fold, "n_validation_patients": len(splits["val"]), "total_seconds": time.time() - t0,
-              "rows": rows}
+    child_args = ["--cases", args.cases, "--work", work, "--out", args.out, "--budget-s", str(args.budget_s),
+                  "--fold", str(args.fold), "--device", args.device] + child_options
     from nnunetv2_scarnet.benchmark.speed import hardware
 
-    report["hardware"] = hardware(args.device)
-    with open(os.path.join(args.out, "equal_budget.json"), "w") as f:
-        json.dump(report, f, indent=1)
-    table = markdown(rows, args.budget_s, args.fold)
-    with open(os.path.join(args.out, "equal_budget.md"), "w") as f:
-        note = f" (protocol check with {' '.join(child_options)})" if child_options else ""
-        f.write(f"{report['date']}, {report['hardware']}{note}\n\n{table}\n")
-    print(table)
+    report = {"date": time.strftime("%Y-%m-%d"), "device": args.device, "hardware": hardware(args.device),
+              "budget_s": args.budget_s, "compile": COMPILE_RULE, "timing_rule": TIMING_RULE,
+              "cpu_check_overrides": child_options, "fold": args.fold, "n_validation_patients": len(splits["val"]),
+              "rows": [], "paired_comparison": None}
+    results = []
+    for name in args.trainers:
+        cmd, child_env = trainer_command(name, child_args, env)
+        out = run(cmd, child_env, os.path.join(args.out, f"train_{name}.log"))
+        row = json.loads([ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1][len("RESULT "):])
+        results.append(evaluate_folders(row["validation_folder"], reference, os.path.join(args.out, name), name=name,
+                                        pictures=False))
+        row["evaluation"] = results[-1]["summary"]
+        report["rows"].append(row)
+        if len(results) > 1:
+            report["paired_comparison"] = compare_models(results, seed=args.seed)
+        report["total_seconds"] = time.time() - t0
+        write_report(report, args.out)  # after every trainer: a run cut short keeps the finished ones
+    print(open(os.path.join(args.out, "equal_budget.md")).read())
     return 0
+
+
+def trainer_command(name: str, child_args: List[str], env: Dict[str, str]) -> Tuple[List[str], Dict[str, str]]:
+    """The command and environment of one trainer's process: the same for every trainer but the name."""
+    return ([sys.executable, "-m", "nnunetv2_scarnet.benchmark.equal_budget", *child_args, "--train-one", name],
+            trainer_env(env))
+
+
+def write_report(report: Dict, out: str) -> None:
+    """equal_budget.json, equal_budget.md and paired_comparison.csv (when two trainers or more finished)."""
+    from nnunetv2_scarnet.benchmark.budget_table import markdown
+    from nnunetv2_scarnet.evaluation.paired_comparison import comparison_table_rows
+    from nnunetv2_scarnet.quantification.report import write_csv
+
+    with open(os.path.join(out, "equal_budget.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    comparison = report["paired_comparison"]
+    if comparison:
+        write_csv(os.path.join(out, "paired_comparison.csv"), comparison_table_rows(comparison))
+    table = markdown(report["rows"], comparison, report["budget_s"], report["fold"])
+    overrides = report["cpu_check_overrides"]
+    note = f" (protocol check with {' '.join(overrides)})" if overrides else ""
+    with open(os.path.join(out, "equal_budget.md"), "w") as f:
+        f.write(f"{report['date']}, {report['hardware']}{note}\n\n{table}\n")
 
 
 if __name__ == "__main__":

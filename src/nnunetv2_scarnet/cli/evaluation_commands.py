@@ -1,4 +1,4 @@
-"""`scarnet evaluate`, `scarnet baselines` and `scarnet noise`: agreement with expert labels."""
+"""`scarnet evaluate`, `scarnet compare`, `scarnet baselines` and `scarnet noise`: agreement with expert labels."""
 import json
 import os
 
@@ -24,6 +24,72 @@ def cmd_evaluate(args):
           f"{t.get('kappa_linear')}, exact agreement {t.get('exact_agreement')}")
     print(f"MVO: {summary['mvo_status']}")
     print(f"evaluation in {args.out_dir}")
+    return 0
+
+
+#: files `scarnet compare` writes next to the per-model folders
+COMPARE_OUTPUTS = ("paired_comparison.json", "paired_comparison.csv")
+
+
+def check_compare(args) -> None:
+    """`scarnet compare`: two models or more, each folder holding exactly the reference's cases (one error naming
+    every model's missing and extra cases), before anything is written."""
+    from nnunetv2_scarnet.cli.checks import check_not_inside
+    from nnunetv2_scarnet.io_safety import check_input_dir
+    from nnunetv2_scarnet.quantification.label_scheme import case_id_of
+
+    names = [item.split("=", 1)[0] for item in args.model]
+    models = named_paths(args.model)
+    if len(models) != len(names):
+        raise ValueError(f"--model names must be unique, got {names}")
+    if len(models) < 2:
+        raise ValueError(f"scarnet compare needs at least two --model NAME=PREDICTION_DIR, got {len(models)}")
+    for name, folder in models.items():
+        if not name or os.sep in name or name in (".", "..") or name in COMPARE_OUTPUTS:
+            raise ValueError(f"--model name {name!r} cannot name an output folder")
+        check_input_dir(folder, f"--model {name} prediction folder")
+        check_not_inside(folder, args.out_dir)
+
+    def cases(folder):
+        return {case_id_of(f) for f in os.listdir(folder) if f.endswith(".nii.gz")}
+
+    reference = cases(args.reference_dir)
+    if not reference:
+        raise ValueError(f"{args.reference_dir}: no .nii.gz reference label files")
+    problems = []
+    for name, folder in models.items():
+        found = cases(folder)
+        missing, extra = sorted(reference - found), sorted(found - reference)
+        if missing:
+            problems.append(f"{name} ({folder}) lacks cases {missing}")
+        if extra:
+            problems.append(f"{name} ({folder}) has cases {extra} without reference")
+    if problems:
+        raise ValueError(f"the models do not cover the reference cases of {args.reference_dir}: "
+                         + "; ".join(problems))
+
+
+def cmd_compare(args):
+    from nnunetv2_scarnet.evaluation import evaluate_folders
+    from nnunetv2_scarnet.evaluation.paired_comparison import compare_models, comparison_table_rows
+    from nnunetv2_scarnet.quantification.report import write_csv
+
+    scheme = label_scheme(args) if args.dataset_json else None
+    models = named_paths(args.model)
+    prepare_output_dir(args.out_dir)  # inputs were checked by check_compare; replaces an earlier run's files
+    results = [evaluate_folders(path, args.reference_dir, os.path.join(args.out_dir, name), scheme, name,
+                                images_dir=args.images, mvo_assessed=False if args.mvo_merged else None)
+               for name, path in models.items()]
+    comparison = compare_models(results, n_resamples=args.bootstrap, seed=args.seed)
+    with open(os.path.join(args.out_dir, "paired_comparison.json"), "w") as f:
+        json.dump(comparison, f, indent=1)
+    rows = comparison_table_rows(comparison)
+    write_csv(os.path.join(args.out_dir, "paired_comparison.csv"), rows)
+    for r in rows:
+        ci = "n/a" if r["ci_low"] is None else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+        print(f"{r['model']} - {r['reference_model']}: {r['statistic']} difference {r['difference']} 95% CI {ci}, "
+              f"Wilcoxon p {r['wilcoxon_p']} ({r['n_pairs']} pairs, {r['n_excluded']} excluded)")
+    print(f"paired comparison in {args.out_dir}")
     return 0
 
 
@@ -73,6 +139,17 @@ def register(sub) -> None:
                    help="MVO was merged into scar in the predictions: report MVO as not assessed (null), leave it out "
                         "of the MVO statistics (automatic when the prediction folder's dataset.json has no mvo label)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="two or more models on the same cases: paired statistics vs the first model")
+    p.add_argument("reference_dir", help="expert label maps")
+    p.add_argument("out_dir")
+    p.add_argument("--model", action="append", required=True, metavar="NAME=PREDICTION_DIR",
+                   help="predictions of one model (repeat; the first is the reference model of every comparison)")
+    p.add_argument("--images", metavar="IMAGES_DIR", help="images of the reference cases (as for evaluate)")
+    p.add_argument("--mvo-merged", action="store_true", help="MVO was merged into scar in the predictions")
+    p.add_argument("--bootstrap", type=positive_int, default=2000, help="bootstrap resamples (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default %(default)s)")
+    p.set_defaults(func=cmd_compare, check=check_compare)
 
     p = sub.add_parser("baselines", help="n-SD and FWHM inside a myocardium mask, evaluated like networks")
     p.add_argument("images_dir")
