@@ -3,10 +3,12 @@
     scarnet dicom2nifti DICOM_DIR OUT.nii.gz [--series-uid UID | --list]
     scarnet quantify LABELS_DIR OUT_DIR [--images IMAGES_DIR] [--septum-deg A] ...
     scarnet evaluate PRED_DIR REF_DIR OUT_DIR [--name NAME]
+    scarnet compare LABELS_DIR OUT_DIR --model NAME=PRED_DIR --model NAME=PRED_DIR [...]
     scarnet baselines IMAGES_DIR MYOCARDIUM_LABELS_DIR REF_DIR OUT_DIR [--deep NAME=PRED_DIR ...]
     scarnet noise --model NAME=MODEL_DIR [--model ...] IMAGES_DIR LABELS_DIR OUT_DIR [--snr 20 10 5] [--repeats 3]
     scarnet dicomseg LABEL.nii.gz DICOM_DIR OUT.dcm [--series-uid UID]
     scarnet report DICOM_OR_NIFTI [...] --model MODEL_FOLDER OUT_DIR [--folds 0 1 2 3 4] [--device auto]
+    scarnet report EXPORT_ROOT --model MODEL_FOLDER OUT_DIR [--num-parts N --part-id K] [--overwrite]
     scarnet cohort index EXPORT_ROOT INDEX.csv | merge PART_DIR [...] OUT_DIR
     scarnet weights list | fetch NAME | path NAME | verify NAME
 
