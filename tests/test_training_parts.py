@@ -224,3 +224,29 @@ def ScarNetPlain():
     from nnunetv2_scarnet.network import ScarNet
 
     return ScarNet(1, 4, 3, [16, 32, 64], [[1, 1], [2, 2], [2, 2]], encoder="tiny_vit_test", encoder_image_size=64)
+
+
+def test_fine_tuned_encoder_keeps_its_batchnorm_statistics():
+    """Unfrozen LiteMedSAM: its BatchNorm running statistics do not move in a training step (they were the
+    pretrained ones), while its weights, BatchNorm affine parameters included, do learn."""
+    from nnunetv2_scarnet.network import ScarNet
+
+    torch.manual_seed(0)
+    net = ScarNet(1, 4, 4, [16, 32, 64, 64], [[1, 1], [2, 2], [2, 2], [2, 2]], encoder="litemedsam",
+                  encoder_image_size=256, max_features=32, conv_encoder=True)
+    norms = {name: m for name, m in net.encoder.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert norms
+    stats = {name: (m.running_mean.clone(), m.running_var.clone(), int(m.num_batches_tracked))
+             for name, m in norms.items()}
+    affine = {name: m.weight.detach().clone() for name, m in norms.items()}
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    net.train()
+    assert net.decoder.training and net.encoder.training and not any(m.training for m in norms.values())
+    opt.zero_grad()
+    sum(o.mean() for o in net(torch.randn(2, 1, 64, 64) * 3)).backward()
+    opt.step()
+    for name, m in norms.items():
+        mean, var, tracked = stats[name]
+        assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var), name
+        assert int(m.num_batches_tracked) == tracked, name
+    assert any(not torch.equal(affine[name], m.weight) for name, m in norms.items())

@@ -20,7 +20,8 @@ class CBAMChannelGate(nn.Module):
         self.open_gate()
 
     def open_gate(self) -> None:
-        """Start near the identity: the MLP runs twice (avg, max), so each pass adds half of OPEN_GATE_BIAS."""
+        """Start as the identity to 2%: zero weights; the MLP runs twice (avg, max), each pass adds half the bias."""
+        nn.init.zeros_(self.mlp[2].weight)
         nn.init.constant_(self.mlp[2].bias, OPEN_GATE_BIAS / 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -38,7 +39,8 @@ class CBAMSpatialGate(nn.Module):
         self.open_gate()
 
     def open_gate(self) -> None:
-        """Start near the identity: sigmoid(OPEN_GATE_BIAS) = 0.98."""
+        """Start as the identity to 2%: zero weights, bias OPEN_GATE_BIAS (see gate_init.py)."""
+        nn.init.zeros_(self.conv.weight)
         nn.init.constant_(self.conv.bias, OPEN_GATE_BIAS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

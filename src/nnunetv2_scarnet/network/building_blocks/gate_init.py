@@ -3,8 +3,11 @@
 The authors' blocks gate a feature map as x * sigmoid(z). With PyTorch's default initialisation z is centred on 0,
 so every gate starts near 0.5 and a decoder stage with three gates (SE, channel, spatial) scales its output by about
 1/8; through six stages this disconnects the deep path at initialisation (issue 14). The gates here keep the
-authors' form exactly and only start differently: the bias that enters each sigmoid is `OPEN_GATE_BIAS`, so every
-gate starts at sigmoid(4) = 0.982 (the block starts as the identity, to 2%) and learns from there to close.
+authors' form exactly and only start differently: the layer that computes a gate's logit starts with zero weights
+and bias `OPEN_GATE_BIAS`, so the gate is sigmoid(4) = 0.982 for any input (the block starts as the identity, to
+2%); those weights get gradients from the first step and the gate learns from there. The spatial gate's logit is
+batch-normalised (unit variance whatever the convolution's weights): its BatchNorm shift is the bias, and the gate
+starts at sigmoid(4 +- 1), 0.95-0.99.
 """
 from torch import nn
 

@@ -22,7 +22,8 @@ class SqueezeExcitation(nn.Module):
         self.open_gate()
 
     def open_gate(self) -> None:
-        """Start near the identity: sigmoid(OPEN_GATE_BIAS) = 0.98 (see gate_init.py)."""
+        """Start as the identity to 2%: zero weights, bias OPEN_GATE_BIAS (see gate_init.py)."""
+        nn.init.zeros_(self.fc2.weight)
         nn.init.constant_(self.fc2.bias, OPEN_GATE_BIAS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
