@@ -40,6 +40,10 @@ def he_std(conv: nn.Module) -> float:
     return math.sqrt(2 / (1 + 1e-4)) / math.sqrt(fan_in)
 
 
+#: names of the layers that compute a gate's logit (SE, channel attention)
+GATE_LOGIT_LAYERS = ("squeeze_excitation.fc2", "channel_attention.gate.3")
+
+
 def test_every_new_module_has_nnunet_he_init_and_the_encoder_is_untouched():
     torch.manual_seed(0)
     net = ScarNet(1, 4, 5, [32, 64, 128, 256, 512], [[1, 1]] + [[2, 2]] * 4, encoder="tiny_vit_test",
@@ -47,6 +51,9 @@ def test_every_new_module_has_nnunet_he_init_and_the_encoder_is_untouched():
     checked = 0
     for name, module in net.named_modules():
         if name.startswith("encoder.") or not isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            continue
+        if name.endswith(GATE_LOGIT_LAYERS):  # the layers computing a gate's logit start at zero, bias 4
+            assert not module.weight.any() and torch.all(module.bias == 4.0), name
             continue
         if module.weight.numel() < 2000 or name.endswith("skip_attention.fusion"):
             continue  # too few weights for a std estimate; the multi-scale fusion starts as a mean (tested below)
