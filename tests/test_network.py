@@ -102,7 +102,7 @@ def test_attention_kinds_build_the_named_blocks():
     none = tiny_net(LAYOUTS[0][1], attention="none", multiscale_attention=False)
     kinds = lambda net, cls: sum(isinstance(m, cls) for m in net.modules())  # noqa: E731
     stages = len(LAYOUTS[0][1]) - 1
-    # every decoder stage: SE + the authors' ScarAttention; the bottleneck: multi-scale ScarAttention (3 more)
+    # every decoder stage: SE + the authors' ScarAttention; the stride-4 skip: multi-scale ScarAttention (3 more)
     assert kinds(scar, SqueezeExcitation) == stages and kinds(scar, MultiScaleScarAttention) == 1
     assert kinds(scar, ScarAttention) == stages + 3 and kinds(scar, CBAM) == 0
     assert kinds(cbam, CBAM) == stages and kinds(cbam, ScarAttention) == 3
@@ -130,6 +130,17 @@ def test_scar_attention_follows_the_authors_blocks():
     assert multi.scales == (1, 2, 4) and multi.fusion.in_channels == 96
     assert multi(torch.randn(2, 32, 4, 4)).shape == (2, 32, 4, 4)
     assert multi(torch.randn(1, 32, 3, 5)).shape == (1, 32, 3, 5)  # no side pooled below two pixels
+
+
+@pytest.mark.parametrize("conv_encoder", [False, True], ids=["scarnet", "hybrid"])
+def test_multiscale_attention_acts_on_the_stride_4_fused_skip(conv_encoder):
+    """Issue 14 §2: on the highest-resolution skip that carries encoder features (stride 4: 32 x 32 of a 128 x 128
+    patch), not on the 4 x 4 bottleneck where its 1/2 and 1/4 branches both pool to 2 x 2."""
+    net = tiny_net(LAYOUTS[0][1], conv_encoder=conv_encoder)
+    seen = []
+    net.skip_attention.register_forward_hook(lambda module, args, out: seen.append(tuple(args[0].shape[2:])))
+    net(torch.randn(1, 1, 128, 128))
+    assert seen == [(32, 32)]
 
 
 def test_hybrid_fuses_a_convolutional_skip_at_every_stage():
@@ -280,17 +291,23 @@ def test_plans_entry_rebuilds_the_network_and_takes_resenc_layouts():
 
     stock = {"n_stages": 4, "features_per_stage": [32, 64, 128, 256], "strides": [[1, 1], [2, 2], [2, 2], [2, 2]],
              "kernel_sizes": [[3, 3]] * 4, "n_conv_per_stage": [2] * 4, "n_conv_per_stage_decoder": [2] * 3,
-             "conv_op": "torch.nn.modules.conv.Conv2d"}
+             "conv_op": "torch.nn.modules.conv.Conv2d", "conv_bias": True,
+             "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d", "norm_op_kwargs": {"eps": 1e-5, "affine": True},
+             "dropout_op": None, "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
+             "nonlin_kwargs": {"inplace": True}}
     settings = dict(ScarNetTrainerLiteHybrid.network_settings(), encoder="tiny_vit_test", encoder_image_size=64,
                     encoder_input_window=[-2.0, 1.6])
     entry = scarnet_architecture(stock, settings)
-    assert "conv_op" not in entry["arch_kwargs"] and entry["arch_kwargs"]["conv_encoder"] is True
+    assert "n_conv_per_stage_decoder" not in entry["arch_kwargs"] and entry["arch_kwargs"]["conv_encoder"] is True
+    assert entry["arch_kwargs"]["conv_op"] == "torch.nn.modules.conv.Conv2d"  # the plans' names, resolved at build
     net = build_scarnet(entry["network_class_name"], entry["arch_kwargs"], 1, 4)
     assert net.adapter.window == (-2.0, 1.6) and len(net.conv_path.out_channels) == 4
     resenc = {k: v for k, v in stock.items() if k != "n_conv_per_stage"}
-    resenc["n_blocks_per_stage"] = [1, 3, 4, 6]  # nnUNetResEncUNet*Plans
+    resenc["n_blocks_per_stage"] = [1, 3, 4, 6]  # nnUNetResEncUNet*Plans: built as nnU-Net's residual encoder
     entry = scarnet_architecture(resenc, settings)
-    assert entry["arch_kwargs"]["n_conv_per_stage"] == [1, 3, 4, 6]
+    assert entry["arch_kwargs"]["n_blocks_per_stage"] == [1, 3, 4, 6] and "n_conv_per_stage" not in entry["arch_kwargs"]
+    net = build_scarnet(entry["network_class_name"], entry["arch_kwargs"], 1, 4)
+    assert type(net.conv_path.encoder).__name__ == "ResidualEncoder"
     with pytest.raises(ValueError, match="unknown keys \\['extra'\\]"):
         build_scarnet(entry["network_class_name"], dict(entry["arch_kwargs"], extra=1), 1, 4)
     with pytest.raises(ValueError, match="not ScarNet"):
