@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from bullseye_spy import drawn_segments
 from conftest import EMIDEC_DEV
 from nnunetv2_scarnet.quantification import LabelScheme, SectorGeometry, quantify_case, quantify_folder
 from nnunetv2_scarnet.quantification.label_scheme import Stack
@@ -263,38 +264,17 @@ def test_aha_bullseye_geometry(tmp_path, monkeypatch):
     """Drawn AHA bullseye: segment 1 at the top (60-120 deg), septal segments 2-3 / 8-9 on the viewer's left,
     counter-clockwise; apical ring not rotated: 13 at 45-135 (top), 14 at 135-225 (left), 15 bottom, 16 right;
     17 is the central disc; basal ring outermost. Wedges are told apart by their colour (unique scar extent)."""
-    import matplotlib.pyplot as plt
     from nnunetv2_scarnet.quantification import figures
 
-    drawn = []
-
-    class SpyWedge(figures.Wedge):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            drawn.append(self)
-
-    class SpyCircle(figures.Circle):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            drawn.append(self)
-
-    monkeypatch.setattr(figures, "Wedge", SpyWedge)
-    monkeypatch.setattr(figures, "Circle", SpyCircle)
     segments = [{"segment": n, "scar_extent_pct": 5.0 * n, "transmurality_mean": None, "myocardium_px": 10}
                 for n in range(1, 18)]
-    figures.aha_bullseye_png(segments, str(tmp_path / "b.png"), "t")
-    assert (tmp_path / "b.png").stat().st_size > 0
-    cmap = plt.get_cmap("inferno")
-
-    def segment_of(patch):
-        found = [n for n in range(1, 18) if np.allclose(patch.get_facecolor(), cmap(5.0 * n / 100.0))]
-        assert len(found) == 1
-        return found[0]
-
-    wedges = {segment_of(p): p for p in drawn if isinstance(p, SpyWedge)}
-    circles = [p for p in drawn if isinstance(p, SpyCircle)]
+    path = tmp_path / "b.png"
+    wedges, discs = drawn_segments(monkeypatch, lambda: figures.aha_bullseye_png(segments, str(path), "t"),
+                                   lambda n: 5.0 * n / 100.0)
+    assert path.stat().st_size > 0
     assert sorted(wedges) == list(range(1, 17))
-    assert len(circles) == 1 and segment_of(circles[0]) == 17 and tuple(circles[0].center) == (0, 0)
+    circles = [disc for _, disc in discs]
+    assert [n for n, _ in discs] == [17] and tuple(circles[0].center) == (0, 0)
 
     def span(n):
         return wedges[n].theta1 % 360.0, (wedges[n].theta2 - wedges[n].theta1)

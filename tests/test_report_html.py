@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from bullseye_spy import drawn_segments
 from nnunetv2_scarnet.quantification import LabelScheme, read_label_stack, read_stack
 from nnunetv2_scarnet.quantification.label_scheme import Stack
 from nnunetv2_scarnet.quantification.report import quantify_stack
@@ -290,36 +291,12 @@ def test_base_and_apex_labelled_only_when_the_slice_order_is_known(p004, tmp_pat
 def test_transmurality_bullseye_uses_the_aha_layout(monkeypatch):
     """Segment 1 at the top, septum (2-3, 8-9, 14) on the viewer's left, apical ring 13/14/15/16 centred on
     top/left/bottom/right (not rotated), segment 17 a central disc; colour = mean transmurality."""
-    import matplotlib.pyplot as plt
-    from nnunetv2_scarnet.quantification import figures
-
-    drawn = []
-
-    class SpyWedge(figures.Wedge):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            drawn.append(self)
-
-    class SpyCircle(figures.Circle):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            drawn.append(self)
-
-    monkeypatch.setattr(figures, "Wedge", SpyWedge)
-    monkeypatch.setattr(figures, "Circle", SpyCircle)
     aha = [{"segment": n, "name": str(n), "territory": "", "myocardium_px": 10, "scar_px": 1,
             "scar_extent_pct": 50.0, "transmurality_mean": 0.05 * n if n < 17 else 0.9} for n in range(1, 18)]
-    transmurality_bullseye({"aha": aha}, "t")
-    cmap = plt.get_cmap("inferno")
-
-    def segment_of(patch):
-        found = [n for n in range(1, 18) if np.allclose(patch.get_facecolor(), cmap(aha[n - 1]["transmurality_mean"]))]
-        assert len(found) == 1
-        return found[0]
-
-    wedges = {segment_of(p): p for p in drawn if isinstance(p, SpyWedge)}
-    circles = [p for p in drawn if isinstance(p, SpyCircle)]
-    assert sorted(wedges) == list(range(1, 17)) and [segment_of(c) for c in circles] == [17]
+    wedges, discs = drawn_segments(monkeypatch, lambda: transmurality_bullseye({"aha": aha}, "t"),
+                                   lambda n: aha[n - 1]["transmurality_mean"])
+    circles = [disc for _, disc in discs]
+    assert sorted(wedges) == list(range(1, 17)) and [n for n, _ in discs] == [17]
     centres = {1: 90, 2: 150, 3: 210, 4: 270, 5: 330, 6: 30, 7: 90, 8: 150, 9: 210, 10: 270, 11: 330, 12: 30,
                13: 90, 14: 180, 15: 270, 16: 0}
     for n, centre in centres.items():
