@@ -35,6 +35,7 @@ def check_compare(args) -> None:
     """`scarnet compare`: two models or more, each folder holding exactly the reference's cases (one error naming
     every model's missing and extra cases), before anything is written."""
     from nnunetv2_scarnet.cli.checks import check_not_inside
+    from nnunetv2_scarnet.evaluation.paired_comparison import case_set_problems
     from nnunetv2_scarnet.io_safety import check_input_dir
     from nnunetv2_scarnet.quantification.label_scheme import case_id_of
 
@@ -56,14 +57,8 @@ def check_compare(args) -> None:
     reference = cases(args.reference_dir)
     if not reference:
         raise ValueError(f"{args.reference_dir}: no .nii.gz reference label files")
-    problems = []
-    for name, folder in models.items():
-        found = cases(folder)
-        missing, extra = sorted(reference - found), sorted(found - reference)
-        if missing:
-            problems.append(f"{name} ({folder}) lacks cases {missing}")
-        if extra:
-            problems.append(f"{name} ({folder}) has cases {extra} without reference")
+    problems = case_set_problems(reference, {f"{name} ({folder})": cases(folder) for name, folder in models.items()},
+                                 "the reference")
     if problems:
         raise ValueError(f"the models do not cover the reference cases of {args.reference_dir}: "
                          + "; ".join(problems))

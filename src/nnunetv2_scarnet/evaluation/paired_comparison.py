@@ -13,7 +13,7 @@ Undefined values follow the project's rule: a Dice is undefined (null) when pred
 a patient whose value is undefined for either model is left out of that comparison and counted (`n_excluded`).
 Bootstrap resamples whose statistic is undefined (e.g. a constant %LVM series) are dropped and counted.
 """
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Set
 
 import numpy as np
 import scipy
@@ -31,18 +31,23 @@ def _cases(result: Dict) -> Dict[str, Dict]:
     return {c["case"]: c for c in result["cases"]}
 
 
+def case_set_problems(reference: Set[str], others: Dict[str, Set[str]], reference_name: str) -> List[str]:
+    """One text per model whose case set differs from the reference's: its missing and its extra cases."""
+    problems = []
+    for name, cases in others.items():
+        missing, extra = sorted(reference - cases), sorted(cases - reference)
+        if missing:
+            problems.append(f"{name} lacks cases {missing}")
+        if extra:
+            problems.append(f"{name} has cases {extra} that {reference_name} lacks")
+    return problems
+
+
 def check_same_cases(results: Sequence[Dict]) -> List[str]:
     """The common sorted case list; one error naming every model's missing (and extra) cases otherwise."""
     reference = results[0]
     ref_cases = set(_cases(reference))
-    problems = []
-    for r in results[1:]:
-        cases = set(_cases(r))
-        missing, extra = sorted(ref_cases - cases), sorted(cases - ref_cases)
-        if missing:
-            problems.append(f"{r['name']} lacks cases {missing}")
-        if extra:
-            problems.append(f"{r['name']} has cases {extra} that {reference['name']} lacks")
+    problems = case_set_problems(ref_cases, {r["name"]: set(_cases(r)) for r in results[1:]}, reference["name"])
     if problems:
         raise EvaluationInputError(f"models were not evaluated on the same cases (reference model "
                                    f"{reference['name']}): " + "; ".join(problems))
