@@ -31,7 +31,7 @@ are skipped with a warning naming them.
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import nibabel as nib
 import numpy as np
@@ -95,30 +95,33 @@ def scan_folder(folder: str) -> Tuple[Dict[str, SeriesInfo], List[str]]:
     read: a broken localiser does not block the LGE series of the same study."""
     if not os.path.isdir(folder):
         raise DicomSeriesError(f"{folder}: not a folder")
+    return group_series(os.path.join(root, name) for root, names in _walk(folder) for name in names)
+
+
+def group_series(paths: Iterable[str]) -> Tuple[Dict[str, SeriesInfo], List[str]]:
+    """`scan_folder`'s grouping of the given files (headers only): {SeriesInstanceUID: SeriesInfo}, skipped."""
     series: Dict[str, SeriesInfo] = {}
     skipped = []
-    for root, names in _walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            try:
-                ds = pydicom.dcmread(path, stop_before_pixels=True)
-            except (InvalidDicomError, OSError, ValueError, EOFError):
-                skipped.append(path)
-                continue
-            kind = non_image_kind(ds)
-            try:
-                slices, problem = ([] if kind else slices_of(path, ds)), None
-            except DicomSeriesError as exc:  # reported when this series is read, not when another one is
-                slices, problem = [], str(exc)
-            if not slices and problem is None:
-                skipped.append(f"{path} ({kind})" if kind else path)
-                continue
-            uid = str(ds.get("SeriesInstanceUID", ""))
-            info = series.setdefault(uid, SeriesInfo(uid, str(ds.get("SeriesDescription", "")), []))
-            info.files.append(path)
-            info.slices.extend(slices)
-            if problem is not None:
-                info.problems.append(problem)
+    for path in paths:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, ValueError, EOFError):
+            skipped.append(path)
+            continue
+        kind = non_image_kind(ds)
+        try:
+            slices, problem = ([] if kind else slices_of(path, ds)), None
+        except DicomSeriesError as exc:  # reported when this series is read, not when another one is
+            slices, problem = [], str(exc)
+        if not slices and problem is None:
+            skipped.append(f"{path} ({kind})" if kind else path)
+            continue
+        uid = str(ds.get("SeriesInstanceUID", ""))
+        info = series.setdefault(uid, SeriesInfo(uid, str(ds.get("SeriesDescription", "")), []))
+        info.files.append(path)
+        info.slices.extend(slices)
+        if problem is not None:
+            info.problems.append(problem)
     return dict(sorted(series.items())), skipped
 
 

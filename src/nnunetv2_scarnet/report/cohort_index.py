@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from nnunetv2_scarnet.ingestion.dicom_series import group_series
 from nnunetv2_scarnet.report.inputs import _safe_name, score_series, unique_names
 
 #: headers read per file (everything the grouping and the output names need; the scorer reads its own)
@@ -84,7 +85,10 @@ def _read_chunk(paths: Sequence[str]) -> List[Optional[Tuple[str, Dict[str, str]
 def _score(args: Tuple[List[str], str]):
     files, description = args
     try:
-        return score_series(files, description)
+        grouped, _ = group_series(files)
+        if len(grouped) != 1:
+            raise ValueError(f"{len(grouped)} image series among the files of series '{description}'")
+        return score_series(next(iter(grouped.values())))
     except Exception as exc:  # noqa: BLE001 - a broken series must not stop the cohort; recorded as the reason
         return exc
 
