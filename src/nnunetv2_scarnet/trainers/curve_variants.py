@@ -9,7 +9,7 @@ Compared with `<base>` it changes only what a like-for-like curve needs:
   validation batches drawn once, so the pseudo-Dice of every epoch is measured on the same patches;
 - it records, per training step, the trainer's own loss, stock nnU-Net's Dice + CE at full resolution (the one
   loss every trainer can be compared on), the seconds spent in `train_step` and a fingerprint of the batch, and
-  writes them with nnU-Net's per-epoch pseudo-Dice to `learning_curve.json` in the fold folder after each epoch;
+  writes them with nnU-Net's per-epoch pseudo-Dice to `learning_curve.json` in the fold folder after every step;
 - no final sliding-window validation (the curve is the result; the log says so).
 """
 import itertools
@@ -101,6 +101,7 @@ class LearningCurveMixin:
         self.curve_steps.append({"epoch": self.current_epoch, "loss": own_loss,
                                  "reference_loss": self._reference_losses[-1], "seconds": seconds,
                                  "batch": batch_fingerprint(batch)})
+        self.write_curve()  # a run stopped early keeps every finished step
         return result
 
     def on_epoch_end(self):
