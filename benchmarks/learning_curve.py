@@ -70,6 +70,21 @@ def markdown_table(curves: List[Dict]) -> str:
     return "\n".join(lines)
 
 
+def loss_table(curves: List[Dict], block: int) -> str:
+    """Mean nnU-Net Dice+CE training loss per block of `block` steps, one column per trainer (every finished step,
+    so runs stopped mid-epoch count too)."""
+    batch = curves[0]["batch_size"]
+    blocks = max(len(c["steps"]) for c in curves) // block
+    lines = ["| samples | " + " | ".join(trainer_label(c) for c in curves) + " |", "|" + "---|" * (len(curves) + 1)]
+    for b in range(blocks):
+        cells = []
+        for c in curves:
+            values = [s["reference_loss"] for s in c["steps"][b * block:(b + 1) * block]]
+            cells.append(f"{sum(values) / len(values):.3f}" if len(values) == block else "")
+        lines.append(f"| {b * block * batch + 1}-{(b + 1) * block * batch} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def running_mean(values: List[float], window: int) -> List[float]:
     """Mean of the last `window` values at each position (fewer at the start)."""
     out, total = [], 0.0
@@ -206,8 +221,8 @@ def main(argv=None) -> int:
                  "-device", "cpu", "--disable_checkpointing"], train_env, os.path.join(logs, f"train_{trainer}.log"))
             print(f"{trainer}: {time.time() - start:.0f} s", flush=True)
         curve = json.load(open(path))
-        if curve.get("settings") != settings or not curve["epochs"]:
-            raise SystemExit(f"{path}: that run used other settings ({curve.get('settings')}) or has no epoch")
+        if curve.get("settings") != settings or not curve["steps"]:
+            raise SystemExit(f"{path}: that run used other settings ({curve.get('settings')}) or has no step")
         if not curve["complete"] and not args.report_only:
             raise SystemExit(f"{path}: the run did not finish")
         curves.append(curve)
@@ -225,6 +240,10 @@ def main(argv=None) -> int:
     with open(args.out + ".json", "w") as f:
         json.dump(report, f, indent=1)
     table = markdown_table(curves)
+    reached = "; ".join(f"{c['base_trainer']}: {len(c['steps'])} steps, {len(c['epochs'])} validations"
+                        for c in curves)
+    table = (f"Runs: {reached}.\n\nValidation points:\n\n{table}\n\nnnU-Net Dice+CE training loss (full resolution), "
+             f"mean per {args.iterations} steps:\n\n{loss_table(curves, args.iterations)}")
     with open(args.out + ".md", "w") as f:
         f.write(f"{report['date']}, {report['hardware']}; {DATASET} fold {args.fold} ({len(splits['train'])} "
                 f"training / {len(splits['val'])} validation patients); {args.epochs} x {args.iterations} iterations "

@@ -133,3 +133,12 @@ def test_nnunet_finds_the_curve_trainers():
     env.pop("nnUNet_extTrainer", None)
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+def test_loss_table_means_per_block_including_a_run_stopped_mid_epoch():
+    script = load_script()
+    stock = fake_curve("nnUNetTrainer", [0.9, 0.7, 0.6, 0.4], [[0.1, 0.2, 0.0], [0.5, 0.25, 0.125]])
+    hybrid = fake_curve("Hybrid", [1.0, 0.5, 0.3], [[0.2, 0.3, 0.1]], complete=False)
+    rows = script.loss_table([stock, hybrid], block=2).splitlines()
+    assert rows[2] == "| 1-4 | 0.800 | 0.750 |"
+    assert rows[3] == "| 5-8 | 0.500 |  |"
