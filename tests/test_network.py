@@ -280,17 +280,23 @@ def test_plans_entry_rebuilds_the_network_and_takes_resenc_layouts():
 
     stock = {"n_stages": 4, "features_per_stage": [32, 64, 128, 256], "strides": [[1, 1], [2, 2], [2, 2], [2, 2]],
              "kernel_sizes": [[3, 3]] * 4, "n_conv_per_stage": [2] * 4, "n_conv_per_stage_decoder": [2] * 3,
-             "conv_op": "torch.nn.modules.conv.Conv2d"}
+             "conv_op": "torch.nn.modules.conv.Conv2d", "conv_bias": True,
+             "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d", "norm_op_kwargs": {"eps": 1e-5, "affine": True},
+             "dropout_op": None, "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
+             "nonlin_kwargs": {"inplace": True}}
     settings = dict(ScarNetTrainerLiteHybrid.network_settings(), encoder="tiny_vit_test", encoder_image_size=64,
                     encoder_input_window=[-2.0, 1.6])
     entry = scarnet_architecture(stock, settings)
-    assert "conv_op" not in entry["arch_kwargs"] and entry["arch_kwargs"]["conv_encoder"] is True
+    assert "n_conv_per_stage_decoder" not in entry["arch_kwargs"] and entry["arch_kwargs"]["conv_encoder"] is True
+    assert entry["arch_kwargs"]["conv_op"] == "torch.nn.modules.conv.Conv2d"  # the plans' names, resolved at build
     net = build_scarnet(entry["network_class_name"], entry["arch_kwargs"], 1, 4)
     assert net.adapter.window == (-2.0, 1.6) and len(net.conv_path.out_channels) == 4
     resenc = {k: v for k, v in stock.items() if k != "n_conv_per_stage"}
-    resenc["n_blocks_per_stage"] = [1, 3, 4, 6]  # nnUNetResEncUNet*Plans
+    resenc["n_blocks_per_stage"] = [1, 3, 4, 6]  # nnUNetResEncUNet*Plans: built as nnU-Net's residual encoder
     entry = scarnet_architecture(resenc, settings)
-    assert entry["arch_kwargs"]["n_conv_per_stage"] == [1, 3, 4, 6]
+    assert entry["arch_kwargs"]["n_blocks_per_stage"] == [1, 3, 4, 6] and "n_conv_per_stage" not in entry["arch_kwargs"]
+    net = build_scarnet(entry["network_class_name"], entry["arch_kwargs"], 1, 4)
+    assert type(net.conv_path.encoder).__name__ == "ResidualEncoder"
     with pytest.raises(ValueError, match="unknown keys \\['extra'\\]"):
         build_scarnet(entry["network_class_name"], dict(entry["arch_kwargs"], extra=1), 1, 4)
     with pytest.raises(ValueError, match="not ScarNet"):

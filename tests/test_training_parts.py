@@ -149,3 +149,104 @@ def test_3d_configuration_is_refused_at_training_and_prediction():
     with pytest.raises(ValueError, match=message):
         ScarNet(1, 4, 3, [8, 16, 32], [[1, 1, 1], [2, 2, 2], [2, 2, 2]], encoder="tiny_vit_test",
                 encoder_image_size=64)
+
+
+def optimizer_setup(trainer_class, network, num_epochs=100):
+    """trainer_class.configure_optimizers on a network, with the trainer's own attributes (no dataset needed)."""
+    from types import SimpleNamespace
+
+    attributes = {k: getattr(trainer_class, k) for k in (
+        "freeze_encoder", "conv_encoder_optimizer", "encoder_lr_factor", "sgd_conv_lr", "sgd_conv_momentum",
+        "sgd_conv_weight_decay", "warmup_epochs")}
+    fake = SimpleNamespace(network=network, initial_lr=trainer_class.decoder_lr,
+                           weight_decay=trainer_class.adamw_weight_decay, num_epochs=num_epochs, **attributes)
+    return trainer_class.configure_optimizers(fake)
+
+
+def tiny_hybrid():
+    from nnunetv2_scarnet.network import ScarNet
+
+    torch.manual_seed(0)
+    return ScarNet(1, 4, 4, [16, 32, 64, 64], [[1, 1], [2, 2], [2, 2], [2, 2]], encoder="tiny_vit_test",
+                   encoder_image_size=64, max_features=32, conv_encoder=True)
+
+
+def test_sgd_conv_encoder_option_trains_the_conv_half_with_stock_sgd():
+    """ScarNetTrainerLiteHybrid_sgdConv: the convolutional encoder under SGD (1e-2, Nesterov 0.99, weight decay
+    3e-5, as stock nnU-Net), everything else under AdamW; one step equals torch's own SGD and AdamW run apart."""
+    import copy
+
+    net = tiny_hybrid()
+    reference = copy.deepcopy(net)
+    optimizer, scheduler = optimizer_setup(variants.ScarNetTrainerLiteHybrid_sgdConv, net)
+    conv_ids = {id(p) for p in net.conv_path.parameters()}
+    groups = optimizer.param_groups
+    assert sorted(len(g["params"]) for g in groups) == sorted(
+        [len(conv_ids), len(list(net.encoder.parameters())), sum(1 for _ in net.parameters()) - len(conv_ids)
+         - len(list(net.encoder.parameters()))])
+    sgd_group = next(g for g in groups if {id(p) for p in g["params"]} == conv_ids)
+    assert sgd_group["nesterov"] and sgd_group["momentum"] == 0.99 and sgd_group["weight_decay"] == 3e-5
+    warm = 1 / (min(10, 100 // 10) + 1)  # first epoch of the linear warm-up
+    assert sgd_group["lr"] == pytest.approx(1e-2 * warm)
+    # the default stays AdamW for everything
+    default_opt, _ = optimizer_setup(variants.ScarNetTrainerLiteHybrid, copy.deepcopy(reference))
+    assert isinstance(default_opt, torch.optim.AdamW)
+    # one step: same as SGD on the conv encoder and AdamW on the rest, each run by torch on a copy
+    ref_conv = list(reference.conv_path.parameters())
+    ref_rest = [p for p in reference.parameters() if all(p is not q for q in ref_conv)]
+    ref_sgd = torch.optim.SGD(ref_conv, lr=1e-2 * warm, momentum=0.99, nesterov=True, weight_decay=3e-5)
+    ref_adamw = torch.optim.AdamW([{"params": [p for p in ref_rest if all(p is not q for q in
+                                                                          reference.encoder.parameters())],
+                                    "lr": 1e-3 * warm},
+                                   {"params": list(reference.encoder.parameters()), "lr": 1e-4 * warm}],
+                                  weight_decay=1e-2)
+    x = torch.randn(2, 1, 32, 32)
+    for model, opts in ((net, [optimizer]), (reference, [ref_sgd, ref_adamw])):
+        model.train()
+        torch.manual_seed(1)
+        sum(o.float().mean() for o in model(x)).backward()
+        for opt in opts:
+            opt.step()
+    for a, b in zip(net.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    # checkpoint round trip keeps the momentum buffers
+    state = optimizer.state_dict()
+    fresh, _ = optimizer_setup(variants.ScarNetTrainerLiteHybrid_sgdConv, net)
+    fresh.load_state_dict(state)
+    first = next(iter(net.conv_path.parameters()))
+    assert torch.equal(fresh.parts["sgd"].state[first]["momentum_buffer"],
+                       optimizer.parts["sgd"].state[first]["momentum_buffer"])
+    with pytest.raises(ValueError, match="needs the hybrid"):
+        optimizer_setup(variants.ScarNetTrainerLiteHybrid_sgdConv, ScarNetPlain())
+
+
+def ScarNetPlain():
+    from nnunetv2_scarnet.network import ScarNet
+
+    return ScarNet(1, 4, 3, [16, 32, 64], [[1, 1], [2, 2], [2, 2]], encoder="tiny_vit_test", encoder_image_size=64)
+
+
+def test_fine_tuned_encoder_keeps_its_batchnorm_statistics():
+    """Unfrozen LiteMedSAM: its BatchNorm running statistics do not move in a training step (they were the
+    pretrained ones), while its weights, BatchNorm affine parameters included, do learn."""
+    from nnunetv2_scarnet.network import ScarNet
+
+    torch.manual_seed(0)
+    net = ScarNet(1, 4, 4, [16, 32, 64, 64], [[1, 1], [2, 2], [2, 2], [2, 2]], encoder="litemedsam",
+                  encoder_image_size=256, max_features=32, conv_encoder=True)
+    norms = {name: m for name, m in net.encoder.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert norms
+    stats = {name: (m.running_mean.clone(), m.running_var.clone(), int(m.num_batches_tracked))
+             for name, m in norms.items()}
+    affine = {name: m.weight.detach().clone() for name, m in norms.items()}
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    net.train()
+    assert net.decoder.training and net.encoder.training and not any(m.training for m in norms.values())
+    opt.zero_grad()
+    sum(o.mean() for o in net(torch.randn(2, 1, 64, 64) * 3)).backward()
+    opt.step()
+    for name, m in norms.items():
+        mean, var, tracked = stats[name]
+        assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var), name
+        assert int(m.num_batches_tracked) == tracked, name
+    assert any(not torch.equal(affine[name], m.weight) for name, m in norms.items())

@@ -59,7 +59,8 @@ class ScarNetPlanner(ExperimentPlanner):
         """Turn the stock 2D configuration into ScarNet's."""
         config = dict(stock_2d)
         settings = self.network_settings()
-        config["architecture"] = scarnet_architecture(stock_2d["architecture"]["arch_kwargs"], settings)
+        config["architecture"] = scarnet_architecture(stock_2d["architecture"]["arch_kwargs"], settings,
+                                                     stock_2d["architecture"]["network_class_name"])
         config["batch_size"] = encoder_batch_size(stock_2d["batch_size"], self.UNet_vram_target_GB,
                                                   settings["encoder"], settings["encoder_image_size"])
         return config

@@ -23,6 +23,7 @@ from nnunetv2_scarnet.network.architectures.precision import cuda_has_native_bf1
 from nnunetv2_scarnet.network.encoders.lite_medsam import bundled_checkpoint_path
 from nnunetv2_scarnet.network.pretrained_weights import PretrainedWeightsError, load_encoder_weights
 from nnunetv2_scarnet.trainers.encoder_input_window import dataset_input_window
+from nnunetv2_scarnet.trainers.hybrid_optimizer import JointOptimizer
 from nnunetv2_scarnet.trainers.losses import DiceCEFocalTverskyLoss
 from nnunetv2_scarnet.trainers.lr_schedule import GroupPolyLRScheduler
 
@@ -61,6 +62,12 @@ class ScarNetTrainer(nnUNetTrainer):
     decoder_lr: float = 1e-3
     encoder_lr_factor: float = 0.1
     adamw_weight_decay: float = 1e-2
+    # the hybrid's convolutional encoder: "adamw" (with the decoder, decoder_lr) or "sgd" (stock nnU-Net's optimiser
+    # for it: SGD, Nesterov momentum 0.99, weight decay 3e-5, at sgd_conv_lr); the rest stays on AdamW
+    conv_encoder_optimizer: str = "adamw"
+    sgd_conv_lr: float = 1e-2
+    sgd_conv_momentum: float = 0.99
+    sgd_conv_weight_decay: float = 3e-5
     warmup_epochs: int = 10
     focal_tversky_weight: float = 1.0
     # --- schedule and batch; None keeps nnU-Net's value (plans for the batch size)
@@ -89,7 +96,7 @@ class ScarNetTrainer(nnUNetTrainer):
         mismatch = planned.get("network_class_name") == SCARNET_CLASS_NAME and any(
             planned["arch_kwargs"].get(k) != settings[k] for k in ("encoder", "encoder_image_size", "conv_encoder"))
         config = plans["configurations"][configuration]
-        config["architecture"] = scarnet_architecture(planned["arch_kwargs"], settings)
+        config["architecture"] = scarnet_architecture(planned["arch_kwargs"], settings, planned["network_class_name"])
         if type(self).plans_batch_size is not None:
             config["batch_size"] = int(type(self).plans_batch_size)
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -232,16 +239,34 @@ class ScarNetTrainer(nnUNetTrainer):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
+        """AdamW over the decoder side (decoder_lr) and the pretrained encoder (decoder_lr * encoder_lr_factor);
+        with `conv_encoder_optimizer = "sgd"` the hybrid's convolutional encoder trains with stock nnU-Net's SGD
+        instead. Every group follows the same poly schedule and warm-up from its own base rate."""
         network = unwrap(self.network)
         if self.freeze_encoder:
             for p in network.encoder_parameters():
                 p.requires_grad_(False)
-        groups = [{"params": network.decoder_parameters(), "lr": self.initial_lr}]
+        if self.conv_encoder_optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"{type(self).__name__}.conv_encoder_optimizer must be 'adamw' or 'sgd', got "
+                             f"{self.conv_encoder_optimizer!r}")
+        sgd_params = []
+        if self.conv_encoder_optimizer == "sgd":
+            if not network.has_conv_encoder:
+                raise ValueError(f"{type(self).__name__}: conv_encoder_optimizer='sgd' needs the hybrid network "
+                                 f"(conv_encoder = True)")
+            sgd_params = network.conv_encoder_parameters()
+        sgd_ids = {id(p) for p in sgd_params}
+        groups = [{"params": [p for p in network.decoder_parameters() if id(p) not in sgd_ids],
+                   "lr": self.initial_lr}]
         encoder_params = [p for p in network.encoder_parameters() if p.requires_grad]
         if encoder_params:
             groups.append({"params": encoder_params, "lr": self.initial_lr * self.encoder_lr_factor})
         optimizer = torch.optim.AdamW(groups, lr=self.initial_lr, weight_decay=self.weight_decay)
-        scheduler = GroupPolyLRScheduler(optimizer, [g["lr"] for g in groups], self.num_epochs,
+        if sgd_params:
+            sgd = torch.optim.SGD(sgd_params, lr=self.sgd_conv_lr, momentum=self.sgd_conv_momentum,
+                                  nesterov=True, weight_decay=self.sgd_conv_weight_decay)
+            optimizer = JointOptimizer({"adamw": optimizer, "sgd": sgd})
+        scheduler = GroupPolyLRScheduler(optimizer, [g["lr"] for g in optimizer.param_groups], self.num_epochs,
                                          warmup_steps=min(self.warmup_epochs, self.num_epochs // 10))
         return optimizer, scheduler
 

@@ -63,6 +63,17 @@ class ScarNetTrainerLiteHybrid(ScarNetTrainerLite):
     conv_encoder = True
 
 
+class ScarNetTrainerLiteHybrid_sgdConv(ScarNetTrainerLiteHybrid):
+    """The Lite hybrid whose convolutional encoder trains with stock nnU-Net's SGD (1e-2, Nesterov 0.99, weight
+    decay 3e-5); decoder, projections and the pretrained encoder keep AdamW."""
+    conv_encoder_optimizer = "sgd"
+
+
+class ScarNetTrainerHybrid_sgdConv(ScarNetTrainerHybrid):
+    """The ViT-B hybrid with stock nnU-Net's SGD for its convolutional encoder."""
+    conv_encoder_optimizer = "sgd"
+
+
 class ScarNetTrainerHybrid_scratch(ScarNetTrainerHybrid):
     pretrained_weights = None
 

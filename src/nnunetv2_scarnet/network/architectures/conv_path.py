@@ -1,11 +1,32 @@
 """The convolutional paths that run beside the pretrained encoder and provide fine-resolution skips."""
-from typing import List, Sequence
+import pydoc
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from dynamic_network_architectures.building_blocks.plain_conv_encoder import PlainConvEncoder
+from dynamic_network_architectures.building_blocks.residual_encoders import ResidualEncoder
 from torch import nn
 
 from nnunetv2_scarnet.network.building_blocks import ConvNormAct, DoubleConv
+
+
+#: the plans' arch_kwargs that name a class (nnU-Net lists them in `_kw_requires_import` and resolves them with
+#: pydoc.locate)
+OP_KEYS = ("conv_op", "norm_op", "dropout_op", "nonlin")
+
+
+def resolve_ops(ops: Dict) -> Dict:
+    """The plans' building blocks with dotted class names resolved as nnU-Net resolves them (pydoc.locate)."""
+    resolved = dict(ops)
+    for key in OP_KEYS:
+        value = resolved[key]
+        if isinstance(value, str):
+            resolved[key] = pydoc.locate(value)
+            if resolved[key] is None:
+                raise ValueError(f"the plans name {key} {value!r}, which cannot be imported")
+    if resolved["conv_op"] is not nn.Conv2d:
+        raise ValueError(f"ScarNet is a 2D network; the plans' conv_op is {resolved['conv_op']}, not Conv2d")
+    return resolved
 
 
 class ConvStem(nn.Module):
@@ -29,17 +50,27 @@ class ConvStem(nn.Module):
 
 
 class NnUNetConvEncoder(nn.Module):
-    """nnU-Net's own 2D encoder (PlainConvEncoder of dynamic_network_architectures) built from the plans' stage
-    layout with nnU-Net's default blocks (3x3 conv with bias, InstanceNorm, LeakyReLU): one skip per stage."""
+    """The encoder stock nnU-Net builds from the same plans: `PlainConvEncoder` (PlainConvUNet plans, counted in
+    convolutions per stage) or `ResidualEncoder` (ResidualEncoderUNet plans, counted in residual blocks), with the
+    plans' channels (uncapped), conv/norm/dropout/nonlinearity types and kwargs, already resolved to classes.
+    nnU-Net's He initialisation is applied by ScarNet to everything but the pretrained encoder. One skip per stage."""
 
     def __init__(self, input_channels: int, features: Sequence[int], strides: Sequence[Sequence[int]],
-                 kernel_sizes: Sequence[Sequence[int]], n_conv_per_stage: Sequence[int]) -> None:
+                 kernel_sizes: Sequence[Sequence[int]], n_conv_per_stage: Optional[Sequence[int]],
+                 n_blocks_per_stage: Optional[Sequence[int]], ops: Dict) -> None:
         super().__init__()
-        self.encoder = PlainConvEncoder(
-            input_channels, len(features), list(features), nn.Conv2d, [list(k) for k in kernel_sizes],
-            [list(s) for s in strides], list(n_conv_per_stage), conv_bias=True, norm_op=nn.InstanceNorm2d,
-            norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True},
-            return_skips=True)
+        common = dict(conv_bias=ops["conv_bias"], norm_op=ops["norm_op"], norm_op_kwargs=ops["norm_op_kwargs"],
+                      dropout_op=ops["dropout_op"], dropout_op_kwargs=ops["dropout_op_kwargs"],
+                      nonlin=ops["nonlin"], nonlin_kwargs=ops["nonlin_kwargs"], return_skips=True)
+        args = (input_channels, len(features), list(features), ops["conv_op"], [list(k) for k in kernel_sizes],
+                [list(s) for s in strides])
+        if (n_conv_per_stage is None) == (n_blocks_per_stage is None):
+            raise ValueError("the convolutional encoder needs exactly one of n_conv_per_stage (plain) and "
+                             "n_blocks_per_stage (residual)")
+        if n_blocks_per_stage is not None:
+            self.encoder = ResidualEncoder(*args, list(n_blocks_per_stage), **common)
+        else:
+            self.encoder = PlainConvEncoder(*args, list(n_conv_per_stage), **common)
         self.out_channels: List[int] = [int(f) for f in features]
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
@@ -47,19 +78,25 @@ class NnUNetConvEncoder(nn.Module):
 
 
 class SkipFusion(nn.Module):
-    """Joins a stage's convolutional skip and its projected encoder feature (nnSAM-style feature fusion).
+    """Brings a stage's convolutional skip and its projected encoder feature to the decoder's width.
 
-    With both present they are concatenated and mixed back to `channels` by a 1x1 conv-norm-act; with one present
-    it passes unchanged.
+    With both present they are concatenated and mixed to `out_channels` by a 1x1 conv-norm-act (nnSAM-style
+    feature fusion); a lone input of another width is projected by a 1x1 conv-norm-act; otherwise it passes as is.
     """
 
-    def __init__(self, channels: int, fuse: bool) -> None:
+    def __init__(self, conv_channels: int, feature_channels: int, out_channels: int, fuse: bool) -> None:
         super().__init__()
-        self.fuse = ConvNormAct(2 * channels, channels, kernel_size=1) if fuse else None
+        if fuse:
+            self.fuse = ConvNormAct(conv_channels + feature_channels, out_channels, kernel_size=1)
+        elif conv_channels and conv_channels != out_channels:
+            self.fuse = ConvNormAct(conv_channels, out_channels, kernel_size=1)
+        else:
+            self.fuse = None
+        self.both = bool(fuse)
 
     def forward(self, conv_skip, encoder_feature):
         if conv_skip is None:
             return encoder_feature
-        if encoder_feature is None:
-            return conv_skip
-        return self.fuse(torch.cat([conv_skip, encoder_feature], dim=1))
+        if self.both:
+            return self.fuse(torch.cat([conv_skip, encoder_feature], dim=1))
+        return conv_skip if self.fuse is None else self.fuse(conv_skip)

@@ -3,17 +3,22 @@ from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from torch import nn
 
-from nnunetv2_scarnet.network.architectures.conv_path import ConvStem, NnUNetConvEncoder, SkipFusion
+from nnunetv2_scarnet.network.architectures.conv_path import ConvStem, NnUNetConvEncoder, SkipFusion, resolve_ops
 from nnunetv2_scarnet.network.architectures.decoder import ScarNetDecoder
 from nnunetv2_scarnet.network.architectures.encoder_adapter import (
     DEFAULT_INPUT_WINDOW, EncoderInputAdapter, FeatureProjection, assign_taps_to_stages)
 from nnunetv2_scarnet.network.architectures.precision import encoder_autocast_dtype
 from nnunetv2_scarnet.network.building_blocks import MultiScaleScarAttention
+from nnunetv2_scarnet.network.building_blocks.gate_init import open_gates
 from nnunetv2_scarnet.network.encoders import build_encoder
 
 IntOrPair = Union[int, Sequence[int]]
+#: nnU-Net's default 2D plans values (used when ScarNet is built directly, without plans)
+NNUNET_NORM_KWARGS = {"eps": 1e-5, "affine": True}
+NNUNET_NONLIN_KWARGS = {"inplace": True}
 
 
 def _pairs(values: Sequence[IntOrPair], what: str) -> List[List[int]]:
@@ -30,48 +35,67 @@ class ScarNet(nn.Module):
     like nnU-Net's PlainConvUNet, so deep supervision targets and sliding-window inference need no change.
 
     Skips: stages 0 and 1 come from a convolutional path (ViT tokens are 16 px wide). Every deeper stage gets a
-    projected, area-resampled encoder tap; with `conv_encoder` (the hybrid ScarNet) nnU-Net's own convolutional
-    encoder runs beside the pretrained one and the two are fused at every stage at stride >= 4. The deepest skip
-    passes through multi-scale ScarAttention; every decoder stage has SE + the chosen attention block.
+    projected, area-resampled encoder tap; with `conv_encoder` (the hybrid ScarNet) the encoder stock nnU-Net
+    builds from the same plans runs beside the pretrained one and the two are fused at every stage at stride >= 4.
+    The highest-resolution fused skip (stage 2) passes through multi-scale ScarAttention; every decoder stage has
+    SE + the chosen attention block. Everything but the pretrained encoder gets nnU-Net's He initialisation, and
+    every sigmoid gate starts open (near the identity, building_blocks/gate_init.py).
 
     Args:
         input_channels, num_classes: image channels and segmentation heads (nnU-Net decides).
-        n_stages, features_per_stage, strides, kernel_sizes, n_conv_per_stage: the plans' stage layout (features
-            capped at `max_features`; kernel sizes and convs per stage shape the hybrid's convolutional encoder).
+        n_stages, features_per_stage, strides, kernel_sizes, n_conv_per_stage / n_blocks_per_stage: the plans'
+            stage layout (the decoder's features capped at `max_features`; the hybrid's convolutional encoder takes
+            them as they are, as plain stages or, with `n_blocks_per_stage`, as nnU-Net's residual encoder).
+        conv_op, conv_bias, norm_op, norm_op_kwargs, dropout_op, dropout_op_kwargs, nonlin, nonlin_kwargs: the
+            plans' building blocks of the convolutional encoder (classes, or the plans' dotted names).
         encoder: encoder name (see `nnunetv2_scarnet.network.encoders.ENCODER_NAMES`).
         encoder_image_size: square resolution S the patch is resized to before the encoder.
         encoder_input_window: z-score window mapped to the encoder's [0, 1] input range.
         encoder_input_norm: "unit" ([0, 1], MedSAM/LiteMedSAM) or "sam_imagenet" (SAM's natural-image statistics).
         attention: decoder attention, "scar" (the authors'), "cbam" (ablation) or "none" (no SE either).
-        multiscale_attention: multi-scale ScarAttention on the deepest skip.
+        multiscale_attention: multi-scale ScarAttention on the highest-resolution fused skip (stage 2).
         conv_encoder: run nnU-Net's convolutional encoder beside the pretrained one (hybrid ScarNet).
         freeze_encoder: the pretrained encoder does not learn and stays in eval mode.
-        max_features: channel cap for the decoder and the convolutional path.
+        max_features: channel cap of the decoder, the stem and the projections (not of the hybrid's encoder).
         deep_supervision: return all decoder outputs (training) or only the full-resolution one.
     """
 
     def __init__(self, input_channels: int, num_classes: int, n_stages: int, features_per_stage: Sequence[int],
                  strides: Sequence[IntOrPair], kernel_sizes: Optional[Sequence[IntOrPair]] = None,
-                 n_conv_per_stage: Optional[Union[int, Sequence[int]]] = None, encoder: str = "medsam_vit_b",
-                 encoder_image_size: int = 512, encoder_input_window: Sequence[float] = DEFAULT_INPUT_WINDOW,
-                 encoder_input_norm: str = "unit", attention: str = "scar", multiscale_attention: bool = True, conv_encoder: bool = False,
+                 n_conv_per_stage: Optional[Union[int, Sequence[int]]] = None,
+                 n_blocks_per_stage: Optional[Union[int, Sequence[int]]] = None, conv_op=nn.Conv2d,
+                 conv_bias: bool = True, norm_op=nn.InstanceNorm2d,
+                 norm_op_kwargs: Optional[dict] = NNUNET_NORM_KWARGS, dropout_op=None,
+                 dropout_op_kwargs: Optional[dict] = None, nonlin=nn.LeakyReLU,
+                 nonlin_kwargs: Optional[dict] = NNUNET_NONLIN_KWARGS, encoder: str = "medsam_vit_b", encoder_image_size: int = 512,
+                 encoder_input_window: Sequence[float] = DEFAULT_INPUT_WINDOW, encoder_input_norm: str = "unit",
+                 attention: str = "scar", multiscale_attention: bool = True, conv_encoder: bool = False,
                  freeze_encoder: bool = False, max_features: int = 320, deep_supervision: bool = True) -> None:
         super().__init__()
         if n_stages < 3:
             raise ValueError(f"ScarNet needs at least 3 stages in the plans, got n_stages={n_stages}")
         kernel_sizes = [[3, 3]] * n_stages if kernel_sizes is None else kernel_sizes
-        n_conv_per_stage = 2 if n_conv_per_stage is None else n_conv_per_stage
-        if np.isscalar(n_conv_per_stage):
-            n_conv_per_stage = [int(n_conv_per_stage)] * n_stages
-        if not len(features_per_stage) == len(strides) == len(kernel_sizes) == len(n_conv_per_stage) == n_stages:
-            raise ValueError("features_per_stage, strides, kernel_sizes and n_conv_per_stage need n_stages entries")
+        if n_conv_per_stage is None and n_blocks_per_stage is None:
+            n_conv_per_stage = 2
+        per_stage = [n if n is None or not np.isscalar(n) else [int(n)] * n_stages
+                     for n in (n_conv_per_stage, n_blocks_per_stage)]
+        n_conv_per_stage, n_blocks_per_stage = per_stage
+        counts = n_conv_per_stage if n_conv_per_stage is not None else n_blocks_per_stage
+        if not len(features_per_stage) == len(strides) == len(kernel_sizes) == len(counts) == n_stages:
+            raise ValueError("features_per_stage, strides, kernel_sizes and n_conv_per_stage (n_blocks_per_stage) "
+                             "need n_stages entries")
         strides, kernel_sizes = _pairs(strides, "strides"), _pairs(kernel_sizes, "kernel sizes")
-        features = [min(int(f), int(max_features)) for f in features_per_stage]
+        plans_features = [int(f) for f in features_per_stage]
+        features = [min(f, int(max_features)) for f in plans_features]
         self.cumulative_strides = np.cumprod(np.array(strides), axis=0).tolist()
         self.freeze_encoder = bool(freeze_encoder)
 
         if conv_encoder:
-            self.conv_path = NnUNetConvEncoder(input_channels, features, strides, kernel_sizes, n_conv_per_stage)
+            ops = resolve_ops(dict(conv_op=conv_op, conv_bias=conv_bias, norm_op=norm_op,
+                                   norm_op_kwargs=dict(norm_op_kwargs or {}), dropout_op=dropout_op,
+                                   dropout_op_kwargs=dropout_op_kwargs, nonlin=nonlin, nonlin_kwargs=nonlin_kwargs))
+            self.conv_path = NnUNetConvEncoder(input_channels, plans_features, strides, kernel_sizes,
+                                               n_conv_per_stage, n_blocks_per_stage, ops)
         else:
             self.conv_path = ConvStem(input_channels, features[:2], strides[1])
         self.adapter = EncoderInputAdapter(input_channels, encoder_image_size, encoder_input_window,
@@ -82,11 +106,17 @@ class ScarNet(nn.Module):
             FeatureProjection(self.encoder.out_channels[tap], features[s + 2])
             for s, tap in enumerate(self.tap_for_stage)
         ])
-        self.fusions = nn.ModuleList([SkipFusion(features[s], fuse=conv_encoder and s >= 2)
-                                      for s in range(n_stages)])
-        self.bottleneck_attention = (MultiScaleScarAttention(features[-1]) if multiscale_attention
-                                     else nn.Identity())
+        conv_channels = self.conv_path.out_channels
+        self.fusions = nn.ModuleList([
+            SkipFusion(conv_channels[s] if s < len(conv_channels) else 0, features[s], features[s],
+                       fuse=conv_encoder and s >= 2)
+            for s in range(n_stages)])
+        #: the skip that passes through multi-scale ScarAttention: the highest-resolution one fed by the encoder
+        self.attention_stage = 2
+        self.skip_attention = (MultiScaleScarAttention(features[self.attention_stage]) if multiscale_attention
+                               else nn.Identity())
         self.decoder = ScarNetDecoder(features, strides, num_classes, attention, deep_supervision)
+        self.initialize_new_modules()
         if self.freeze_encoder:
             self.encoder.requires_grad_(False)
         # channels-last convolutions are faster with oneDNN (CPU) and cuDNN (tensor cores); values are unchanged
@@ -106,8 +136,18 @@ class ScarNet(nn.Module):
                 grid = tuple(int(d) // int(c) for d, c in zip(size, self.cumulative_strides[stage]))
                 feature = self.projections[stage - 2](taps[self.tap_for_stage[stage - 2]], grid)
             skips.append(fusion(conv_skip, feature))
-        skips[-1] = self.bottleneck_attention(skips[-1])
+        skips[self.attention_stage] = self.skip_attention(skips[self.attention_stage])
         return self.decoder(skips)
+
+    def initialize_new_modules(self) -> None:
+        """nnU-Net's initialisation (InitWeights_He(1e-2): Kaiming-normal convolutions, zero biases) for every
+        module but the pretrained encoder, whose weights the trainer loads afterwards (scratch variants keep the
+        encoder architecture's own initialisation); then every sigmoid gate is opened (gate_init.py)."""
+        he = InitWeights_He(1e-2)
+        for name, child in self.named_children():
+            if name != "encoder":
+                child.apply(he)
+        open_gates(self)
 
     @staticmethod
     def check_finite(x: torch.Tensor) -> None:
@@ -130,14 +170,31 @@ class ScarNet(nn.Module):
         return [f.to(image.dtype) for f in features]
 
     def train(self, mode: bool = True):
+        """nnU-Net's train/eval switch. The pretrained encoder's BatchNorm layers (LiteMedSAM's TinyViT) always
+        normalise with their pretrained running statistics, which therefore never change: batch statistics of 2-4
+        cardiac patches would overwrite the statistics the encoder was trained with. Their affine weights still
+        learn when the encoder is fine-tuned. A frozen encoder is wholly in eval mode."""
         super().train(mode)
         if self.freeze_encoder:
             self.encoder.eval()
+        else:
+            for module in self.encoder.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
     def encoder_parameters(self):
         """Parameters of the pretrained encoder (the lower-learning-rate group)."""
         return list(self.encoder.parameters())
+
+    @property
+    def has_conv_encoder(self) -> bool:
+        """True for the hybrid ScarNet (nnU-Net's convolutional encoder beside the pretrained one)."""
+        return isinstance(self.conv_path, NnUNetConvEncoder)
+
+    def conv_encoder_parameters(self):
+        """Parameters of the hybrid's convolutional encoder (empty for the plain ScarNet's stem)."""
+        return list(self.conv_path.parameters()) if self.has_conv_encoder else []
 
     def decoder_parameters(self):
         """Every parameter that is not the encoder's: conv path, adapter, projections, fusions, decoder."""

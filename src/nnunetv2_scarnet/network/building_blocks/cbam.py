@@ -3,6 +3,8 @@ spatial gate from the channel-wise mean and max maps. Kept as an ablation of Sca
 import torch
 from torch import nn
 
+from nnunetv2_scarnet.network.building_blocks.gate_init import OPEN_GATE_BIAS
+
 
 class CBAMChannelGate(nn.Module):
     """Weights channels from their average- and max-pooled descriptors through a shared MLP."""
@@ -15,6 +17,12 @@ class CBAMChannelGate(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(hidden, channels, kernel_size=1),
         )
+        self.open_gate()
+
+    def open_gate(self) -> None:
+        """Start as the identity to 2%: zero weights; the MLP runs twice (avg, max), each pass adds half the bias."""
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.constant_(self.mlp[2].bias, OPEN_GATE_BIAS / 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         avg = torch.mean(x, dim=(2, 3), keepdim=True)
@@ -28,6 +36,12 @@ class CBAMSpatialGate(nn.Module):
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
+        self.open_gate()
+
+    def open_gate(self) -> None:
+        """Start as the identity to 2%: zero weights, bias OPEN_GATE_BIAS (see gate_init.py)."""
+        nn.init.zeros_(self.conv.weight)
+        nn.init.constant_(self.conv.bias, OPEN_GATE_BIAS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         descriptor = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)

@@ -12,6 +12,8 @@ group) takes its place.
 import torch
 from torch import nn
 
+from nnunetv2_scarnet.network.building_blocks.gate_init import OPEN_GATE_BIAS
+
 
 class ChannelAttention(nn.Module):
     """x * sigmoid(conv1x1(relu(norm(conv1x1(avgpool(x)))))), hidden width channels // reduction (at least
@@ -28,6 +30,12 @@ class ChannelAttention(nn.Module):
             nn.Conv2d(hidden, channels, kernel_size=1),
             nn.Sigmoid(),
         )
+        self.open_gate()
+
+    def open_gate(self) -> None:
+        """Start as the identity to 2%: zero weights, bias OPEN_GATE_BIAS (see gate_init.py)."""
+        nn.init.zeros_(self.gate[3].weight)
+        nn.init.constant_(self.gate[3].bias, OPEN_GATE_BIAS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(self.pool(x))

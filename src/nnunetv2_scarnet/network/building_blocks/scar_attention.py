@@ -27,8 +27,10 @@ class MultiScaleScarAttention(nn.Module):
     """ScarAttention at scales 1, 1/2 and 1/4 of the map, resized back and fused by a 1x1 convolution.
 
     Each coarser copy is made by average pooling (no aliasing) and brought back bilinearly; no side is pooled below
-    two pixels (a spatial gate over one pixel means nothing, and its batch norm could not train on one sample). The authors apply it to the fused encoder features before decoding; ScarNet
-    applies it to the deepest skip (the bottleneck), which is where its encoder features enter.
+    two pixels (a spatial gate over one pixel means nothing, and its batch norm could not train on one sample). The
+    authors apply it to fused encoder features at high resolution; ScarNet applies it to the highest-resolution
+    fused skip (stride 4). The fusion starts as the mean of the three copies, so with open gates the block starts
+    close to the identity (a He-initialised 1x1 mix would start as a random projection).
     """
 
     def __init__(self, channels: int, scales: Sequence[int] = (1, 2, 4), reduction: int = 8) -> None:
@@ -36,6 +38,17 @@ class MultiScaleScarAttention(nn.Module):
         self.scales = tuple(int(s) for s in scales)
         self.attentions = nn.ModuleList([ScarAttention(channels, reduction) for _ in self.scales])
         self.fusion = nn.Conv2d(channels * len(self.scales), channels, kernel_size=1)
+        self.open_gate()
+
+    def open_gate(self) -> None:
+        """Fusion weights: channel c of the output is the mean of channel c of the scale copies; bias 0."""
+        channels, n = self.fusion.out_channels, len(self.scales)
+        with torch.no_grad():
+            weight = torch.zeros_like(self.fusion.weight)
+            for k in range(n):
+                weight[:, k * channels:(k + 1) * channels, 0, 0] = torch.eye(channels) / n
+            self.fusion.weight.copy_(weight)
+            self.fusion.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[2:]

@@ -7,6 +7,8 @@ with its own learned weight.
 import torch
 from torch import nn
 
+from nnunetv2_scarnet.network.building_blocks.gate_init import OPEN_GATE_BIAS
+
 
 class SpatialAttention(nn.Module):
     """x * sigmoid(bn(conv_kxk(x))), one weight per pixel shared by all channels."""
@@ -18,6 +20,11 @@ class SpatialAttention(nn.Module):
             nn.BatchNorm2d(1),
             nn.Sigmoid(),
         )
+        self.open_gate()
+
+    def open_gate(self) -> None:
+        """Start near the identity: the BatchNorm's shift, the bias before the sigmoid, is OPEN_GATE_BIAS."""
+        nn.init.constant_(self.gate[1].bias, OPEN_GATE_BIAS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(x)
