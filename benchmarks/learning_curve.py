@@ -179,9 +179,6 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="for preprocessing only")
-    parser.add_argument("--threads", type=int,
-                        help="torch/OpenMP threads per training (OMP_NUM_THREADS; 1 avoids the stalls of several "
-                             "threads on an oversubscribed machine; does not change what is learnt per sample)")
     parser.add_argument("--retrain", action="store_true", help="train even where a finished run can be reused")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report the runs in WORK as they are (a run stopped early is reported up "
@@ -203,8 +200,6 @@ def main(argv=None) -> int:
                      SCARNET_CURVE_EPOCHS=str(args.epochs), SCARNET_CURVE_ITERATIONS=str(args.iterations),
                      SCARNET_CURVE_VAL_BATCHES=str(args.val_batches), SCARNET_CURVE_BATCH_SIZE=str(args.batch_size),
                      SCARNET_CURVE_SEED=str(args.seed))
-    if args.threads:
-        train_env["OMP_NUM_THREADS"] = str(args.threads)
     curves = []
     for trainer in args.trainers:
         folder = curve_folder(work, trainer, args.fold)

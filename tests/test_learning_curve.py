@@ -131,7 +131,7 @@ def test_nnunet_finds_the_curve_trainers():
             "print('ok')\n")
     env = dict(os.environ)
     env.pop("nnUNet_extTrainer", None)
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
