@@ -47,6 +47,14 @@ def _number(text) -> float:
         return float("nan")
 
 
+def _grouped_table(key: str, last: str, groups: Dict[str, List[Dict]], cell) -> str:
+    """One row per group, largest first: the key, how many studies, and `cell(studies)` (already HTML)."""
+    rows = [f"<table><tr><th>{key}</th><th>studies</th><th>{last}</th></tr>"]
+    for name, studies in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        rows.append(f"<tr><td>{_e(name)}</td><td class='num'>{len(studies)}</td><td>{cell(studies)}</td></tr>")
+    return "".join(rows) + "</table>"
+
+
 def _link(row: Dict) -> str:
     href = row.get("report_html") or ""
     return f"<a href='{_e(href)}'>{_e(row['study'])}</a>" if href else _e(row["study"])
@@ -72,11 +80,7 @@ def render_summary(rows: List[Dict], model: Dict, parts: Sequence[str]) -> str:
         for code in (row.get("qc_flags") or "").split():
             flagged.setdefault(code, []).append(row)
     if flagged:
-        out.append("<table><tr><th>flag</th><th>studies</th><th>reports</th></tr>")
-        for code, studies in sorted(flagged.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-            out.append(f"<tr><td>{_e(code)}</td><td class='num'>{len(studies)}</td><td>"
-                       f"{', '.join(_link(r) for r in studies)}</td></tr>")
-        out.append("</table>")
+        out.append(_grouped_table("flag", "reports", flagged, lambda studies: ", ".join(_link(r) for r in studies)))
     else:
         out.append("<p class='ok'>No QC flag in any reported study.</p>")
     out.append(f"<p class='note'>{sum(1 for r in ok if not r.get('qc_flags'))} reported studies without a flag.</p>")
@@ -85,11 +89,8 @@ def render_summary(rows: List[Dict], model: Dict, parts: Sequence[str]) -> str:
     for row in failed:
         groups.setdefault(failure_reason(row.get("error") or ""), []).append(row)
     if groups:
-        out.append("<table><tr><th>reason</th><th>studies</th><th>which</th></tr>")
-        for reason, studies in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-            out.append(f"<tr><td>{_e(reason)}</td><td class='num'>{len(studies)}</td>"
-                       f"<td>{_e(', '.join(r['study'] for r in studies))}</td></tr>")
-        out.append("</table>")
+        out.append(_grouped_table("reason", "which", groups,
+                                  lambda studies: _e(", ".join(r["study"] for r in studies))))
     else:
         out.append("<p class='ok'>No study failed.</p>")
     out.append("<h2>Model</h2>")
