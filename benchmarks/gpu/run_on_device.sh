@@ -5,13 +5,14 @@
 #
 # Default: stock nnU-Net against ScarNetTrainerLiteHybrid at BUDGET_S=220 s of training each, under the protocol of
 # src/nnunetv2_scarnet/benchmark/budget_schedule.py (compilation off for every trainer; the first epoch charged
-# once, the second sets the pace). Expected wall time: ~10 s install, ~40 s conversion and preprocessing (16 cores),
-# per trainer ~20 s start-up + 220 s training + ~30 s final validation and evaluation: ~540 s. Every phase runs
+# once, the second sets the pace). Measured wall time (H200, 2026-11-27): 535 s (install
+# 2 s; conversion, preprocessing on 16 cores and start-ups ~57 s; training 203 + 221 s; validation and evaluation
+# 20 + 30 s). Every phase runs
 # under `timeout` with what is left of DEADLINE_S (default 575 s), so the archive is written before the device
 # tool's 600-s limit even if a trainer runs long; equal_budget.json is rewritten after every trainer, so the
 # trainers that finished come back.
 #
-# Knobs: PHASES ("budget", "speed" or both), BUDGET_S, TRAINERS, DEADLINE_S; for the CPU dry run
+# Knobs: PHASES ("budget", "speed" or both), BUDGET_S, TRAINERS, FOLD (default 0), DEADLINE_S; for the CPU dry run
 # (benchmarks/gpu/cpu_dry_run.sh): DEVICE=cpu, INSTALL=0 (use this machine's packages), CHECK_OPTIONS (tiny
 # epochs), RESULTS. Later sessions, one pair each: TRAINERS="nnUNetTrainer ScarNetTrainerLite", then
 # "nnUNetTrainer ScarNetTrainer_scratch"; the speed table on its own: PHASES=speed (~4 min).
@@ -20,6 +21,7 @@ START=$SECONDS
 PHASES=${PHASES:-"budget"}
 BUDGET_S=${BUDGET_S:-220}
 TRAINERS=${TRAINERS:-"nnUNetTrainer ScarNetTrainerLiteHybrid"}
+FOLD=${FOLD:-0}
 DEADLINE_S=${DEADLINE_S:-575}
 DEVICE=${DEVICE:-cuda}
 INSTALL=${INSTALL:-1}
@@ -45,7 +47,7 @@ echo "install: $((SECONDS - START)) s" > "$RESULTS/phases.txt"
 if [[ " $PHASES " == *" budget "* ]]; then
   # shellcheck disable=SC2086  # TRAINERS and CHECK_OPTIONS are word lists
   timeout "$(left)" python3 -m nnunetv2_scarnet.benchmark.equal_budget --cases .gpu-data/cases --work "$WORK" \
-    --out "$RESULTS/budget" --budget-s "$BUDGET_S" --fold 0 --device "$DEVICE" --trainers $TRAINERS \
+    --out "$RESULTS/budget" --budget-s "$BUDGET_S" --fold "$FOLD" --device "$DEVICE" --trainers $TRAINERS \
     $CHECK_OPTIONS 2>&1 | tee "$RESULTS/budget.log" || echo "budget phase ended with status $?" >> "$RESULTS/phases.txt"
   echo "budget: $((SECONDS - START)) s" >> "$RESULTS/phases.txt"
 fi
