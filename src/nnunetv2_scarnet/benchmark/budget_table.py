@@ -20,6 +20,20 @@ def _p(test: Dict) -> str:
     return "n/a" if p is None else (f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}")
 
 
+def schedule_text(row: Dict) -> str:
+    """'E x I' when every epoch had I iterations, else '2 x I + E x J' (or 'E x J1-J2' when the later epochs'
+    counts were refitted to the time left)."""
+    counts = row.get("epoch_iterations")
+    if not counts:  # rows recorded before the per-epoch counts were
+        first, later = row.get("iterations_first_two_epochs", row["iterations_per_epoch"]), row["iterations_per_epoch"]
+        counts = [first] * min(2, row["epochs"]) + [later] * max(0, row["epochs"] - 2)
+    if len(set(counts)) == 1:
+        return f"{len(counts)} x {counts[0]}"
+    rest = counts[2:]
+    later = str(rest[0]) if len(set(rest)) == 1 else f"{min(rest)}-{max(rest)}"
+    return f"2 x {counts[0]} + {len(rest)} x {later}"
+
+
 def accuracy_lines(rows: List[Dict]) -> List[str]:
     from nnunetv2_scarnet.evaluation.overlap import format_median_iqr
 
@@ -36,10 +50,7 @@ def accuracy_lines(rows: List[Dict]) -> List[str]:
             ccc += f" [{c['ci_low']:.2f}-{c['ci_high']:.2f}]"
         epochs = r.get("epoch_seconds") or []
         pace = " / ".join(f"{t:.1f}" for t in epochs[:2]) or "n/a"
-        first, later = r.get("iterations_first_two_epochs", r["iterations_per_epoch"]), r["iterations_per_epoch"]
-        schedule = (f"{r['epochs']} x {later}" if first == later or r["epochs"] <= 2 else
-                    f"2 x {first} + {r['epochs'] - 2} x {later}")
-        lines.append(f"| {r['trainer']} | {schedule} ({r['batch_size']}) | {pace} | "
+        lines.append(f"| {r['trainer']} | {schedule_text(r)} ({r['batch_size']}) | {pace} | "
                      f"{r['training_seconds']:.0f} | {fmt(s['dice_myocardium_patient'])} | "
                      f"{fmt(s['dice_scar_patient'])} | {_number(s['scar_pct_lvm']['bland_altman']['bias'], 2)} | "
                      f"{ccc} |")

@@ -55,6 +55,7 @@ def train_one(trainer_name: str, dataset: str, fold: int, budget_s: float, devic
     trainer.perform_actual_validation(False)
     return {"trainer": trainer_name, "epochs": trainer.num_epochs, "iterations_first_two_epochs":
             trainer.iterations_first_epochs, "iterations_per_epoch": trainer.num_iterations_per_epoch,
+            "epoch_iterations": trainer.epoch_iterations,
             "batch_size": trainer.batch_size,
             "training_seconds": trainer.training_seconds, "epoch_seconds": trainer.epoch_seconds,
             "compiled": compiled, "validation_seconds": time.time() - start,
