@@ -213,8 +213,19 @@ def test_single_run_reports_every_study_apart(reference, cohort):
         assert os.path.realpath(os.path.join(reference, row["report_html"])).startswith(os.path.realpath(reference))
     assert rows[written["p1_first"][0]]["study"] != rows[written["p1_second"][0]]["study"]
     assert sorted(os.listdir(reference)) == sorted(
-        [".scarnet-cohort", ".scarnet-lock", ".scarnet-output", "cohort.csv", "index.csv"] +
-        [r["study"] for r in rows.values() if r["status"] == "ok"])
+        [".scarnet-cohort", ".scarnet-lock", ".scarnet-output", "cohort.csv", "index.csv", "run_timings.json",
+         "timings.csv"] + [r["study"] for r in rows.values() if r["status"] == "ok"])
+    # the per-stage seconds of every study this run did: all four stages for a reported study, none after the
+    # stage that failed for the unreadable one
+    timings = {r["study"]: r for r in read_rows(os.path.join(reference, "timings.csv"))}
+    assert set(timings) == {r["study"] for r in rows.values()}
+    stages = ("reading_s", "prediction_s", "quantification_s", "writing_s")
+    for name, row in timings.items():
+        ok = {r["study"]: r for r in rows.values()}[name]["status"] == "ok"
+        assert row["status"] == ("ok" if ok else "failed")
+        assert all((float(row[k]) >= 0) if ok else row[k] == "" for k in stages), row
+    run = json.load(open(os.path.join(reference, "run_timings.json")))
+    assert run["index_s"] >= 0 and run["model_loading_s"] > 0
     assert not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(reference)), "etc"))
 
 

@@ -6,7 +6,10 @@ cohort, resumable.
 - The model is loaded once; the part's studies are then read, predicted, quantified and written one after another.
 - OUT_DIR of a cohort part holds `.scarnet-output` (io_safety's marker), `.scarnet-cohort` (JSON: part, parts,
   root, index digest, model identity), `index.csv` (the whole cohort's index), one folder per finished study and,
-  when the part is complete, `cohort.csv` (one row per study of the part, failures included).
+  when the part is complete, `cohort.csv` (one row per study of the part, failures included). `timings.csv` gets
+  one row per study this process ran (seconds of reading, prediction, quantification and writing), appended as
+  each study ends, and `run_timings.json` the index and model-loading seconds of the last run (a resumed part
+  keeps the rows of the studies its earlier runs finished).
 - A study is complete when its folder exists: `pipeline.write_outputs` writes the folder's `.scarnet-report`
   marker last and renames the private `.partial` folder into place in one step (atomic on one file system).
 - Rerun into a folder holding `.scarnet-cohort` (resume): the folder is NOT emptied; the stored index is used;
@@ -15,11 +18,13 @@ cohort, resumable.
   `--overwrite` empties the folder (io_safety's policy for a scarnet folder) and redoes everything.
 - OutputDirLock holds OUT_DIR for the whole run: two processes never write one part.
 """
+import csv
 import hashlib
 import json
 import os
 import shutil
 import sys
+import time
 from typing import Dict, List, Optional, Sequence
 
 from nnunetv2_scarnet.io_safety import LOCK, OutputDirLock, check_output_dir, prepare_output_dir
@@ -36,6 +41,8 @@ COHORT_MARKER = ".scarnet-cohort"
 ROW_FIELDS = ["study", "status", "error", "patient_id", "study_uid", "study_date", "series_uid", "part",
               "myocardium_ml", "myocardium_g", "scar_ml", "scar_g", "scar_pct_lvm", "mvo_ml", "n_qc_flags",
               "qc_flags", "report_html"]
+#: columns of a part's timings.csv (seconds per stage of one study run by this process)
+TIMING_FIELDS = ["study", "status", "reading_s", "prediction_s", "quantification_s", "writing_s"]
 
 
 class CohortStateError(ValueError):
@@ -156,10 +163,15 @@ def run_cohort(root: str, model_folder: str, out_dir: str, num_parts: int = 1, p
         raise CohortStateError(f"{out_dir}: output folder lies inside the export root {root}, whose files are "
                                f"indexed; choose an output folder outside it")
     resuming = not overwrite and os.path.isfile(os.path.join(out_dir, COHORT_MARKER))
+    started = time.perf_counter()
     if rows is None or resuming or index_path:
         rows = load_or_build_index(root, out_dir, resuming, index_path, workers)
+    indexed = time.perf_counter()
     predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring, scheme, trust_model)
     model = predictor.identity()
+    run_timings = {"index_s": indexed - started, "model_loading_s": time.perf_counter() - indexed,
+                   "index_from": "caller" if rows is not None and not (resuming or index_path) else
+                   ("--index" if index_path else ("index.csv of the resumed part" if resuming else "scan"))}
     state = _state(root, num_parts, part_id, index_digest(rows), model)
     with OutputDirLock(out_dir):
         if _open_out_dir(out_dir, overwrite):
@@ -170,11 +182,16 @@ def run_cohort(root: str, model_folder: str, out_dir: str, num_parts: int = 1, p
             with open(tmp, "w") as f:
                 json.dump(state, f, indent=1)
             os.replace(tmp, os.path.join(out_dir, COHORT_MARKER))  # after index.csv: a resume finds both
+        with open(os.path.join(out_dir, "run_timings.json"), "w") as f:
+            json.dump(run_timings, f, indent=1)
         studies = [s for s in studies_of(rows) if part_of(s.uid, num_parts) == part_id]
         out_rows = []
         for study in _bar(studies, desc=f"part {part_id} of {num_parts}: studies", unit="study"):
-            error = None if study_is_complete(out_dir, study.name) else \
-                _run_study(study, out_dir, predictor, model, debug)
+            error = None
+            if not study_is_complete(out_dir, study.name):
+                seconds: Dict[str, float] = {}
+                error = _run_study(study, out_dir, predictor, model, debug, seconds)
+                _append_timing(out_dir, study.name, error, seconds)
             out_rows.append(study_row(out_dir, study, part_id, error))
         tmp = os.path.join(out_dir, ".cohort.csv.tmp")
         write_csv(tmp, out_rows)
@@ -189,18 +206,35 @@ def run_cohort(root: str, model_folder: str, out_dir: str, num_parts: int = 1, p
     return 0
 
 
-def _run_study(study: Study, out_dir: str, predictor: ReportPredictor, model: Dict, debug: bool) -> Optional[str]:
-    """Read, predict and write one study; its error message, or None. A failure never stops the cohort."""
+def _append_timing(out_dir: str, name: str, error: Optional[str], seconds: Dict[str, float]) -> None:
+    path = os.path.join(out_dir, "timings.csv")
+    new = not os.path.isfile(path)
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, TIMING_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({"study": name, "status": "failed" if error else "ok",
+                         **{f"{k}_s": round(v, 4) for k, v in seconds.items()}})
+
+
+def _run_study(study: Study, out_dir: str, predictor: ReportPredictor, model: Dict, debug: bool,
+               seconds: Dict[str, float]) -> Optional[str]:
+    """Read, predict and write one study; its error message, or None. A failure never stops the cohort.
+    `seconds` receives the wall time of each stage that ran (reading, prediction, quantification, writing)."""
     source = PatientInput(study.name, study.folder if study.series else "", "dicom",
                           series_choice=study.reason)
     patient = Patient(source, out_dir)
     stage = "reading the input"
     try:
+        clock = time.perf_counter()
         convert_study(patient, study)
+        seconds["reading"] = time.perf_counter() - clock
         stage = "prediction"
+        clock = time.perf_counter()
         patient.prediction = predictor.predict(patient.image, patient.segmentation)
+        seconds["prediction"] = time.perf_counter() - clock
         stage = "writing the report"
-        write_outputs(patient, predictor, model)
+        write_outputs(patient, predictor, model, seconds)
     except Exception as exc:  # noqa: BLE001 - one unreadable study never stops the cohort
         _fail(patient, stage, exc, debug)
         return patient.error

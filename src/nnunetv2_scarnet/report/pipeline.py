@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import traceback
 from typing import Dict, List, Optional, Sequence
 
@@ -99,8 +100,12 @@ def convert(patient: Patient, series_uids: Sequence[str], image_type: Optional[s
         patient.identifiers = {"File": os.path.basename(src.path)}
 
 
-def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict) -> None:
-    """Quantification, DICOM SEG, QC flags, JSON and HTML of one predicted patient; then the folder is final."""
+def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict,
+                  stage_seconds: Optional[Dict[str, float]] = None) -> None:
+    """Quantification, DICOM SEG, QC flags, JSON and HTML of one predicted patient; then the folder is final.
+    `stage_seconds`, when given, receives the wall time of `quantification` (volumes, AHA segments, transmurality,
+    QC flags) and of `writing` (DICOM SEG, pictures, JSON, HTML)."""
+    started = time.perf_counter()
     scheme = predictor.scheme
     quant_dir = os.path.join(patient.work, "quantification")
     report = quantify_folder(os.path.dirname(patient.segmentation), quant_dir, os.path.dirname(patient.image),
@@ -108,6 +113,8 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict) -> 
     quant = report["cases"][0]
     label = read_label_stack(patient.segmentation, scheme)
     image = read_stack(patient.image)
+    flags = all_flags(label.data, label.spacing, scheme, quant, patient.prediction)
+    quantified = time.perf_counter()
     outputs = [os.path.relpath(patient.image, patient.work), os.path.relpath(patient.segmentation, patient.work),
                "quantification/ (patients.csv, slices.csv, sectors.csv, report.json, PNG)"]
     notes = []
@@ -124,7 +131,6 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict) -> 
             outputs.append(f"{patient.name}_seg.dcm (DICOM SEG referencing series {patient.source.series_uid})")
         else:
             notes.append("empty segmentation: no DICOM SEG written")
-    flags = all_flags(label.data, label.spacing, scheme, quant, patient.prediction)
     title = patient.identifiers.get("PatientName", patient.name)
     overlays = slice_overlays(image, label, scheme, quant)  # with the orientation's septum line
     bullseyes = []
@@ -150,6 +156,8 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict) -> 
         f.write(page)
     open(os.path.join(patient.work, MARKER), "w").close()
     os.rename(patient.work, patient.final)  # unique names: never an existing folder
+    if stage_seconds is not None:
+        stage_seconds.update(quantification=quantified - started, writing=time.perf_counter() - quantified)
 
 
 def _chosen_images(patient: Patient) -> str:
