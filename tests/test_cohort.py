@@ -153,11 +153,32 @@ def test_index_of_an_export_tree(export, tmp_path):
     with_cine = studies[written["p1_first"][0]]
     assert len(with_cine.series) == 2 and "says LGE" in with_cine.reason and "inversion time 300 ms" in \
         with_cine.reason
-    assert studies[written["space"][0]].reason.endswith("the only series in the study")
+    assert "the only series in the study (" in studies[written["space"][0]].reason
     assert sum(len(json.loads(r["files"])) for r in rows) == 6 * 4 + 4  # 4 LGE slices each, 4 cine files
     path = str(tmp_path / "index.csv")
     write_index(rows, path)
     assert read_index(path) == rows == build_index(root, workers=1)
+
+
+def test_a_study_whose_only_series_is_not_lge_is_never_quantified(tmp_path):
+    """A study holding only a cine stack (an export of a patient scanned without LGE): its one series is scored
+    like any other and, its name saying cine, not taken as the LGE stack; the study gets a reason, not a choice.
+    The same rule refuses a one-series patient folder, and --series-uid still forces it."""
+    from nnunetv2_scarnet.report.inputs import ReportInputError, choose_lge_series
+
+    nifti = phantom(str(tmp_path / "phantom.nii.gz"))
+    root = str(tmp_path / "export")
+    cine_uid = pydicom.uid.generate_uid()
+    cine = write_series(nifti, os.path.join(root, "cine_only"), study_uid=cine_uid, description="CINE SAX")
+    write_study(root, "with_lge", nifti, "P2", "20200101", cine=False)
+    studies = {s.uid: s for s in studies_of(build_index(root, workers=1))}
+    assert studies[cine_uid].chosen is None
+    assert "not an LGE stack" in studies[cine_uid].reason and "another sequence" in studies[cine_uid].reason
+    assert [s.chosen is not None for s in studies.values()].count(True) == 1
+    with pytest.raises(ReportInputError, match="not an LGE stack.*--series-uid"):
+        choose_lge_series(os.path.join(root, "cine_only"))
+    series_uid = str(pydicom.dcmread(cine[0]).SeriesInstanceUID)
+    assert choose_lge_series(os.path.join(root, "cine_only"), [series_uid]).uid == series_uid
 
 
 def test_study_names_are_safe_and_unique(export, tmp_path):

@@ -23,7 +23,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from nnunetv2_scarnet.ingestion.dicom_series import group_series
-from nnunetv2_scarnet.report.inputs import _safe_name, score_series, unique_names
+from nnunetv2_scarnet.report.inputs import _safe_name, only_series_choice, score_series, unique_names
 
 #: headers read per file (everything the grouping and the output names need; the scorer reads its own)
 HEADER_TAGS = ["PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "SeriesInstanceUID",
@@ -126,7 +126,7 @@ def build_index(root: str, workers: Optional[int] = None, chunk: int = 256) -> L
         study_key = tags["StudyInstanceUID"] or f"(no StudyInstanceUID) {os.path.dirname(path)}"
         studies.setdefault(study_key, {}).setdefault(tags["SeriesInstanceUID"], []).append((path, tags))
     to_score = [(uid, series_uid, [p for p, _ in items], items[0][1]["SeriesDescription"])
-                for uid, series in studies.items() if len(series) > 1 for series_uid, items in series.items()]
+                for uid, series in studies.items() for series_uid, items in series.items()]
     scores = dict(zip([(u, s) for u, s, _, _ in to_score],
                       _parallel(_score, [(f, d) for _, _, f, d in to_score], workers, 8)))
     keys = sorted(studies)
@@ -148,10 +148,14 @@ def _study_rows(name: str, uid: str, series: Dict[str, List[Tuple[str, Dict]]], 
              "series_uid": s_uid, "series_description": items[0][1]["SeriesDescription"], "n_files": len(items),
              "score": "", "chosen": "no", "reason": "", "files": json.dumps(sorted(p for p, _ in items))}
             for s_uid, items in sorted(series.items())]
-    if len(rows) == 1:
-        rows[0].update(chosen="yes", reason="the only series in the study")
-        return rows
     results = [scores[(uid, row["series_uid"])] for row in rows]
+    if len(rows) == 1:  # the only series, unless its headers say it is something else (a cine, a T1 map, ...)
+        result = results[0]
+        if isinstance(result, Exception):
+            rows[0]["reason"] = f"the only series in the study, cannot score: {result}"
+        else:
+            rows[0].update(score=result.score, **only_series_choice(result, "study"))
+        return rows
     broken = [(row, r) for row, r in zip(rows, results) if isinstance(r, Exception)]
     for row, result in zip(rows, results):
         if isinstance(result, Exception):

@@ -108,6 +108,16 @@ def score_series(series: SeriesInfo) -> SeriesChoice:
     return SeriesChoice(series.uid, series.description, len(series.files), score, reasons)
 
 
+def only_series_choice(choice: SeriesChoice, where: str) -> Dict[str, str]:
+    """Whether the only series of a study or folder is taken as its LGE stack: yes unless its headers speak against
+    it (a negative score: a cine, T1 map or localizer name, a phase image, a TI scout, a single slice position),
+    so that a study without LGE is never quantified on another sequence. Returns index-row fields."""
+    evidence = "; ".join(choice.reasons)
+    if choice.score < 0:
+        return {"chosen": "no", "reason": f"the only series in the {where} is not an LGE stack: {evidence}"}
+    return {"chosen": "yes", "reason": f"the only series in the {where}" + (f" ({evidence})" if evidence else "")}
+
+
 def choose_lge_series(folder: str, series_uids: Sequence[str] = ()) -> SeriesChoice:
     """The LGE series of a DICOM folder: a `series_uids` entry present in it, else the heuristic's choice."""
     series = list_series(folder)
@@ -119,8 +129,12 @@ def choose_lge_series(folder: str, series_uids: Sequence[str] = ()) -> SeriesCho
             s = by_uid[uid]
             return SeriesChoice(uid, s.description, len(s.files), 0, ["chosen with --series-uid"])
     if len(series) == 1:
-        s = series[0]
-        return SeriesChoice(s.uid, s.description, len(s.files), 0, ["the only series in the folder"])
+        choice = score_series(series[0])
+        verdict = only_series_choice(choice, "folder")
+        if verdict["chosen"] != "yes":
+            raise ReportInputError(f"{folder}: {verdict['reason']}; if it is the LGE stack, choose it with "
+                                   f"--series-uid {choice.uid}")
+        return SeriesChoice(choice.uid, choice.description, choice.n_files, choice.score, [verdict["reason"]])
     scored = sorted((score_series(s) for s in series), key=lambda c: -c.score)
     if scored[0].score == scored[1].score:
         listing = "; ".join(f"{c.uid} ({c.description or 'no description'}, {c.n_files} files, score {c.score})"
