@@ -53,3 +53,26 @@ def run_cli(cmd, env, timeout=900):
 
 def python_cli(module, *args):
     return [sys.executable, "-m", module, *args]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(emidec_cases, tmp_path_factory):
+    """Tiny ScarNet trained by the stock commands on four real patients (Dataset513, 2 folds; fold 0; its
+    mirrorings make a four-member ensemble). Shared by the report and noise tests; returns the model folder, whose
+    dataset's raw folder is `raw_dataset_of(model)`."""
+    from nnunetv2_scarnet.data.emidec import convert_emidec
+
+    root = str(tmp_path_factory.mktemp("report_model"))
+    env = nnunet_env(root)
+    convert_emidec(emidec_cases, env["nnUNet_raw"], 513, "ReportSmoke",
+                   cases=["Case_N012", "Case_P001", "Case_P002", "Case_P007"], num_folds=2)
+    run_cli(["nnUNetv2_plan_and_preprocess", "-d", "513", "-c", "2d", "-np", "1"], env)
+    run_cli(["nnUNetv2_train", "513", "2d", "0", "-tr", "ScarNetTrainerTiny_smoke", "-device", "cpu"],
+            dict(env, nnUNet_n_proc_DA="0"))
+    return os.path.join(env["nnUNet_results"], "Dataset513_ReportSmoke", "ScarNetTrainerTiny_smoke__nnUNetPlans__2d")
+
+
+def raw_dataset_of(model_folder):
+    """The nnU-Net raw dataset folder a `tiny_model`-style model folder was trained from."""
+    dataset = os.path.basename(os.path.dirname(model_folder))
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(model_folder))), "raw", dataset)

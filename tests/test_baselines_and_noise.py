@@ -7,14 +7,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import nnunet_env, python_cli, run_cli
-from nnunetv2_scarnet.data.emidec import convert_emidec
+from conftest import nnunet_env, python_cli, raw_dataset_of, run_cli
 from nnunetv2_scarnet.evaluation.noise_robustness import add_rician_noise, effective_snr, image_noise
 from nnunetv2_scarnet.evaluation.threshold_baselines import (fill_enclosed, intensity_baseline, remote_statistics,
                                                               threshold_scar)
-
-NOISE_CASES = ["Case_N012", "Case_N014", "Case_P001", "Case_P002", "Case_P007"]
-
 
 def synthetic_ring():
     """Ring myocardium (1 mm pixels) on an air level of 50: normal myocardium 150 +- 10, blood pool 250, a bright
@@ -178,21 +174,17 @@ def test_effective_snr_combines_the_images_own_noise():
 
 
 @pytest.mark.slow
-def test_noise_command_end_to_end_on_a_tiny_model(emidec_cases, tmp_path):
-    env = nnunet_env(str(tmp_path))
-    convert_emidec(emidec_cases, env["nnUNet_raw"], 521, "Noise", cases=NOISE_CASES, num_folds=5)
-    run_cli(["nnUNetv2_plan_and_preprocess", "-d", "521", "-c", "2d", "-np", "1"], env)
-    train_env = dict(env, nnUNet_n_proc_DA="0")
-    run_cli(["nnUNetv2_train", "521", "2d", "0", "-tr", "ScarNetTrainerTiny_smoke", "-device", "cpu"], train_env)
-    splits = json.load(open(os.path.join(env["nnUNet_preprocessed"], "Dataset521_Noise", "splits_final.json")))
+def test_noise_command_end_to_end_on_a_tiny_model(tiny_model, tmp_path):
+    """`scarnet noise` on a validation patient of the shared tiny model (trained by the stock commands)."""
+    raw, model = raw_dataset_of(tiny_model), tiny_model
+    splits = json.load(open(os.path.join(raw, "splits_final.json")))
     test_case = splits[0]["val"][0]
     images, labels = tmp_path / "ts_images", tmp_path / "ts_labels"
     images.mkdir()
     labels.mkdir()
-    raw = os.path.join(env["nnUNet_raw"], "Dataset521_Noise")
     os.symlink(os.path.join(raw, "imagesTr", f"{test_case}_0000.nii.gz"), images / f"{test_case}_0000.nii.gz")
     os.symlink(os.path.join(raw, "labelsTr", f"{test_case}.nii.gz"), labels / f"{test_case}.nii.gz")
-    model = os.path.join(env["nnUNet_results"], "Dataset521_Noise", "ScarNetTrainerTiny_smoke__nnUNetPlans__2d")
+    train_env = nnunet_env(str(tmp_path), nnUNet_n_proc_DA="0")
     out = tmp_path / "noise"
     run_cli(python_cli("nnunetv2_scarnet.cli", "noise", "--model", f"tiny={model}", str(images), str(labels),
                        str(out), "--snr", "10", "--repeats", "2", "--seed", "1"), train_env)

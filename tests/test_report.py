@@ -6,21 +6,17 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pydicom
 import pytest
 
-from conftest import SMOKE_CASES, nnunet_env, python_cli, run_cli
+from conftest import python_cli
 from dicom_helpers import write_series
-from nnunetv2_scarnet.data.emidec import convert_emidec
 from nnunetv2_scarnet.quantification import LabelScheme
 from nnunetv2_scarnet.report.html import render_report
 from nnunetv2_scarnet.report.inputs import ReportInputError, choose_lge_series, resolve_inputs
 from nnunetv2_scarnet.report.qc import agreement_flags, confidence_flags, plausibility_flags, shape_flags
-
-TRAIN_CASES = ["Case_N012", "Case_P001", "Case_P002", "Case_P007"]
 
 
 def set_tags(paths, **tags):
@@ -118,18 +114,6 @@ def test_html_is_self_contained():
 
 
 # ---------------------------------------------------------------- end to end (slow)
-@pytest.fixture(scope="module")
-def tiny_model(emidec_cases, tmp_path_factory):
-    """Tiny ScarNet trained on four real patients (fold 0; its mirrorings make a four-member ensemble)."""
-    root = str(tmp_path_factory.mktemp("report_model"))
-    env = nnunet_env(root)
-    convert_emidec(emidec_cases, env["nnUNet_raw"], 513, "ReportSmoke", cases=TRAIN_CASES, num_folds=2)
-    run_cli(["nnUNetv2_plan_and_preprocess", "-d", "513", "-c", "2d", "-np", "1"], env)
-    run_cli(["nnUNetv2_train", "513", "2d", "0", "-tr", "ScarNetTrainerTiny_smoke", "-device", "cpu"],
-            dict(env, nnUNet_n_proc_DA="0"))
-    return os.path.join(env["nnUNet_results"], "Dataset513_ReportSmoke", "ScarNetTrainerTiny_smoke__nnUNetPlans__2d")
-
-
 def chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
