@@ -246,7 +246,7 @@ def test_single_run_reports_every_study_apart(reference, cohort):
         assert row["status"] == ("ok" if ok else "failed")
         assert all((float(row[k]) >= 0) if ok else row[k] == "" for k in stages), row
     run = json.load(open(os.path.join(reference, "run_timings.json")))
-    assert run["index_s"] >= 0 and run["model_loading_s"] > 0
+    assert run["index_s"] > 0 and run["index_from"] == "scan" and run["model_loading_s"] > 0
     assert not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(reference)), "etc"))
 
 

@@ -4,6 +4,7 @@ and a self-contained HTML report per patient.
     scarnet report DICOM_OR_NIFTI [more ...] --model MODEL_FOLDER OUT_DIR [--folds 0 1 2 3 4] [--device auto]
 """
 import argparse
+import time
 
 from nnunetv2_scarnet.cli.checks import positive_float, positive_int
 from nnunetv2_scarnet.io_safety import check_apart, check_output_dir
@@ -29,13 +30,15 @@ def cmd_report(args):
     from nnunetv2_scarnet.cli.common import label_scheme
 
     scheme = label_scheme(args) if args.dataset_json else None  # default: the model's dataset.json
+    started = time.perf_counter()
     cohort_rows = cohort_index_of(args)
     if cohort_rows is not None:
         from nnunetv2_scarnet.report.cohort_run import run_cohort
 
         return run_cohort(args.inputs[0], args.model, args.out_dir, args.num_parts, args.part_id, args.overwrite,
                           args.index, args.index_workers, args.folds, args.device, not args.disable_mirroring,
-                          args.checkpoint, args.debug, scheme, args.trust_model, rows=cohort_rows or None)
+                          args.checkpoint, args.debug, scheme, args.trust_model, rows=cohort_rows or None,
+                          index_seconds=time.perf_counter() - started if cohort_rows else None)
     return run_report(args.inputs, args.model, args.out_dir, args.folds, args.device, args.series_uid or (),
                       not args.disable_mirroring, args.checkpoint, args.debug, scheme, args.trust_model,
                       args.image_type, args.inversion_time)

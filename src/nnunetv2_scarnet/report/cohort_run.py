@@ -151,9 +151,11 @@ def run_cohort(root: str, model_folder: str, out_dir: str, num_parts: int = 1, p
                overwrite: bool = False, index_path: Optional[str] = None, workers: Optional[int] = None,
                folds: Optional[Sequence[str]] = None, device: str = "auto", mirroring: bool = True,
                checkpoint: str = "checkpoint_final.pth", debug: bool = False, scheme=None,
-               trust_model: bool = False, rows: Optional[List[Dict]] = None) -> int:
+               trust_model: bool = False, rows: Optional[List[Dict]] = None,
+               index_seconds: Optional[float] = None) -> int:
     """One part of a cohort (module doc); 0 when every study of the part succeeded, 1 when any failed.
-    `rows`: an index already built from `root` (by the caller's check whether `root` is a cohort)."""
+    `rows`: an index already built from `root` (by the caller's check whether `root` is a cohort), which took
+    `index_seconds`."""
     if not 0 <= part_id < num_parts:
         raise ValueError(f"--part-id {part_id}: must be between 0 and --num-parts - 1 ({num_parts - 1})")
     out_dir, root = os.path.abspath(out_dir), os.path.abspath(root)
@@ -163,15 +165,17 @@ def run_cohort(root: str, model_folder: str, out_dir: str, num_parts: int = 1, p
         raise CohortStateError(f"{out_dir}: output folder lies inside the export root {root}, whose files are "
                                f"indexed; choose an output folder outside it")
     resuming = not overwrite and os.path.isfile(os.path.join(out_dir, COHORT_MARKER))
-    started = time.perf_counter()
+    started, given = time.perf_counter(), rows
     if rows is None or resuming or index_path:
         rows = load_or_build_index(root, out_dir, resuming, index_path, workers)
     indexed = time.perf_counter()
     predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring, scheme, trust_model)
     model = predictor.identity()
-    run_timings = {"index_s": indexed - started, "model_loading_s": time.perf_counter() - indexed,
-                   "index_from": "caller" if rows is not None and not (resuming or index_path) else
-                   ("--index" if index_path else ("index.csv of the resumed part" if resuming else "scan"))}
+    from_caller = given is not None and not (resuming or index_path)
+    run_timings = {"index_s": (index_seconds or 0.0) if from_caller else indexed - started,
+                   "model_loading_s": time.perf_counter() - indexed,
+                   "index_from": "scan" if from_caller or not (resuming or index_path) else
+                   ("--index" if index_path else "index.csv of the resumed part")}
     state = _state(root, num_parts, part_id, index_digest(rows), model)
     with OutputDirLock(out_dir):
         if _open_out_dir(out_dir, overwrite):
