@@ -14,7 +14,8 @@
    study of the previous patient; two patient names need sanitising (`../../etc`, `P/2`).
 3. Runs (each `python -m nnunetv2_scarnet.cli report ROOT --model M OUT --device cpu`, default options, mirroring
    on), under `/usr/bin/time` for the peak resident memory of the largest process:
-   - uninterrupted runs `--runs MODEL:STUDIES` on the first STUDIES studies of the tree: `cheap` (the tests'
+   - uninterrupted runs `--runs MODEL:STUDIES` on a tree of STUDIES studies (the same generator as the whole
+     tree, so its first STUDIES studies, with new UIDs): `cheap` (the tests'
      3-stage stock network with random weights: the pipeline's own cost, prediction nearly free), `tiny` and
      `lite` (the trained models of step 1);
    - the whole tree as 3 parts in 3 concurrent processes from one index (`scarnet cohort index`, model
@@ -186,8 +187,9 @@ def run_parts(root: str, model: str, work: str, env: Dict[str, str], kill_seed: 
     except subprocess.TimeoutExpired:
         procs[1].send_signal(signal.SIGKILL)
         procs[1].wait()
-        done = [n for n in os.listdir(parts[1]) if os.path.isfile(os.path.join(parts[1], n, ".scarnet-report"))]
-        partial = [n for n in os.listdir(parts[1]) if n.endswith(".partial")]
+        names = os.listdir(parts[1]) if os.path.isdir(parts[1]) else []
+        done = [n for n in names if os.path.isfile(os.path.join(parts[1], n, ".scarnet-report"))]
+        partial = [n for n in names if n.endswith(".partial")]
         killed = {"after_s": delay, "complete_studies": len(done), "partial_folders": len(partial)}
     resumed = timed(report_cmd(root, model, parts[1], "--index", index, "--num-parts", "3", "--part-id", "1"), env,
                     os.path.join(work, "part_1_resumed.log"))
@@ -199,6 +201,8 @@ def run_parts(root: str, model: str, work: str, env: Dict[str, str], kill_seed: 
 
 def chromium_check(summary: str, png: str) -> Dict:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("headless Chromium is needed for the summary check (apt-get install chromium)")
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                     f"--screenshot={png}", "--window-size=1200,2400", f"file://{summary}"], check=True,
                    capture_output=True, timeout=120)

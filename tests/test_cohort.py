@@ -179,6 +179,20 @@ def test_a_study_whose_only_series_is_not_lge_is_never_quantified(tmp_path):
         choose_lge_series(os.path.join(root, "cine_only"))
     series_uid = str(pydicom.dcmread(cine[0]).SeriesInstanceUID)
     assert choose_lge_series(os.path.join(root, "cine_only"), [series_uid]).uid == series_uid
+    # a name saying LGE keeps a lone series even when its score is negative ("T2prep" also names another
+    # sequence: +3 - 5 + 1 slice positions = -1)
+    lone = write_series(nifti, str(tmp_path / "lone_lge"), description="LGE T2prep")
+    lone_choice = choose_lge_series(str(tmp_path / "lone_lge"))
+    assert lone_choice.score < 0 and lone_choice.uid == str(pydicom.dcmread(lone[0]).SeriesInstanceUID)
+    # an anonymised series mixing two inversion times (a TI scout by its headers) is refused as the only series,
+    # unless the user picks its images (--inversion-time / --image-type)
+    mixed = write_series(nifti, str(tmp_path / "mixed"), description="", inversion_time=300)
+    write_series(nifti, str(tmp_path / "mixed"), series_uid=str(pydicom.dcmread(mixed[0]).SeriesInstanceUID),
+                 description="", inversion_time=350, names=[f"TI350_{k}.dcm" for k in range(4)])
+    with pytest.raises(ReportInputError, match="not an LGE stack.*TI scout"):
+        choose_lge_series(str(tmp_path / "mixed"))
+    assert choose_lge_series(str(tmp_path / "mixed"), images_chosen=True).uid == \
+        str(pydicom.dcmread(mixed[0]).SeriesInstanceUID)
 
 
 def test_study_names_are_safe_and_unique(export, tmp_path):

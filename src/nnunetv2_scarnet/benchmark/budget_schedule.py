@@ -15,7 +15,9 @@ iteration count of the epochs still to come is fitted again to the time left, at
 the second: a second epoch slower than the steady state (seen on an H200: stock 11.5 s, then 10.5 s on average,
 which left 17 s of a 220-s budget unused in the first verdict) no longer shortens the training. Every trainer thus
 trains for the budget to within about half an iteration per epoch, unless its first two epochs already exceed it
-(then it trains two).
+(then it trains two) or its pace slows so much that one iteration per remaining epoch no longer fits (the epoch
+count, and with it the learning-rate schedule, is never changed after the second epoch). Trainers start from
+scratch under this rule (no --c resume).
 The schedule (poly learning rate, and ScarNet's warm-up rescaled as `min(warmup_epochs, epochs // 10)`) is set
 to the final number of epochs after the second epoch; the first two run under the trainer's default schedule.
 """

@@ -21,8 +21,8 @@ def _p(test: Dict) -> str:
 
 
 def schedule_text(row: Dict) -> str:
-    """'E x I' when every epoch had I iterations, else '2 x I + E x J' (or 'E x J1-J2' when the later epochs'
-    counts were refitted to the time left)."""
+    """'E x I' when every epoch had I iterations, else '2 x I + E x J' (or '2 x I + E x J1-J2' when the later
+    epochs' counts were refitted to the time left)."""
     counts = row.get("epoch_iterations")
     if not counts:  # rows recorded before the per-epoch counts were
         first, later = row.get("iterations_first_two_epochs", row["iterations_per_epoch"]), row["iterations_per_epoch"]

@@ -34,7 +34,7 @@ NOT_IMAGES = {"SEG", "SR", "PR", "KO", "RTSTRUCT", "DOC", "REG"}
 INDEX_FIELDS = ["study", "patient_id", "study_uid", "study_date", "series_uid", "series_description", "n_files",
                 "score", "chosen", "reason", "files"]
 #: names of cohort files in OUT_DIR that no study may take
-RESERVED_NAMES = ("index.csv", "cohort.csv", "summary.html")
+RESERVED_NAMES = ("index.csv", "cohort.csv", "summary.html", "timings.csv", "run_timings.json")
 
 
 class CohortIndexError(ValueError):

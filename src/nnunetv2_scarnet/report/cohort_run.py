@@ -7,8 +7,8 @@ cohort, resumable.
 - OUT_DIR of a cohort part holds `.scarnet-output` (io_safety's marker), `.scarnet-cohort` (JSON: part, parts,
   root, index digest, model identity), `index.csv` (the whole cohort's index), one folder per finished study and,
   when the part is complete, `cohort.csv` (one row per study of the part, failures included). `timings.csv` gets
-  one row per study this process ran (seconds of reading, prediction, quantification and writing), appended as
-  each study ends, and `run_timings.json` the index and model-loading seconds of the last run (a resumed part
+  one row per study attempt (seconds of reading, prediction, quantification and writing), appended as each
+  study ends (a failed study retried on a resume gets a second row), and `run_timings.json` the index and model-loading seconds of the last run (a resumed part
   keeps the rows of the studies its earlier runs finished).
 - A study is complete when its folder exists: `pipeline.write_outputs` writes the folder's `.scarnet-report`
   marker last and renames the private `.partial` folder into place in one step (atomic on one file system).
@@ -77,13 +77,14 @@ def _check_resume(out_dir: str, wanted: Dict) -> None:
 
 
 def load_or_build_index(root: str, out_dir: str, resume: bool, index_path: Optional[str], workers: Optional[int]):
-    """The cohort index: `index_path` when given, else OUT_DIR's stored index.csv on a resume, else a new scan."""
+    """(index rows, where they came from): `index_path` when given, else OUT_DIR's stored index.csv on a resume,
+    else a new scan."""
     stored = os.path.join(out_dir, "index.csv")
     if index_path:
-        return read_index(index_path)
+        return read_index(index_path), "--index"
     if resume and os.path.isfile(stored):
-        return read_index(stored)
-    return build_index(root, workers)
+        return read_index(stored), "index.csv of the resumed part"
+    return build_index(root, workers), "scan"
 
 
 def convert_study(patient: Patient, study: Study) -> None:
@@ -165,17 +166,15 @@ def run_cohort(root: str, model_folder: str, out_dir: str, num_parts: int = 1, p
         raise CohortStateError(f"{out_dir}: output folder lies inside the export root {root}, whose files are "
                                f"indexed; choose an output folder outside it")
     resuming = not overwrite and os.path.isfile(os.path.join(out_dir, COHORT_MARKER))
-    started, given = time.perf_counter(), rows
+    started, source = time.perf_counter(), "scan"  # rows given by the caller: it scanned, in index_seconds
     if rows is None or resuming or index_path:
-        rows = load_or_build_index(root, out_dir, resuming, index_path, workers)
+        rows, source = load_or_build_index(root, out_dir, resuming, index_path, workers)
+        index_seconds = None
     indexed = time.perf_counter()
     predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring, scheme, trust_model)
     model = predictor.identity()
-    from_caller = given is not None and not (resuming or index_path)
-    run_timings = {"index_s": (index_seconds or 0.0) if from_caller else indexed - started,
-                   "model_loading_s": time.perf_counter() - indexed,
-                   "index_from": "scan" if from_caller or not (resuming or index_path) else
-                   ("--index" if index_path else "index.csv of the resumed part")}
+    run_timings = {"index_s": indexed - started if index_seconds is None else index_seconds,
+                   "model_loading_s": time.perf_counter() - indexed, "index_from": source}
     state = _state(root, num_parts, part_id, index_digest(rows), model)
     with OutputDirLock(out_dir):
         if _open_out_dir(out_dir, overwrite):

@@ -110,16 +110,19 @@ def score_series(series: SeriesInfo) -> SeriesChoice:
 
 def only_series_choice(choice: SeriesChoice, where: str) -> Dict[str, str]:
     """Whether the only series of a study or folder is taken as its LGE stack: yes unless its headers speak against
-    it (a negative score: a cine, T1 map or localizer name, a phase image, a TI scout, a single slice position),
-    so that a study without LGE is never quantified on another sequence. Returns index-row fields."""
+    it (a negative score: a cine, T1 map or localizer name, a phase image, a TI scout, a single slice position)
+    and its name does not say LGE, so that a study without LGE is never quantified on another sequence. Returns
+    index-row fields."""
     evidence = "; ".join(choice.reasons)
-    if choice.score < 0:
+    if choice.score < 0 and not any("says LGE" in r for r in choice.reasons):
         return {"chosen": "no", "reason": f"the only series in the {where} is not an LGE stack: {evidence}"}
     return {"chosen": "yes", "reason": f"the only series in the {where}" + (f" ({evidence})" if evidence else "")}
 
 
-def choose_lge_series(folder: str, series_uids: Sequence[str] = ()) -> SeriesChoice:
-    """The LGE series of a DICOM folder: a `series_uids` entry present in it, else the heuristic's choice."""
+def choose_lge_series(folder: str, series_uids: Sequence[str] = (), images_chosen: bool = False) -> SeriesChoice:
+    """The LGE series of a DICOM folder: a `series_uids` entry present in it, else the heuristic's choice.
+    `images_chosen`: the user picks images of the series (--image-type / --inversion-time), so a folder's only
+    series is taken even when it scores as a TI scout or a phase image."""
     series = list_series(folder)
     if not series:
         raise ReportInputError(f"{folder}: no DICOM image files found")
@@ -131,7 +134,7 @@ def choose_lge_series(folder: str, series_uids: Sequence[str] = ()) -> SeriesCho
     if len(series) == 1:
         choice = score_series(series[0])
         verdict = only_series_choice(choice, "folder")
-        if verdict["chosen"] != "yes":
+        if verdict["chosen"] != "yes" and not images_chosen:
             raise ReportInputError(f"{folder}: {verdict['reason']}; if it is the LGE stack, choose it with "
                                    f"--series-uid {choice.uid}")
         return SeriesChoice(choice.uid, choice.description, choice.n_files, choice.score, [verdict["reason"]])

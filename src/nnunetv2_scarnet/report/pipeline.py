@@ -78,7 +78,7 @@ def convert(patient: Patient, series_uids: Sequence[str], image_type: Optional[s
     _prepare(patient)
     src = patient.source
     if src.kind == "dicom":
-        choice = choose_lge_series(src.path, series_uids)
+        choice = choose_lge_series(src.path, series_uids, image_type is not None or inversion_time is not None)
         src.series_uid = choice.uid
         src.series_choice = f"series {choice.uid} ({choice.description or 'no description'}): " + \
             "; ".join(choice.reasons)
