@@ -88,7 +88,7 @@ def budgeted(trainer_class, budget_s: float, clock: Callable[[], float] = time.m
         self.epoch_seconds = []
         self.iterations_first_epochs = self.num_iterations_per_epoch
         self.epoch_iterations = []
-        paces = []  # (seconds per training iteration, fixed seconds) of the epochs from the second on
+        paces = []  # (seconds per training iteration, fixed seconds) of the epochs after the second
         while self.current_epoch < self.num_epochs:
             epoch_start = clock()
             iterations = self.num_iterations_per_epoch
@@ -105,13 +105,12 @@ def budgeted(trainer_class, budget_s: float, clock: Callable[[], float] = time.m
             self.on_epoch_end()  # increments current_epoch
             self.epoch_seconds.append(clock() - epoch_start)
             self.epoch_iterations.append(iterations)
-            if self.current_epoch >= 2:
+            if self.current_epoch > 2:  # not the second: it may be slower than the steady state
                 paces.append((train_s / iterations, self.epoch_seconds[-1] - train_s))
             if 2 < self.current_epoch < self.num_epochs:  # refit the epochs still to come to the time left
-                steady = paces[1:]  # the epochs after the second: the second may be slower than the steady state
                 self.num_iterations_per_epoch = iterations_to_fill(
                     budget_s - (clock() - start), self.num_epochs - self.current_epoch,
-                    sum(p for p, _ in steady) / len(steady), sum(f for _, f in steady) / len(steady))
+                    sum(p for p, _ in paces) / len(paces), sum(f for _, f in paces) / len(paces))
             if self.current_epoch == 2:
                 first, second = self.epoch_seconds
                 self.num_epochs, self.num_iterations_per_epoch = epochs_for_budget(

@@ -8,8 +8,8 @@ cohort, resumable.
   root, index digest, model identity), `index.csv` (the whole cohort's index), one folder per finished study and,
   when the part is complete, `cohort.csv` (one row per study of the part, failures included). `timings.csv` gets
   one row per study attempt (seconds of reading, prediction, quantification and writing), appended as each
-  study ends (a failed study retried on a resume gets a second row), and `run_timings.json` the index and model-loading seconds of the last run (a resumed part
-  keeps the rows of the studies its earlier runs finished).
+  study ends (a resumed part keeps the rows of its earlier runs; a failed study retried gets a second row), and
+  `run_timings.json` the index and model-loading seconds of the last run.
 - A study is complete when its folder exists: `pipeline.write_outputs` writes the folder's `.scarnet-report`
   marker last and renames the private `.partial` folder into place in one step (atomic on one file system).
 - Rerun into a folder holding `.scarnet-cohort` (resume): the folder is NOT emptied; the stored index is used;
@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -33,7 +32,7 @@ from nnunetv2_scarnet.report.cohort_index import (Study, build_index, index_dige
                                                   studies_of, write_index)
 from nnunetv2_scarnet.report.inputs import PatientInput, ReportInputError, dicom_identifiers
 from nnunetv2_scarnet.report.pipeline import MARKER as STUDY_MARKER
-from nnunetv2_scarnet.report.pipeline import Patient, _bar, _fail, _prepare, write_outputs
+from nnunetv2_scarnet.report.pipeline import Patient, _bar, _fail, _prepare, report_failures, write_outputs
 from nnunetv2_scarnet.report.predict import ReportPredictor
 
 COHORT_MARKER = ".scarnet-cohort"
@@ -166,15 +165,16 @@ def run_cohort(root: str, model_folder: str, out_dir: str, num_parts: int = 1, p
         raise CohortStateError(f"{out_dir}: output folder lies inside the export root {root}, whose files are "
                                f"indexed; choose an output folder outside it")
     resuming = not overwrite and os.path.isfile(os.path.join(out_dir, COHORT_MARKER))
-    started, source = time.perf_counter(), "scan"  # rows given by the caller: it scanned, in index_seconds
+    source = "scan"  # rows given by the caller: it scanned, in index_seconds
     if rows is None or resuming or index_path:
+        started = time.perf_counter()
         rows, source = load_or_build_index(root, out_dir, resuming, index_path, workers)
-        index_seconds = None
+        index_seconds = time.perf_counter() - started
     indexed = time.perf_counter()
     predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring, scheme, trust_model)
     model = predictor.identity()
-    run_timings = {"index_s": indexed - started if index_seconds is None else index_seconds,
-                   "model_loading_s": time.perf_counter() - indexed, "index_from": source}
+    run_timings = {"index_s": index_seconds or 0.0, "model_loading_s": time.perf_counter() - indexed,
+                   "index_from": source}
     state = _state(root, num_parts, part_id, index_digest(rows), model)
     with OutputDirLock(out_dir):
         if _open_out_dir(out_dir, overwrite):
@@ -202,11 +202,8 @@ def run_cohort(root: str, model_folder: str, out_dir: str, num_parts: int = 1, p
     failed = [r for r in out_rows if r["status"] == "failed"]
     print(f"part {part_id} of {num_parts}: {len(out_rows) - len(failed)} of {len(out_rows)} studies reported "
           f"({os.path.join(out_dir, 'cohort.csv')})")
-    if failed:
-        print(f"{len(failed)} stud{'ies' if len(failed) != 1 else 'y'} failed: " +
-              "; ".join(f"{r['study']}: {r['error']}" for r in failed), file=sys.stderr)
-        return 1
-    return 0
+    return report_failures([(r["study"], r["error"]) for r in failed],
+                           f"{len(failed)} stud{'ies' if len(failed) != 1 else 'y'}")
 
 
 def _append_timing(out_dir: str, name: str, error: Optional[str], seconds: Dict[str, float]) -> None:

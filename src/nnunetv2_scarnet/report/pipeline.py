@@ -222,11 +222,15 @@ def run_report(inputs: Sequence[str], model_folder: str, out_dir: str, folds: Op
             print(f"{p.name}: {os.path.join(p.final, p.name + '_report.html')}"
                   f"  ({len(flags)} QC flag{'s' if len(flags) != 1 else ''}"
                   f"{': ' + ', '.join(f['code'] for f in flags) if flags else ''})")
-    if failed:
-        print(f"{len(failed)} of {len(patients)} patient(s) failed: " +
-              "; ".join(f"{p.name}: {p.error}" for p in failed), file=sys.stderr)
-        return 1
-    return 0
+    return report_failures([(p.name, p.error) for p in failed], f"{len(failed)} of {len(patients)} patient(s)")
+
+
+def report_failures(failures: Sequence, what: str) -> int:
+    """One stderr line '<what> failed: name: error; ...' for the (name, error) pairs; the exit code, 1 or 0."""
+    if not failures:
+        return 0
+    print(f"{what} failed: " + "; ".join(f"{name}: {error}" for name, error in failures), file=sys.stderr)
+    return 1
 
 
 def _run_patients(patients: List[Patient], predictor: ReportPredictor, model: Dict, series_uids: Sequence[str],
