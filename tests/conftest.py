@@ -76,3 +76,19 @@ def raw_dataset_of(model_folder):
     """The nnU-Net raw dataset folder a `tiny_model`-style model folder was trained from."""
     dataset = os.path.basename(os.path.dirname(model_folder))
     return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(model_folder))), "raw", dataset)
+
+
+@pytest.fixture
+def axes_titles(monkeypatch):
+    """The texts passed to matplotlib's `Axes.set_title` during the test, in order (the titles still drawn)."""
+    import matplotlib.axes
+
+    titles = []
+    original = matplotlib.axes.Axes.set_title
+
+    def spy(self, text, *args, **kwargs):
+        titles.append(text)
+        return original(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", spy)
+    return titles

@@ -3,6 +3,7 @@ import os
 
 import nibabel as nib
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import EnhancedMRImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
@@ -14,6 +15,15 @@ def dicom_geometry(affine):
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
     col_spacing, row_spacing = np.linalg.norm(lps[:3, 0]), np.linalg.norm(lps[:3, 1])
     return lps, col_spacing, row_spacing, lps[:3, 0] / col_spacing, lps[:3, 1] / row_spacing
+
+
+def set_tags(paths, **tags):
+    """Set DICOM attributes (keyword=value) in each file, in place."""
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        for key, value in tags.items():
+            setattr(ds, key, value)
+        ds.save_as(path)
 
 
 def write_series(nifti_path, folder, series_uid=None, study_uid=None, frame_uid=None, description="LGE SAX",

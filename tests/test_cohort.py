@@ -23,7 +23,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from dicom_helpers import write_series
+from dicom_helpers import set_tags, write_series
 from test_report_safety import build_model_folder
 
 from nnunetv2_scarnet.cli import main
@@ -43,14 +43,6 @@ def phantom(path, shape=(48, 48, 4), spacing=(1.5, 1.5, 8.0)):
     data = np.repeat(plane[..., None], shape[2], axis=2).astype(np.int16)
     nib.save(nib.Nifti1Image(data, np.diag([*spacing, 1.0])), path)
     return path
-
-
-def set_tags(paths, **tags):
-    for path in paths:
-        ds = pydicom.dcmread(path)
-        for key, value in tags.items():
-            setattr(ds, key, value)
-        ds.save_as(path)
 
 
 def write_study(root, folder, nifti, patient_id, study_date, name=None, cine=True):

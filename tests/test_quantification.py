@@ -200,23 +200,14 @@ def test_overlay_is_drawn_as_a_cmr_viewer_shows_the_array(tmp_path, monkeypatch)
     assert rows.max() < data.shape[0] / 2 and abs(cols.mean() - data.shape[1] / 2) < 4  # top centre
 
 
-def test_overlay_labels_apex_and_base_only_when_the_slice_order_is_known(tmp_path, monkeypatch):
+def test_overlay_labels_apex_and_base_only_when_the_slice_order_is_known(tmp_path, axes_titles):
     """Issue 15: a slice order read from the LV size with a weak Spearman (inconclusive, no AHA table) must not be
     shown as apex/base on the overlay; a confident one is."""
-    import matplotlib.axes
-
     from nnunetv2_scarnet.quantification.figures import overlay_png
 
     label, radius, ii, jj = ring_label(shape=(64, 64, 3))
     image = np.full(label.shape, 100, np.int16)
-    titles = []
-    original = matplotlib.axes.Axes.set_title
-
-    def spy(self, text, *args, **kwargs):
-        titles.append(text)
-        return original(self, text, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", spy)
+    titles = axes_titles
     affine = np.diag([1.0, 1.0, 8.0, 1.0])
     stacks = (Stack("img", image, (1.0, 1.0, 8.0), affine), Stack("lab", label, (1.0, 1.0, 8.0), affine))
     weak = {"septum_deg": 180.0, "apex_first": True, "sources": {"slice_order": "labels"},

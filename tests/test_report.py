@@ -12,19 +12,11 @@ import pydicom
 import pytest
 
 from conftest import python_cli
-from dicom_helpers import write_series
+from dicom_helpers import set_tags, write_series
 from nnunetv2_scarnet.quantification import LabelScheme
 from nnunetv2_scarnet.report.html import render_report
 from nnunetv2_scarnet.report.inputs import ReportInputError, choose_lge_series, resolve_inputs
 from nnunetv2_scarnet.report.qc import agreement_flags, confidence_flags, plausibility_flags, shape_flags
-
-
-def set_tags(paths, **tags):
-    for path in paths:
-        ds = pydicom.dcmread(path)
-        for key, value in tags.items():
-            setattr(ds, key, value)
-        ds.save_as(path)
 
 
 def lge_study(emidec_cases, folder, case="Case_P004"):

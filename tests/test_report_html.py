@@ -254,9 +254,7 @@ def _epicardial_area(label, k):
     return float(ndimage.binary_fill_holes(np.isin(label.data[..., k], (1, 2, 3, 4))).sum())
 
 
-def test_base_and_apex_labelled_only_when_the_slice_order_is_known(p004, tmp_path, monkeypatch):
-    import matplotlib.axes
-
+def test_base_and_apex_labelled_only_when_the_slice_order_is_known(p004, tmp_path, axes_titles):
     from nnunetv2_scarnet.quantification.figures import overlay_png
 
     label, image, quant = p004
@@ -275,14 +273,8 @@ def test_base_and_apex_labelled_only_when_the_slice_order_is_known(p004, tmp_pat
     assert shuffled["aha_status"] != "ok"
     assert not any("apex" in c or "base" in c for c in slice_captions(shuffled).values())
     assert "slice order</td><td>not determined (inconclusive vote" in orientation_section(shuffled)
-    titles = []
-    original = matplotlib.axes.Axes.set_title
-
-    def spy(self, text, *args, **kwargs):
-        titles.append(text)
-        return original(self, text, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", spy)
+    titles = axes_titles
+    titles.clear()  # only this overlay's titles
     overlay_png(shuffled_image, shuffled_label, SCHEME, str(tmp_path / "o.png"), orientation=shuffled["orientation"])
     assert len(titles) == 6 and not any("apex" in t or "base" in t for t in titles)
 
