@@ -197,6 +197,27 @@ def test_merge_of_parts_run_with_other_weights_is_refused(export, model, parts, 
     assert not os.path.exists(merged)
 
 
+def test_a_study_folder_of_another_model_swapped_into_a_part_is_refused(export, model, parts, replaced_weights,
+                                                                      tmp_path, capsys):
+    """Study A reported again with the replaced weights (its own folder and manifest, same name and UIDs), and
+    that folder swapped into a copy of part 0: the merge refuses it, naming the study folder and the checkpoint."""
+    old, new = replaced_weights
+    alone = str(tmp_path / "alone")
+    shutil.copytree(os.path.join(export[0], "A"), os.path.join(alone, "A"))
+    again = str(tmp_path / "again")
+    assert main(report_args(alone, model, again, "--cohort")) == 0
+    (name,) = [n for n in os.listdir(again) if os.path.isdir(os.path.join(again, n))]
+    part = str(tmp_path / "part0")
+    shutil.copytree(parts[0], part, symlinks=True)
+    assert name in ok_names(part)
+    shutil.rmtree(os.path.join(part, name))
+    shutil.copytree(os.path.join(again, name), os.path.join(part, name))
+    capsys.readouterr()
+    assert main(["cohort", "merge", part, parts[1], str(tmp_path / "merged")]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert os.path.join(part, name) in line and "fold_0/checkpoint_final.pth" in line and new in line, line
+
+
 def test_resume_under_other_package_versions_is_refused(export, model, parts, tmp_path, capsys, monkeypatch):
     """Another torch version than the one the part was run with: refused naming the package and both versions."""
     from nnunetv2_scarnet.report import run_identity
@@ -266,6 +287,22 @@ def test_a_study_uid_clash_between_two_acquisitions_is_found_at_indexing(model, 
     assert sorted({r["patient_id"] for r in rows}) == ["P1", "P2"] and len({r["study"] for r in rows}) == 2
     assert all(r["chosen"] == "no" and shared in r["refused"] and "StudyInstanceUID" in r["refused"] for r in rows)
     assert "2 refused" in printed, printed
+
+
+def test_one_series_uid_in_two_studies_refuses_both(tmp_path):
+    """One SeriesInstanceUID written into two studies (two StudyInstanceUIDs of one patient): both refused at
+    indexing, each naming the series and the other study; none is dropped."""
+    from nnunetv2_scarnet.report.cohort_index import build_index, studies_of
+
+    nifti = phantom(str(tmp_path / "phantom.nii.gz"))
+    root = str(tmp_path / "export")
+    series, first, second = (pydicom.uid.generate_uid() for _ in range(3))
+    lge_study(nifti, os.path.join(root, "first"), first, "P1", series_uid=series)
+    lge_study(nifti, os.path.join(root, "second"), second, "P1", series_uid=series)
+    studies = {s.uid: s for s in studies_of(build_index(root, workers=1))}
+    assert sorted(studies) == sorted([first, second])
+    for me, other in ((first, second), (second, first)):
+        assert studies[me].chosen is None and series in studies[me].refused and other in studies[me].refused
 
 
 def test_a_study_without_study_uid_is_refused_at_indexing(crowded, model, tmp_path, capsys):

@@ -194,10 +194,11 @@ def study_refusals(studies: Dict[StudyKey, Dict[str, List[Tuple[str, Dict]]]]) -
         for key in keys if len(keys) > 1 else []:
             others = [k for k in keys if k != key and k[1] != key[1]]  # a shared study UID is said above
             if others:
+                where = "; ".join(_where(k, studies[k]) for k in others)
                 reasons.setdefault(key, []).append(
-                    f"SeriesInstanceUID {series_uid} is also a series of {'; '.join(_where(k, studies[k]) for k in others)}"
-                    f" (study {', '.join(sorted({k[1] or '(none)' for k in others}))}): one series in two studies "
-                    f"cannot be told apart; refused for both")
+                    f"SeriesInstanceUID {series_uid} is also a series of {where} (study "
+                    f"{', '.join(sorted({k[1] or '(none)' for k in others}))}): one series in two studies cannot be "
+                    f"told apart; refused for both")
     return {key: "; ".join(texts) for key, texts in reasons.items()}
 
 

@@ -96,9 +96,9 @@ def check_parts(parts: List[Dict]) -> None:
                                        f"({part['state'][key]} vs {first['state'][key]})")
         diffs = differences(first["state"]["run_identity"], part["state"]["run_identity"])
         if diffs:
-            raise CohortMergeError(
-                f"{part['folder']}: run with another model or options than {first['folder']}; one cohort is one "
-                f"model: {describe(diffs, 'part ' + str(first['state']['part_id']), 'part ' + str(part['state']['part_id']))}")
+            names = (f"part {first['state']['part_id']}", f"part {part['state']['part_id']}")
+            raise CohortMergeError(f"{part['folder']}: run with another model or options than {first['folder']}; one "
+                                   f"cohort is one model: {describe(diffs, *names)}")
         if _model_names(part["state"]) != _model_names(first["state"]):
             raise CohortMergeError(f"{part['folder']}: another model than {first['folder']} "
                                    f"({_model_names(part['state'])} vs {_model_names(first['state'])})")
