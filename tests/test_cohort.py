@@ -290,12 +290,12 @@ def test_parts_merge_to_the_single_run(reference, cohort, model, tmp_path):
 
 
 def test_merge_refuses_incomplete_or_overlapping_parts(reference, tmp_path, capsys):
-    """A missing part, a part without cohort.csv (killed), and a study in two parts are refused with one line."""
+    """A part given twice (a copy beside it), a part without cohort.csv (killed) are refused with one line."""
     copy = str(tmp_path / "copy")
     shutil.copytree(reference, copy)
     assert main(["cohort", "merge", reference, copy, str(tmp_path / "m1")]) == 2
     err = capsys.readouterr().err
-    assert "is also in part folder" in err and "different study indexes" in err
+    assert "part 0 of 1 given twice" in err and "different study indexes" not in err
     state = json.load(open(os.path.join(copy, ".scarnet-cohort")))
     state.update(num_parts=2)
     json.dump(state, open(os.path.join(copy, ".scarnet-cohort"), "w"))

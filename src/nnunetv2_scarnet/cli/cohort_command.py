@@ -18,8 +18,11 @@ def cmd_index(args):
     rows = build_index(args.export_root, args.workers)
     write_index(rows, args.index_csv)
     studies = studies_of(rows)
-    print(f"{len(studies)} studies, {len(rows)} series ({sum(s.chosen is None for s in studies)} without a chosen "
-          f"LGE series): {args.index_csv}")
+    refused = [s for s in studies if s.refused]
+    print(f"{len(studies)} studies, {len(rows)} series ({sum(s.chosen is None and not s.refused for s in studies)} "
+          f"without a chosen LGE series, {len(refused)} refused): {args.index_csv}")
+    for study in refused:
+        print(f"  refused {study.name}: {study.refused}")
     return 0
 
 

@@ -223,8 +223,11 @@ def _nifti_name(path: str) -> str:
 
 def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
     """Patient, study and series identifiers the DICOM carries (first file of the series), with the attribute the
-    pixel spacing was read from (`PixelSpacingSource`)."""
+    pixel spacing was read from (`PixelSpacingSource`). Every file must carry one and the same StudyInstanceUID
+    (the study's identity, which its DICOM SEG references): refused here, at reading, naming the file, never after
+    the prediction."""
     ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+    _check_study_uid(files[0], ds, str(ds.get("StudyInstanceUID", "") or ""))
     keys = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyDescription",
             "AccessionNumber", "StudyInstanceUID", "SeriesNumber", "SeriesDescription", "SeriesInstanceUID",
             "Manufacturer", "ManufacturerModelName", "MagneticFieldStrength", "InversionTime")
@@ -233,10 +236,23 @@ def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
     if slices:
         identifiers["PixelSpacingSource"] = slices[0].pixel_spacing_source
     for path in list(dict.fromkeys(files))[1:]:  # each file once (Enhanced MR: one file, many frames)
-        slices += slices_of(path, pydicom.dcmread(path, stop_before_pixels=True))
+        other = pydicom.dcmread(path, stop_before_pixels=True)
+        _check_study_uid(path, other, identifiers["StudyInstanceUID"])
+        slices += slices_of(path, other)
     times = sorted({s.inversion_time for s in slices if s.inversion_time is not None})
     if len(times) > 1:  # drifting over the slices (a mix never gets this far), or Enhanced MR frames
         identifiers["InversionTime"] = f"{times[0]:g}-{times[-1]:g} ms over the slices"
     elif times:
         identifiers.setdefault("InversionTime", f"{times[0]:g}")  # Enhanced MR: per-frame MR Modifier
     return identifiers
+
+
+def _check_study_uid(path: str, ds, expected: str) -> None:
+    uid = str(ds.get("StudyInstanceUID", "") or "")
+    if not uid:
+        raise ReportInputError(f"{path}: no StudyInstanceUID (0020,000D); the study cannot be identified and its "
+                               f"DICOM SEG could not reference it, so none is made up (export the study with its "
+                               f"UIDs)")
+    if uid != expected:
+        raise ReportInputError(f"{path}: StudyInstanceUID {uid} differs from {expected} of the series' other files; "
+                               f"one series belongs to one study")

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from tqdm import tqdm
 
@@ -101,10 +101,12 @@ def convert(patient: Patient, series_uids: Sequence[str], image_type: Optional[s
 
 
 def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict,
-                  stage_seconds: Optional[Dict[str, float]] = None) -> None:
+                  stage_seconds: Optional[Dict[str, float]] = None,
+                  before_final: Optional[Callable[[str], None]] = None) -> None:
     """Quantification, DICOM SEG, QC flags, JSON and HTML of one predicted patient; then the folder is final.
     `stage_seconds`, when given, receives the wall time of `quantification` (volumes, AHA segments, transmurality,
-    QC flags) and of `writing` (DICOM SEG, pictures, JSON, HTML)."""
+    QC flags) and of `writing` (DICOM SEG, pictures, JSON, HTML). `before_final(work folder)` runs after the last
+    report file and before the marker (a cohort part writes the study's checksum manifest there)."""
     started = time.perf_counter()
     scheme = predictor.scheme
     quant_dir = os.path.join(patient.work, "quantification")
@@ -154,6 +156,8 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict,
                          quant, flags, bullseyes, overlays, model, prediction_qc, outputs + notes)
     with open(os.path.join(patient.work, f"{patient.name}_report.html"), "w", encoding="utf-8") as f:
         f.write(page)
+    if before_final is not None:
+        before_final(patient.work)
     open(os.path.join(patient.work, MARKER), "w").close()
     os.rename(patient.work, patient.final)  # unique names: never an existing folder
     if stage_seconds is not None:
