@@ -108,8 +108,8 @@ def test_geometry_alone_is_within_30_deg_of_the_world_rv():
 @pytest.mark.parametrize("septum_deg, direction, apex_first", [(150.0, -1, True), (-100.0, -1, False)])
 def test_axis_aligned_phantom_recovered_under_every_flip_and_transpose(septum_deg, direction, apex_first):
     """EMIDEC-like affine (no patient orientation): septum from the image, handedness ASSUMED from the affine's
-    determinant (warning, capped confidence); status 'ok' only for the variants whose array is in the standard
-    display (septum within 30 deg of the viewer's left, anterior up), 'needs review' for the others."""
+    determinant (stated in `assumptions`, capped confidence); status 'ok' only for the variants whose array is in the
+    standard display (septum within 60 deg of the viewer's left, anterior up), 'needs review' for the others."""
     image, label, spacing = make_oriented_phantom(3, septum_deg, apex_first, direction, "inferior")
     affine, septum_ras = axis_aligned_affine(septum_deg, direction, apex_first, spacing)
     t = np.radians(septum_deg - 90.0 * direction)  # the phantom's anterior wall, through the same affine
@@ -125,8 +125,8 @@ def test_axis_aligned_phantom_recovered_under_every_flip_and_transpose(septum_de
         true_deg = np.degrees(np.arctan2(septum_ras @ m[:, 1], septum_ras @ m[:, 0]))
         anterior_deg = np.degrees(np.arctan2(anterior_ras @ m[:, 1], anterior_ras @ m[:, 0]))
         true_direction = 1 if wrap_deg(true_deg - anterior_deg) > 0 else -1  # anterior = septum - 90 * direction
-        in_display = abs(wrap_deg(true_deg - 180.0)) <= 25.0 and true_direction == -1
-        out_of_display = abs(wrap_deg(true_deg - 180.0)) >= 40.0 or true_direction == 1
+        in_display = abs(wrap_deg(true_deg - 180.0)) <= 45.0 and true_direction == -1
+        out_of_display = abs(wrap_deg(true_deg - 180.0)) >= 75.0 or true_direction == 1
         o = result["orientation"]
         where = f"flips={flips} transpose={transpose}"
         assert o["apex_first"] == (apex_first != flips[2]), where
