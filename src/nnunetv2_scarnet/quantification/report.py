@@ -14,7 +14,8 @@ from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, Stack, ca
                                                           image_file, label_files, labels_carry_mvo,
                                                           mvo_status, read_label_stack, read_stack, same_geometry,
                                                           scheme_summary)
-from nnunetv2_scarnet.quantification.aha import aha_summary, aha_table
+from nnunetv2_scarnet.quantification.aha import (aha_summary, aha_table, segment_borders, stack_levels,
+                                                 wall_directions)
 from nnunetv2_scarnet.quantification.orientation import Orientation, find_orientation
 from nnunetv2_scarnet.quantification.sectors import SectorGeometry, stack_sectors
 from nnunetv2_scarnet.quantification.volumes import patient_volumes, slice_volumes
@@ -55,6 +56,17 @@ def _orientation(label: Stack, scheme: LabelScheme, image: Optional[np.ndarray],
                             None if base_first is None else not base_first)
 
 
+def _slice_layout(orientation: Orientation, levels: Dict[int, str]) -> None:
+    """Adds to each slice of `orientation.slices` what a picture needs to show where its segments are: its AHA
+    level, the borders between its segments and the directions of its walls (all from the septum it uses)."""
+    for k, entry in orientation.slices.items():
+        level = levels.get(k)
+        entry["level"] = level
+        entry["segment_borders_deg"] = [] if level is None else \
+            segment_borders(level, entry["septum_deg"], orientation.direction)
+        entry["walls_deg"] = wall_directions(entry["septum_deg"], orientation.direction)
+
+
 def quantify_stack(label: Stack, scheme: LabelScheme, geometry: SectorGeometry, image_path: Optional[str] = None,
                    septum_deg: Optional[float] = None, aha_direction: Optional[int] = None,
                    base_first: Optional[bool] = None, image: Optional[np.ndarray] = None,
@@ -72,12 +84,14 @@ def quantify_stack(label: Stack, scheme: LabelScheme, geometry: SectorGeometry, 
         image = read_stack(image_path).data
     orientation = _orientation(label, scheme, None if image is None else np.asarray(image, np.float64),
                                septum_deg, aha_direction, base_first)
+    myo, scar, _, pool = scheme.masks(label.data)
+    if orientation.aha_ready:
+        _slice_layout(orientation, stack_levels(myo, pool, orientation.apex_first))
     result = {"case": case_id_of(label.path), "label_file": label.path, "image_file": image_path,
               "patient": patient_volumes(label, scheme, slices, mvo_assessed, mvo_status_text), "slices": slices,
               "sectors": stack_sectors(label, scheme, geometry), "sector_geometry": asdict(geometry),
               "orientation": orientation.as_dict(), "aha_status": orientation.aha_status}
     if orientation.aha_ready:
-        myo, scar, _, pool = scheme.masks(label.data)
         result["aha"] = aha_table(myo, scar, pool, label.spacing, orientation.septum_deg, orientation.direction,
                                   orientation.apex_first, orientation.slice_septum_deg, geometry.chords_per_slice)
         result["aha_summary"] = aha_summary(result["aha"])
@@ -138,7 +152,8 @@ def _patient_row(result: Dict) -> Dict:
                                       if k not in ("slices_without_myocardium", "spacing_mm")}}
     row.update({"septum_deg": o["septum_deg"], "direction": o["direction"], "apex_first": o["apex_first"],
                 "orientation_source": o["source"], "orientation_confidence": o["confidence"],
-                "orientation_warnings": " | ".join(o["warnings"]), "aha_status": result["aha_status"]})
+                "orientation_warnings": " | ".join(o["warnings"]), "orientation_state": o.get("state"),
+                "handedness": o.get("handedness"), "aha_status": result["aha_status"]})
     summary = result.get("aha_summary", {})
     row["n_segments_transmurality_ge_50"] = summary.get("n_segments_transmurality_ge_50")
     row["territories_transmurality_ge_50"] = " ".join(summary.get("territories_transmurality_ge_50", []))
