@@ -301,9 +301,14 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
     return result
 
 
+def _agreement_value(result: Dict, key: str):
+    """A CCC / ICC value, or 'undefined (reason)' (never an empty cell that reads as missing data)."""
+    return result[key] if result[key] is not None else f"undefined ({result.get('undefined') or 'no value'})"
+
+
 def comparison_rows(results: List[Dict]) -> List[Dict]:
     """One table row per evaluated method: the headline numbers side by side, per-patient failures next to the
-    medians (`patient_failures`)."""
+    medians (`patient_failures`); an undefined CCC or ICC reads 'undefined (reason)'."""
     fmt = format_median_iqr
     rows = []
     for r in results:
@@ -318,14 +323,14 @@ def comparison_rows(results: List[Dict]) -> List[Dict]:
                      "n_normal": failures["n_normal"],
                      f"n_normal_false_scar_ge_{FALSE_SCAR_PCT_LVM:g}pct_lvm": failures["n_normal_false_scar"],
                      "n_no_myocardium_predicted": len(failures["no_myocardium_predicted_cases"]),
-                     "scar_ml_ccc": s["scar_ml"]["concordance"]["ccc"],
+                     "scar_ml_ccc": _agreement_value(s["scar_ml"]["concordance"], "ccc"),
                      "scar_ml_bias": s["scar_ml"]["bland_altman"]["bias"],
-                     "scar_pct_lvm_ccc": s["scar_pct_lvm"]["concordance"]["ccc"],
+                     "scar_pct_lvm_ccc": _agreement_value(s["scar_pct_lvm"]["concordance"], "ccc"),
                      "scar_pct_lvm_bias": s["scar_pct_lvm"]["bland_altman"]["bias"],
                      "scar_ml_bias_pct": s["scar_ml"]["bland_altman"]["percent_bias"],
                      "scar_ml_cov_pct": s["scar_ml"]["bland_altman"]["cov_pct"],
-                     "scar_ml_icc": s["scar_ml"]["icc"]["icc"],
-                     "scar_pct_lvm_icc": s["scar_pct_lvm"]["icc"]["icc"],
+                     "scar_ml_icc": _agreement_value(s["scar_ml"]["icc"], "icc"),
+                     "scar_pct_lvm_icc": _agreement_value(s["scar_pct_lvm"]["icc"], "icc"),
                      "hd95_myocardium_2d_mm_median": s["hd95_myocardium_2d_mm"]["median"],
                      "scar_presence_sensitivity_patient": s["scar_presence_patient"]["sensitivity"],
                      "scar_presence_specificity_patient": s["scar_presence_patient"]["specificity"],
