@@ -342,14 +342,24 @@ def test_no_myocardium_presence_size_and_mvo(references, tmp_path):
     # a model whose dataset.json declares an MVO label, and that found none, says 0 mL and Dice 0
     with_mvo_labels = {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3, "mvo": 4}
     (predictions / "dataset.json").write_text(json.dumps({"labels": with_mvo_labels, "file_ending": ".nii.gz"}))
-    declared = evaluate_folders(str(predictions), str(references), None, name="declared")
-    os.remove(predictions / "dataset.json")
+    declared = evaluate_folders(str(predictions), str(references), None, name="declared", transmurality=False)
+    # the (undeclared) references carry MVO per patient: where their label map holds value 4
     for c in declared["cases"]:
+        if c["case"] in with_mvo:
+            assert c["mvo_status"] == "assessed" and c["dice_mvo"] == 0.0 and c["mvo_ml_prediction"] == 0.0
+        else:
+            assert c["mvo_status"].startswith("not_assessed (the reference does not carry MVO")
+    assert declared["summary"]["mvo_status"] == f"assessed in {len(with_mvo)} of {len(CASES)} cases"
+    # declared on both sides (--dataset-json): every patient, 0 mL and Dice undefined where neither has MVO
+    both = evaluate_folders(str(predictions), str(references), None, name="declared", transmurality=False,
+                            scheme=LabelScheme.from_dataset_json(str(predictions / "dataset.json")))
+    os.remove(predictions / "dataset.json")
+    for c in both["cases"]:
         assert c["mvo_status"] == "assessed"
         assert c["dice_mvo"] == (0.0 if c["case"] in with_mvo else None) and c["mvo_ml_prediction"] == 0.0
-    ba = declared["summary"]["mvo_ml"]["bland_altman"]
-    assert ba["bias"] == pytest.approx(-np.mean([c["mvo_ml_reference"] for c in declared["cases"]]))
-    assert declared["summary"]["dice_mvo_patient"]["both_empty"] == len(CASES) - len(with_mvo)
+    ba = both["summary"]["mvo_ml"]["bland_altman"]
+    assert ba["bias"] == pytest.approx(-np.mean([c["mvo_ml_reference"] for c in both["cases"]]))
+    assert both["summary"]["dice_mvo_patient"]["both_empty"] == len(CASES) - len(with_mvo)
     # without a dataset.json and without any MVO voxel (the converter's default labels) MVO is not assessed
     # MVO merged into scar on the prediction side (its dataset.json has no mvo label, or --mvo-merged): MVO is not
     # assessed, null and out of the MVO statistics, never 0 mL or Dice 0
@@ -367,15 +377,19 @@ def test_no_myocardium_presence_size_and_mvo(references, tmp_path):
         assert not {"dice_mvo_patient", "dice_mvo_slice", "mvo_ml", "mvo_pct_lvm", "mvo_pct_infarct"} & set(sm)
         for c in result_merged["cases"]:
             assert c["mvo_status"].startswith("not_assessed")
+            if c["case"] not in with_mvo:  # no MVO in this patient's reference: no MVO columns
+                assert "mvo_ml_reference" not in c and "dice_mvo" not in c
+                continue
             assert c["dice_mvo"] is None and c["mvo_ml_prediction"] is None
             assert c["mvo_pct_lvm_prediction"] is None and c["mvo_pct_infarct_prediction"] is None
             assert all(sl["dice_mvo"] is None for sl in c["slices"])
             assert c["mvo_ml_reference"] == cases[c["case"]]["mvo_ml_reference"]  # the reference is still reported
         assert sm["scar_ml"] == s["scar_ml"]  # the rest is unchanged
     assert merged["prediction_label_scheme_file"] == str(predictions / "dataset.json")
-    row = open(tmp_path / "merged" / "cases.csv").read().splitlines()
-    header = row[0].split(",")
-    assert row[1].split(",")[header.index("mvo_ml_prediction")] == ""  # empty cell, not 0.0
+    import csv
+
+    rows = {r["case"]: r for r in csv.DictReader(open(tmp_path / "merged" / "cases.csv"))}
+    assert rows[with_mvo[0]]["mvo_ml_prediction"] == ""  # empty cell, not 0.0
     assert s["scar_ml"]["icc"]["icc"] == pytest.approx(1.0) and s["scar_pct_lvm"]["icc"]["ci_low"] is not None
     assert "20 mm^2" in result["scar_presence_rule"]
     # a 20 mm^2 scar region is present
@@ -425,13 +439,17 @@ def test_mvo_percentages_of_lvm_and_infarct(references, tmp_path):
             changed = case
         _write(predictions, case, label, image)
     assert changed
-    result = evaluate_folders(str(predictions), str(references), str(tmp_path / "out"), name="pct")
+    declaration = tmp_path / "dataset.json"  # MVO declared for both sides: assessed in every patient
+    declaration.write_text(json.dumps({"labels": {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3,
+                                                  "mvo": 4}}))
+    result = evaluate_folders(str(predictions), str(references), str(tmp_path / "out"), name="pct",
+                              scheme=LabelScheme.from_dataset_json(str(declaration)))
     differences = {}
     for c in result["cases"]:
         assert c["mvo_status"] == "assessed"
         for side, folder in (("reference", references), ("prediction", predictions)):
             quantify_says = patient_volumes(read_label_stack(str(folder / f"{c['case']}.nii.gz")), LabelScheme(),
-                                            mvo_assessed=True)  # as quantify decides for the folder
+                                            mvo_assessed=True)  # as quantify with the declaration
             for key in ("mvo_pct_lvm", "mvo_pct_infarct"):
                 assert c[f"{key}_{side}"] == pytest.approx(quantify_says[key]) if quantify_says[key] is not None \
                     else c[f"{key}_{side}"] is None, (c["case"], key, side)
