@@ -70,7 +70,7 @@ def accuracy_lines(rows: List[Dict]) -> List[str]:
 
 
 VIEW_TITLES = {"reference_present": "patients with reference scar (primary)",
-               "both_defined": "both Dice defined (first verdict's view)",
+               "both_defined": "both Dice defined (descriptive)",
                "empty_as_agreement": "all patients, empty-vs-empty = 1"}
 
 
