@@ -11,9 +11,8 @@ from tqdm import tqdm
 from nnunetv2_scarnet.io_safety import prepare_output_dir
 from nnunetv2_scarnet.quantification.figures import aha_bullseye_png, bullseye_png, overlay_png
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, Stack, case_id_of, geometry_difference,
-                                                          image_file, label_files, labels_carry_mvo,
-                                                          mvo_status, read_label_stack, read_stack, same_geometry,
-                                                          scheme_summary)
+                                                          image_file, label_files, read_label_stack, read_stack,
+                                                          same_geometry, scheme_summary)
 from nnunetv2_scarnet.quantification.aha import (aha_summary, aha_table, segment_borders, stack_levels,
                                                  wall_directions)
 from nnunetv2_scarnet.quantification.orientation import Orientation, find_orientation
@@ -70,7 +69,7 @@ def _slice_layout(orientation: Orientation, levels: Dict[int, str]) -> None:
 def quantify_stack(label: Stack, scheme: LabelScheme, geometry: SectorGeometry, image_path: Optional[str] = None,
                    septum_deg: Optional[float] = None, aha_direction: Optional[int] = None,
                    base_first: Optional[bool] = None, image: Optional[np.ndarray] = None,
-                   mvo_assessed: Optional[bool] = None, mvo_status_text: Optional[str] = None) -> Dict:
+                   mvo_assessed: Optional[bool] = None) -> Dict:
     """Everything the report holds for one label stack.
 
     Orientation is automatic by default (`orientation.find_orientation`: geometry of a real patient-oriented
@@ -78,7 +77,7 @@ def quantify_stack(label: Stack, scheme: LabelScheme, geometry: SectorGeometry, 
     `base_first` override its parts. The AHA table (`aha`, `aha_summary`) is given when the orientation is
     confident or given by the user; otherwise `aha_status` says that it needs the user's orientation.
     `mvo_assessed` None: MVO is assessed when the scheme declares an MVO label or an MVO value occurs in this
-    stack (`label_scheme.labels_carry_mvo`); `mvo_status_text` carries a decision made over a whole folder."""
+    stack (`label_scheme.labels_carry_mvo`): decided for this patient alone."""
     slices = slice_volumes(label, scheme, mvo_assessed)
     if image is None and image_path:
         image = read_stack(image_path).data
@@ -88,7 +87,7 @@ def quantify_stack(label: Stack, scheme: LabelScheme, geometry: SectorGeometry, 
     if orientation.aha_ready:
         _slice_layout(orientation, stack_levels(myo, pool, orientation.apex_first))
     result = {"case": case_id_of(label.path), "label_file": label.path, "image_file": image_path,
-              "patient": patient_volumes(label, scheme, slices, mvo_assessed, mvo_status_text), "slices": slices,
+              "patient": patient_volumes(label, scheme, slices, mvo_assessed), "slices": slices,
               "sectors": stack_sectors(label, scheme, geometry), "sector_geometry": asdict(geometry),
               "orientation": orientation.as_dict(), "aha_status": orientation.aha_status}
     if orientation.aha_ready:
@@ -164,6 +163,13 @@ def _for_case(value, case: str):
     return value.get(case) if isinstance(value, dict) else value
 
 
+def folder_mvo_status(statuses: List[str]) -> str:
+    """The patients' MVO statuses in one line: the common one, or 'assessed in k of n cases'."""
+    if len(set(statuses)) == 1:
+        return statuses[0]
+    return f"assessed in {statuses.count('assessed')} of {len(statuses)} cases (decided per patient)"
+
+
 def _scheme_of_folder(labels_dir: str) -> Tuple[LabelScheme, Optional[str]]:
     """The scheme of `labels_dir/dataset.json` (nnU-Net copies it into prediction folders), else the defaults."""
     path = os.path.join(labels_dir, "dataset.json")
@@ -188,17 +194,14 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
     Orientation is automatic per case unless `septum_deg` / `aha_direction` / `base_first` are given: one value
     for every case, or a dict {case: value} for some cases (the others stay automatic). Without `scheme`, a
     `dataset.json` in `labels_dir` (nnU-Net prediction folders hold one) gives the label values, else the EMIDEC
-    defaults. MVO is assessed when the scheme declares an MVO label (a dataset.json names one) or, with the
-    defaults, when a label map of the folder holds the MVO value; otherwise (and with `mvo_assessed=False`) it is
-    reported as not assessed (null), never 0 mL."""
+    defaults. MVO is decided per patient, never from the other patients of the folder: assessed when the scheme
+    declares an MVO label (a dataset.json names one: 0 mL for a patient without MVO) or, with undeclared values,
+    when this patient's label map holds the MVO value; otherwise (and with `mvo_assessed=False`) it is reported as
+    not assessed (null), never 0 mL."""
     scheme_file = None
     if scheme is None:
         scheme, scheme_file = _scheme_of_folder(labels_dir)
     inputs = _checked_inputs(labels_dir, images_dir, scheme)
-    forced_off = mvo_assessed is False
-    if mvo_assessed is None:  # one decision for the folder: a case without MVO of an MVO-labelled folder has 0 mL
-        mvo_assessed = labels_carry_mvo(scheme, (label.data for label, _ in inputs))
-    mvo_text = mvo_status(mvo_assessed, scheme, forced_off)
     prepare_output_dir(out_dir)  # new, or an earlier scarnet run's folder emptied (docs/reliability.md)
     cases, patients, slice_rows, sector_rows, aha_rows = [], [], [], [], []
     for label, image_path in tqdm(inputs, desc="quantifying", unit="case"):
@@ -206,8 +209,7 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
         case_id = case_id_of(label.path)
         result = quantify_stack(label, scheme, geometry, image_path, _for_case(septum_deg, case_id),
                                 _for_case(aha_direction, case_id), _for_case(base_first, case_id),
-                                image=None if image is None else image.data, mvo_assessed=mvo_assessed,
-                                mvo_status_text=mvo_text)
+                                image=None if image is None else image.data, mvo_assessed=mvo_assessed)
         case = result["case"]
         cases.append(result)
         patients.append(_patient_row(result))
@@ -221,8 +223,8 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
     write_csv(os.path.join(out_dir, "sectors.csv"), sector_rows)
     if aha_rows:
         write_csv(os.path.join(out_dir, "aha.csv"), aha_rows)
-    report = {"label_scheme": scheme_summary(scheme), "label_scheme_file": scheme_file, "mvo_status": mvo_text,
-              "cases": cases}
+    report = {"label_scheme": scheme_summary(scheme), "label_scheme_file": scheme_file,
+              "mvo_status": folder_mvo_status([c["patient"]["mvo_status"] for c in cases]), "cases": cases}
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     return report
