@@ -45,12 +45,17 @@ CHILD = ("import json, resource, sys\nfrom nnunetv2_scarnet.cli import main\nfor
          "    print('RESULT', code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr, flush=True)\n")
 
 
+class Hang(BaseException):
+    """Raised in the main thread by `deadline`; a BaseException, so no `except OSError` of the code under test
+    (TimeoutError is an OSError) can swallow it and carry on to the next blocking call."""
+
+
 @contextmanager
 def deadline(seconds):
-    """Fail (TimeoutError) instead of hanging: a timer thread sends SIGALRM to the main thread itself (a signal to
-    the process may land on another thread), which interrupts a blocking open() or read()."""
+    """Fail (Hang) instead of hanging: a timer thread sends SIGALRM to the main thread itself (a signal to the
+    process may land on another thread), which interrupts a blocking open() or read()."""
     def expire(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s")
+        raise Hang(f"still running after {seconds} s")
     previous = signal.signal(signal.SIGALRM, expire)
     timer = threading.Timer(seconds, signal.pthread_kill, (threading.main_thread().ident, signal.SIGALRM))
     timer.start()
@@ -144,12 +149,13 @@ def test_fifo_named_dcm_hangs_neither_the_index_nor_the_series_listing(stack, tm
     fifo = root / "P1" / "lge" / "IM9999.dcm"
     os.mkfifo(fifo)
     index = str(tmp_path / "index.csv")
-    with deadline(60):
-        assert scarnet(["cohort", "index", str(root), index, "--workers", "1"]) == 0
-        assert scarnet(["dicom2nifti", str(root / "P1" / "lge"), "--list"]) == 0
-        assert scarnet(["dicom2nifti", str(root / "P1" / "lge"), str(tmp_path / "p1.nii.gz")]) == 0
+    for command in (["cohort", "index", str(root), index, "--workers", "1"],
+                    ["dicom2nifti", str(root / "P1" / "lge"), "--list"],
+                    ["dicom2nifti", str(root / "P1" / "lge"), str(tmp_path / "p1.nii.gz")]):
+        with deadline(60):
+            assert scarnet(command) == 0
     out = capsys.readouterr().out
-    assert "2 studies" in out and "4 files" in out
+    assert "2 studies" in out and "4 files" in out and f"skipped\t{fifo} (not a regular file (FIFO))" in out
     assert {row["path"]: row["reason"] for row in read_csv(str(tmp_path / "index_skipped.csv"))} == {
         str(fifo): "not a regular file (FIFO)"}
     assert nib.load(str(tmp_path / "p1.nii.gz")).shape == (24, 24, 4)
