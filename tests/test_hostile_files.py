@@ -215,7 +215,8 @@ def test_deflate_bomb_is_bounded_and_fails_its_study(stack, tmp_path):
     bomb.parent.mkdir(parents=True)
     bomb_uid, offset = deflate_bomb(stack, str(bomb))
     assert os.path.getsize(bomb) < 8 * 2 ** 20
-    start = zlib.decompressobj(-zlib.MAX_WBITS).decompress(open(bomb, "rb").read()[offset:offset + 2 ** 16], 3 * 2 ** 20)
+    head = open(bomb, "rb").read()[offset:offset + 2 ** 16]
+    start = zlib.decompressobj(-zlib.MAX_WBITS).decompress(head, 3 * 2 ** 20)
     assert bomb_uid.encode() in start and start.endswith(bytes(2 ** 20))  # as built: a header, then zeros
 
     out, err, done = run_limited(["cohort", "index", str(clean), str(tmp_path / "clean.csv"), "--workers", "1"],
