@@ -28,7 +28,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from dicom_helpers import write_series
 from nnunetv2_scarnet.cli import main as scarnet

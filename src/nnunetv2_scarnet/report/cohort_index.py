@@ -1,15 +1,17 @@
 """Study index of a DICOM export tree for `scarnet report` at cohort scale.
 
-Every file under the root (any depth, non-DICOM files mixed in) is opened once, headers only
-(`stop_before_pixels`, `specific_tags`), in a bounded process pool. Image files are grouped by
+Every regular file under the root (any depth, non-DICOM files mixed in; `ingestion/safe_files.py`: folder links
+followed once, loops ended) is opened once, headers only (`specific_tags`, within the bounds of
+`ingestion/dicom_header.py`), in a bounded process pool. Image files are grouped by
 StudyInstanceUID, then SeriesInstanceUID; in each study the LGE series is chosen with the report's own heuristic
 (`inputs.score_series`, the only scorer; a study holding one series uses it, a tie is recorded and the study fails
 with the listing). Each study gets an output name that is unique by construction (`inputs.unique_names` on
 `inputs._safe_name(PatientID or PatientName + StudyDate)`), so patient names can never walk out of OUT_DIR and
 two studies of one patient never share a folder.
 
-The index is one CSV row per series (`INDEX_FIELDS`), written atomically; a rerun and every part read it instead
-of walking the tree again, so they all see the same studies, names and choices.
+The index is one CSV row per series (`INDEX_FIELDS`), written atomically, with what the scan left out (and why) in
+`<index>_skipped.csv` beside it (`IndexRows.skipped`); a rerun and every part read it instead of walking the tree
+again, so they all see the same studies, names and choices.
 """
 import csv
 import hashlib
