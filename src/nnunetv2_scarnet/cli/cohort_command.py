@@ -13,7 +13,8 @@ from nnunetv2_scarnet.io_safety import check_input_dir, check_output_dir, check_
 
 
 def cmd_index(args):
-    from nnunetv2_scarnet.report.cohort_index import build_index, studies_of, write_index
+    from nnunetv2_scarnet.ingestion.safe_files import summary
+    from nnunetv2_scarnet.report.cohort_index import build_index, skipped_path, studies_of, write_index
 
     rows = build_index(args.export_root, args.workers)
     write_index(rows, args.index_csv)
@@ -23,6 +24,9 @@ def cmd_index(args):
           f"without a chosen LGE series, {len(refused)} refused): {args.index_csv}")
     for study in refused:
         print(f"  refused {study.name}: {study.refused}")
+    if rows.skipped:
+        print(f"{len(rows.skipped)} entries skipped or unusable ({summary(rows.skipped)}): "
+              f"{skipped_path(args.index_csv)}")
     return 0
 
 

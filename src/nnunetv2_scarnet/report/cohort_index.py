@@ -1,20 +1,22 @@
 """Study index of a DICOM export tree for `scarnet report` at cohort scale.
 
-Every file under the root (any depth, non-DICOM files mixed in) is opened once, headers only
-(`stop_before_pixels`, `specific_tags`), in a bounded process pool. A study is what it is: image files are grouped
-by patient (PatientID, else PatientName) and StudyInstanceUID, then SeriesInstanceUID; in each study the LGE
-series is chosen with the report's own heuristic (`inputs.score_series`, the only scorer; a study holding one
-series uses it, a tie is recorded and the study fails with the listing). Each study gets an output name that is
-unique by construction (`inputs.unique_names` on `inputs._safe_name(PatientID or PatientName + StudyDate)`), so
-patient names can never walk out of OUT_DIR and two studies of one patient never share a folder.
+Every regular file under the root (any depth, non-DICOM files mixed in; `ingestion/safe_files.py`: folder links
+followed once, loops ended) is opened once, headers only (`specific_tags`, within the bounds of
+`ingestion/dicom_header.py`), in a bounded process pool. A study is what it is: image files are grouped by patient
+(PatientID, else PatientName) and StudyInstanceUID, then SeriesInstanceUID; in each study the LGE series is chosen
+with the report's own heuristic (`inputs.score_series`, the only scorer; a study holding one series uses it, a tie
+is recorded and the study fails with the listing). Each study gets an output name that is unique by construction
+(`inputs.unique_names` on `inputs._safe_name(PatientID or PatientName + StudyDate)`), so patient names can never
+walk out of OUT_DIR and two studies of one patient never share a folder.
 
 Studies that cannot be told apart or identified are refused at indexing, never dropped (column `refused`, the
 same reason on every row of the study; the study becomes a failure row of the cohort): one StudyInstanceUID under
 two patients (copies and test exports make them), one SeriesInstanceUID in two studies, and images without
 StudyInstanceUID (grouped per folder; the report's DICOM SEG must reference the study, so no UID is made up).
 
-The index is one CSV row per series (`INDEX_FIELDS`), written atomically; a rerun and every part read it instead
-of walking the tree again, so they all see the same studies, names and choices.
+The index is one CSV row per series (`INDEX_FIELDS`), written atomically, with what the scan left out (and why) in
+`<index>_skipped.csv` beside it (`IndexRows.skipped`); a rerun and every part read it instead of walking the tree
+again, so they all see the same studies, names and choices.
 """
 import csv
 import hashlib
@@ -24,10 +26,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import pydicom
-from pydicom.errors import InvalidDicomError
-
+from nnunetv2_scarnet.ingestion.dicom_header import UnreadableFile, read_header
 from nnunetv2_scarnet.ingestion.dicom_series import group_series
+from nnunetv2_scarnet.ingestion.safe_files import Skipped, read_skipped, summary, write_skipped
+from nnunetv2_scarnet.ingestion.safe_files import list_files as safe_list_files
 from nnunetv2_scarnet.report.inputs import _safe_name, only_series_choice, score_series, unique_names
 
 #: headers read per file (everything the grouping and the output names need; the scorer reads its own)
@@ -39,11 +41,25 @@ NOT_IMAGES = {"SEG", "SR", "PR", "KO", "RTSTRUCT", "DOC", "REG"}
 INDEX_FIELDS = ["study", "patient_id", "study_uid", "study_date", "series_uid", "series_description", "n_files",
                 "score", "chosen", "reason", "refused", "files"]
 #: names of cohort files in OUT_DIR that no study may take
-RESERVED_NAMES = ("index.csv", "cohort.csv", "summary.html", "timings.csv", "run_timings.json")
+RESERVED_NAMES = ("index.csv", "index_skipped.csv", "cohort.csv", "summary.html", "timings.csv", "run_timings.json")
 
 
 class CohortIndexError(ValueError):
     """The export tree or a stored index cannot be used; the message names the path."""
+
+
+class IndexRows(list):
+    """The index rows (a list of dicts) and `skipped`: what the scan of the tree left out, each with the reason
+    (`safe_files.Skipped`). `write_index` stores both; `read_index` reads both back."""
+
+    def __init__(self, rows=(), skipped: Sequence[Skipped] = ()):
+        super().__init__(rows)
+        self.skipped = list(skipped)
+
+
+def skipped_path(index_path: str) -> str:
+    """Where the skipped entries of the index `index_path` are stored: `<name>_skipped.csv` beside it."""
+    return f"{index_path[:-4] if index_path.endswith('.csv') else index_path}_skipped.csv"
 
 
 @dataclass
@@ -68,23 +84,27 @@ class Study:
         return os.path.commonpath([os.path.dirname(p) for p in paths])
 
 
-def _read_header(path: str) -> Optional[Tuple[str, Dict[str, str]]]:
-    """(path, identifiers) of an image file; None for a non-DICOM file, a non-image object (`NOT_IMAGES`, e.g.
-    a DICOM SEG of an earlier run) or DICOM without image geometry."""
+def _read_header(path: str) -> Tuple[str, Optional[Dict[str, str]], str]:
+    """(path, identifiers, note) of an image file; identifiers None (and the note says why) for a file that is not
+    DICOM or not readable, a non-image object (`NOT_IMAGES`, e.g. a DICOM SEG of an earlier run) or DICOM without
+    image geometry. Headers are read within `dicom_header`'s bounds: a file past them keeps its identifiers (its
+    study fails when read, naming the file) and the note says why."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
-    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
-        return None
+        header = read_header(path, HEADER_TAGS)
+    except UnreadableFile as exc:
+        return path, None, str(exc)
+    ds = header.dataset
     if str(ds.get("Modality", "")).upper() in NOT_IMAGES:
-        return None
-    if "PerFrameFunctionalGroupsSequence" not in ds and not (
+        return path, None, f"not an image ({str(ds.get('Modality', '')).upper()} object)"
+    if not header.problem and "PerFrameFunctionalGroupsSequence" not in ds and not (
             "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds and "Rows" in ds):
-        return None
+        return path, None, "DICOM without image geometry"
+    note = f"unusable, its study fails when read: {header.problem}" if header.problem else ""
     return path, {k: str(ds.get(k, "") or "") for k in ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate",
-                                                        "SeriesInstanceUID", "SeriesDescription")}
+                                                        "SeriesInstanceUID", "SeriesDescription")}, note
 
 
-def _read_chunk(paths: Sequence[str]) -> List[Optional[Tuple[str, Dict[str, str]]]]:
+def _read_chunk(paths: Sequence[str]) -> List[Tuple[str, Optional[Dict[str, str]], str]]:
     return [_read_header(p) for p in paths]
 
 
@@ -99,13 +119,10 @@ def _score(args: Tuple[List[str], str]):
         return exc
 
 
-def list_files(root: str) -> List[str]:
-    """Every regular file under `root`, hidden files and folders excluded, in sorted walk order."""
-    out = []
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        out += [os.path.join(folder, n) for n in sorted(names) if not n.startswith(".")]
-    return out
+def list_files(root: str) -> Tuple[List[str], List[Skipped]]:
+    """Every regular file under `root` (`safe_files.list_files`: links to folders followed, each real folder and file
+    once), hidden files and folders excluded, in sorted walk order; and what was skipped, with the reason."""
+    return safe_list_files(root, skip_hidden=True)
 
 
 def _parallel(fn, items: List, workers: int, chunk: int) -> List:
@@ -122,11 +139,14 @@ def build_index(root: str, workers: Optional[int] = None, chunk: int = 256) -> L
     if not os.path.isdir(root):
         raise CohortIndexError(f"{root}: not a folder")
     workers = workers or min(8, os.cpu_count() or 1)
-    files = list_files(root)
+    files, skipped = list_files(root)
     chunks = [files[i:i + chunk] for i in range(0, len(files), chunk)]
-    headers = [h for part in _parallel(_read_chunk, chunks, workers, 2) for h in part if h is not None]
+    read = [h for part in _parallel(_read_chunk, chunks, workers, 2) for h in part]
+    headers = [(path, tags) for path, tags, _ in read if tags is not None]
+    skipped += [Skipped(path, note) for path, _, note in read if note]
     if not headers:
-        raise CohortIndexError(f"{root}: no DICOM image files found")
+        raise CohortIndexError(f"{root}: no DICOM image files found" + (f" (skipped: {summary(skipped)})" if skipped
+                                                                       else ""))
     studies: Dict[StudyKey, Dict[str, List[Tuple[str, Dict]]]] = {}
     for path, tags in headers:
         studies.setdefault(_study_key(path, tags), {}).setdefault(tags["SeriesInstanceUID"], []).append((path, tags))
@@ -145,7 +165,7 @@ def build_index(root: str, workers: Optional[int] = None, chunk: int = 256) -> L
     rows = []
     for key in sorted(keys, key=lambda k: name_of[k]):
         rows += _study_rows(name_of[key], key, studies[key], scores, refused.get(key, ""))
-    return rows
+    return IndexRows(rows, skipped)
 
 
 #: a study: (patient: PatientID, else "(name) PatientName"; StudyInstanceUID; the folder when it has none)
@@ -234,7 +254,10 @@ def _study_rows(name: str, key: StudyKey, series: Dict[str, List[Tuple[str, Dict
 
 
 def write_index(rows: List[Dict], path: str) -> None:
-    """Write the index atomically (a temporary file renamed over `path`)."""
+    """Write the index atomically (a temporary file renamed over `path`), after its skipped entries
+    (`skipped_path`, when `rows` has them: an `IndexRows`)."""
+    if isinstance(rows, IndexRows):
+        write_skipped(rows.skipped, skipped_path(path))
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
@@ -243,7 +266,8 @@ def write_index(rows: List[Dict], path: str) -> None:
     os.replace(tmp, path)
 
 
-def read_index(path: str) -> List[Dict]:
+def read_index(path: str) -> IndexRows:
+    """The index at `path`, with the skipped entries stored beside it (none when that file is absent)."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -267,7 +291,11 @@ def read_index(path: str) -> List[Dict]:
             row["score"] = int(row["score"]) if row["score"] != "" else ""
         except ValueError as exc:
             raise CohortIndexError(f"{path}: line {number}: {exc}") from None
-    return rows
+    try:
+        skipped = read_skipped(skipped_path(path)) if os.path.isfile(skipped_path(path)) else []
+    except ValueError as exc:
+        raise CohortIndexError(str(exc)) from None
+    return IndexRows(rows, skipped)
 
 
 def index_digest(rows: List[Dict]) -> str:

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import pydicom
 
 from nnunetv2_scarnet.ingestion import list_series
+from nnunetv2_scarnet.ingestion.dicom_header import header_of
 from nnunetv2_scarnet.ingestion.dicom_series import SeriesInfo
 from nnunetv2_scarnet.ingestion.dicom_slices import SliceRef, slices_of
 from nnunetv2_scarnet.ingestion.series_kinds import ti_spread_is_drift
@@ -85,7 +85,7 @@ def _inversion_time_score(slices: Sequence[SliceRef]) -> Tuple[int, str]:
 
 def score_series(series: SeriesInfo) -> SeriesChoice:
     """Score one series by the heuristic of the module doc (headers only; Enhanced MR frames count as slices)."""
-    first = pydicom.dcmread(series.files[0], stop_before_pixels=True)
+    first = header_of(series.files[0])
     text = " ".join(str(first.get(k, "")) for k in ("SeriesDescription", "ProtocolName", "SequenceName"))
     score, reasons = 0, []
     if LGE_WORDS.search(text):
@@ -226,7 +226,7 @@ def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
     pixel spacing was read from (`PixelSpacingSource`). Every file must carry one and the same StudyInstanceUID
     (the study's identity, which its DICOM SEG references): refused here, at reading, naming the file, never after
     the prediction."""
-    ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+    ds = header_of(files[0])
     _check_study_uid(files[0], ds, str(ds.get("StudyInstanceUID", "") or ""))
     keys = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyDescription",
             "AccessionNumber", "StudyInstanceUID", "SeriesNumber", "SeriesDescription", "SeriesInstanceUID",
@@ -236,7 +236,7 @@ def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
     if slices:
         identifiers["PixelSpacingSource"] = slices[0].pixel_spacing_source
     for path in list(dict.fromkeys(files))[1:]:  # each file once (Enhanced MR: one file, many frames)
-        other = pydicom.dcmread(path, stop_before_pixels=True)
+        other = header_of(path)
         _check_study_uid(path, other, identifiers["StudyInstanceUID"])
         slices += slices_of(path, other)
     times = sorted({s.inversion_time for s in slices if s.inversion_time is not None})
