@@ -362,4 +362,10 @@ def test_bad_inputs_are_refused_naming_the_problem_and_write_nothing(ring_seg, t
                                      scar=frozenset({3, 4}), mvo=frozenset({4}))  # segment numbers shift
     with pytest.raises(DicomSrError, match=f"{seg}: segment 1 is 'LV blood pool', not 'LV myocardium'"):
         write_dicom_sr(hand_quant(), hand_model(), seg, str(out), without_blood_pool)
-    assert not out.exists()
+    not_dicom = tmp_path / "seg.dcm"
+    not_dicom.write_text("not DICOM")
+    with pytest.raises(DicomSrError, match=f"{not_dicom}: cannot read the DICOM SEG"):
+        write_dicom_sr(hand_quant(), hand_model(), str(not_dicom), str(out), LabelScheme())
+    with pytest.raises(DicomSrError, match="the SEG itself"):
+        write_dicom_sr(hand_quant(), hand_model(), seg, seg, LabelScheme())
+    assert sorted(os.listdir(tmp_path)) == ["seg.dcm"]  # nothing written, not even a partial file

@@ -21,12 +21,13 @@ Measured Value Sequence and that qualifier, cannot be read back by highdicom 0.2
 value of every NUM item.)
 """
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import highdicom as hd
 import pydicom
 from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
@@ -34,7 +35,6 @@ from pydicom.uid import generate_uid
 from nnunetv2_scarnet import __version__
 from nnunetv2_scarnet.ingestion.dicom_seg import (ANATOMICAL_STRUCTURE, INFARCT, LV_MYOCARDIUM,
                                                    MORPHOLOGICALLY_ABNORMAL, OBSTRUCTION, STRUCTURES, segment_numbers)
-from nnunetv2_scarnet.ingestion.dicom_series import DicomSeriesError
 from nnunetv2_scarnet.quantification.aha import AHA_NAMES
 from nnunetv2_scarnet.quantification.label_scheme import LabelScheme
 
@@ -126,7 +126,7 @@ def _device_observer(model: Dict) -> hd.sr.ObservationContext:
         observer_type=codes.DCM.Device, observer_identifying_attributes=device))
 
 
-def _measurements(items) -> (List[hd.sr.Measurement], List[hd.sr.QualitativeEvaluation]):
+def _measurements(items) -> Tuple[List[hd.sr.Measurement], List[hd.sr.QualitativeEvaluation]]:
     """(name, value or None, unit, derivation) -> NUM measurements; a None -> 'Measurement not attempted' (once per
     name)."""
     numbers, missing = [], []
@@ -222,12 +222,12 @@ def write_dicom_sr(quant: Dict, model: Dict, seg_path: str, out_path: str, schem
     SEG `seg_path` (written by `write_dicom_seg` with the same scheme); `model`: `ReportPredictor.identity()` with
     `run_identity`."""
     scheme = scheme or LabelScheme()
-    if os.path.isdir(out_path):
-        raise DicomSrError(f"{out_path}: is a folder; give the DICOM SR output file name")
+    if os.path.isdir(out_path) or os.path.realpath(out_path) == os.path.realpath(seg_path):
+        raise DicomSrError(f"{out_path}: is a folder or the SEG itself; give the DICOM SR output file name")
     try:
         seg = pydicom.dcmread(seg_path, stop_before_pixels=True)
-    except (OSError, pydicom.errors.InvalidDicomError) as exc:
-        raise DicomSeriesError(f"{seg_path}: cannot read the DICOM SEG ({exc})") from None
+    except (OSError, InvalidDicomError) as exc:
+        raise DicomSrError(f"{seg_path}: cannot read the DICOM SEG ({exc})") from None
     if seg.get("Modality") != "SEG" or "ReferencedSeriesSequence" not in seg:
         raise DicomSrError(f"{seg_path}: not a DICOM SEG with a referenced series")
     report = hd.sr.MeasurementReport(observation_context=_device_observer(model), procedure_reported=MRI_OF_HEART,
@@ -239,5 +239,11 @@ def write_dicom_sr(quant: Dict, model: Dict, seg_path: str, out_path: str, schem
         is_final=False, is_verified=False, series_description="ScarNet measurements (TID 1500)",
         coding_schemes=[PRIVATE_SCHEME], software_versions=__version__, manufacturer_model_name=model_name(model))
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    sr.save_as(out_path)
+    partial = f"{out_path}.partial"
+    try:
+        sr.save_as(partial)
+        os.replace(partial, out_path)  # never a half-written SR under the final name
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
     return out_path
