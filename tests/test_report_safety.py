@@ -416,7 +416,8 @@ def test_report_takes_the_inversion_time_and_image_type_choice(model, emidec_cas
     referenced = {r.ReferencedSOPInstanceUID for r in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
     assert referenced == {str(pydicom.dcmread(p).SOPInstanceUID) for p in chosen}
     assert sorted(os.listdir(tmp_path / "out_P" / "P")) == sorted(
-        ["P_report.html", "P_report.json", "P_seg.dcm", "input", "quantification", "segmentation", ".scarnet-report"])
+        ["P_report.html", "P_report.json", "P_seg.dcm", "P_sr.dcm", "input", "quantification", "segmentation",
+         ".scarnet-report"])
 
 
 # ---------------------------------------------------------------- item 15: leftovers

@@ -2,9 +2,10 @@
 QC flags and one self-contained HTML report per patient (+ a cohort CSV).
 
 Per patient OUT_DIR/<patient>/ holds input/<patient>_0000.nii.gz (the converted stack), segmentation/<patient>.nii.gz,
-quantification/ (CSV, JSON, PNG of `scarnet quantify` with default options), <patient>_seg.dcm (DICOM inputs),
-<patient>_report.json and <patient>_report.html. A patient is written to its own hidden `.<patient>.*.partial`
-folder first and renamed when complete; a failing patient is reported, nothing of it is left, and the others go on.
+quantification/ (CSV, JSON, PNG of `scarnet quantify` with default options), <patient>_seg.dcm and <patient>_sr.dcm
+(DICOM inputs), <patient>_report.json and <patient>_report.html. A patient is written to its own hidden
+`.<patient>.*.partial` folder first and renamed when complete; a failing patient is reported, nothing of it is left,
+and the others go on.
 
 Order (docs/report.md): OUT_DIR is checked, inputs are listed and the model is loaded (device, checkpoints with the
 trust policy, label mapping) before OUT_DIR is touched; then OUT_DIR is locked against a second run, emptied if an
@@ -30,6 +31,7 @@ from nnunetv2_scarnet.report.inputs import (PatientInput, ReportInputError, choo
                                             resolve_inputs)
 from nnunetv2_scarnet.report.predict import ReportPredictor
 from nnunetv2_scarnet.report.qc import all_flags
+from nnunetv2_scarnet.report.run_identity import model_file_states, run_identity
 
 MARKER = ".scarnet-report"
 
@@ -103,9 +105,9 @@ def convert(patient: Patient, series_uids: Sequence[str], image_type: Optional[s
 def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict,
                   stage_seconds: Optional[Dict[str, float]] = None,
                   before_final: Optional[Callable[[str], None]] = None) -> None:
-    """Quantification, DICOM SEG, QC flags, JSON and HTML of one predicted patient; then the folder is final.
+    """Quantification, DICOM SEG and SR, QC flags, JSON and HTML of one predicted patient; then the folder is final.
     `stage_seconds`, when given, receives the wall time of `quantification` (volumes, AHA segments, transmurality,
-    QC flags) and of `writing` (DICOM SEG, pictures, JSON, HTML). `before_final(work folder)` runs after the last
+    QC flags) and of `writing` (DICOM SEG and SR, pictures, JSON, HTML). `before_final(work folder)` runs after the last
     report file and before the marker (a cohort part writes the study's checksum manifest there)."""
     started = time.perf_counter()
     scheme = predictor.scheme
@@ -131,8 +133,14 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict,
                 if source != patient.source.path:
                     shutil.rmtree(source)
             outputs.append(f"{patient.name}_seg.dcm (DICOM SEG referencing series {patient.source.series_uid})")
+            from nnunetv2_scarnet.ingestion.dicom_sr import write_dicom_sr
+            write_dicom_sr(quant, model, os.path.join(patient.work, f"{patient.name}_seg.dcm"),
+                           os.path.join(patient.work, f"{patient.name}_sr.dcm"), scheme)
+            outputs.append(f"{patient.name}_sr.dcm (DICOM SR measurement report, TID 1500, referencing the SEG)")
         else:
-            notes.append("empty segmentation: no DICOM SEG written")
+            notes.append("empty segmentation: no DICOM SEG or SR written")
+    else:
+        notes.append("NIfTI input: no DICOM SEG or SR written (they reference the source DICOM images)")
     title = patient.identifiers.get("PatientName", patient.name)
     overlays = slice_overlays(image, label, scheme, quant)  # with the orientation's septum line
     bullseyes = []
@@ -210,8 +218,9 @@ def run_report(inputs: Sequence[str], model_folder: str, out_dir: str, folds: Op
     for source in sources:
         check_apart(source.path, out_dir)
     with _bar(total=1, desc="[1/4] loading the model", unit="model") as bar:
+        files_before = model_file_states(model_folder, checkpoint)
         predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring, scheme, trust_model)
-        model = predictor.identity()
+        model = dict(predictor.identity(), run_identity=run_identity(predictor, files_before))  # hashes: the SR
         bar.update()
     with OutputDirLock(out_dir):
         prepare_output_dir(out_dir, keep=(LOCK,))
