@@ -135,7 +135,7 @@ def trained_dataset_json(checkpoints: List[Tuple[str, Dict]], dataset_path: str)
 
 def checked_plans(plans_path: str, configuration: str, n_channels: int, trust_model: bool):
     """(PlansManager, ConfigurationManager) of `plans_path` once the configuration the checkpoint names passed
-    `model_validation.check_plans` (with `trust_model`: the numbers only)."""
+    `model_validation.check_plans` (with `trust_model`, names outside its allow-lists are accepted)."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     plans = read_model_json(plans_path)

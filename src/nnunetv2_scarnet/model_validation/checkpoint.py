@@ -1,6 +1,8 @@
 """The entries of an nnU-Net checkpoint besides the weights that the predictor uses; their agreement across folds."""
+import os
 from typing import Dict, List, Tuple
 
+from nnunetv2_scarnet.model_validation.dataset_json import label_map_differences
 from nnunetv2_scarnet.model_validation.problem import ModelProblem
 
 
@@ -25,13 +27,21 @@ def check_mirroring_axes(axes, dim: int) -> None:
                            f"{dim}D patch, got {axes!r}")
 
 
+def _fold(path: str) -> str:
+    return os.path.basename(os.path.dirname(path))
+
+
 def fold_disagreements(checkpoints: List[Tuple[str, Dict]]) -> List[str]:
-    """What the checkpoints of the chosen folds say differently (trainer, configuration, trained labels)."""
+    """What the checkpoints of the chosen folds say differently: trainer, configuration, or the label map of the
+    trained dataset.json (its LABEL_MAP_KEYS)."""
     (first_path, first), out = checkpoints[0], []
     for path, checkpoint in checkpoints[1:]:
-        for what, get in (("trainer_name", lambda c: c["trainer_name"]),
-                          ("init_args.configuration", lambda c: c["init_args"]["configuration"]),
-                          ("init_args.dataset_json", lambda c: c["init_args"]["dataset_json"])):
-            if get(checkpoint) != get(first):
-                out.append(f"{what} of {path} differs from that of {first_path}")
+        if checkpoint["trainer_name"] != first["trainer_name"]:
+            out.append(f"trainer_name of {path} differs from that of {first_path}")
+        if checkpoint["init_args"]["configuration"] != first["init_args"]["configuration"]:
+            out.append(f"init_args.configuration of {path} differs from that of {first_path}")
+        differences = label_map_differences(checkpoint["init_args"]["dataset_json"], first["init_args"]["dataset_json"],
+                                            f"in {_fold(path)}", f"in {_fold(first_path)}")
+        if differences:
+            out.append(f"init_args.dataset_json of {path} differs from that of {first_path} ({'; '.join(differences)})")
     return out

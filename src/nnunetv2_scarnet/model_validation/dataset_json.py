@@ -50,24 +50,19 @@ def check_dataset_json(content: Dict) -> int:
     return len(channels)
 
 
-def _label_differences(here: Dict, trained: Dict) -> List[str]:
-    out = []
-    for name in list(trained) + [n for n in here if n not in trained]:
-        if here.get(name) != trained.get(name):
-            out.append(f"{name} is {here[name] if name in here else 'absent'} here but "
-                       f"{trained[name] if name in trained else 'absent'} in the checkpoint")
-    return out
-
-
-def label_map_differences(here: Dict, trained: Dict) -> List[str]:
-    """What the folder's dataset.json (`here`) says differently from the trained one, in LABEL_MAP_KEYS."""
+def label_map_differences(here: Dict, trained: Dict, here_name: str = "here",
+                          trained_name: str = "in the checkpoint") -> List[str]:
+    """What the dataset.json `here` (the folder's) says differently from the `trained` one, in LABEL_MAP_KEYS; the
+    names say where each was read."""
     out = []
     for key in LABEL_MAP_KEYS:
         a, b = here.get(key), trained.get(key)
         if a == b:
             continue
         if key == "labels" and isinstance(a, dict) and isinstance(b, dict):
-            out.append(f"labels: {'; '.join(_label_differences(a, b))}")
+            out.append("labels: " + "; ".join(
+                f"{name} is {a.get(name, 'absent')} {here_name} but {b.get(name, 'absent')} {trained_name}"
+                for name in list(b) + [n for n in a if n not in b] if a.get(name) != b.get(name)))
         else:
-            out.append(f"{key}: {a!r} here but {b!r} in the checkpoint")
+            out.append(f"{key}: {a!r} {here_name} but {b!r} {trained_name}")
     return out
