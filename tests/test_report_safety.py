@@ -351,13 +351,11 @@ def test_labels_are_mapped_by_name(row, tmp_path):
         assert (scheme.blood_pool, scheme.myocardium, scheme.scar, scheme.mvo) == expected
 
 
-def test_report_refuses_a_model_with_unmappable_labels_and_dataset_json_overrides(model, emidec_cases, tmp_path,
-                                                                                  monkeypatch, capsys):
-    folder = tmp_path / "acdc"
-    shutil.copytree(model, folder)
-    dataset = json.loads((folder / "dataset.json").read_text())
-    dataset["labels"] = {"background": 0, "RV": 1, "MLV": 2, "LVC": 3, "MI": 4}
-    (folder / "dataset.json").write_text(json.dumps(dataset))
+def test_report_refuses_a_model_with_unmappable_labels_and_dataset_json_overrides(emidec_cases, tmp_path, monkeypatch,
+                                                                                  capsys):
+    # a model trained with ACDC names (its checkpoint holds them too: the folder's dataset.json must agree, issue 20)
+    folder = build_model_folder(tmp_path / "acdc" / "nnUNetTrainer__nnUNetPlans__2d",
+                                labels={"background": 0, "RV": 1, "MLV": 2, "LVC": 3, "MI": 4})
     image = os.path.join(emidec_cases, "Case_N012", "image.nii.gz")
     out = tmp_path / "out"
     code, err = run_cli(["report", image, "--model", str(folder), str(out), "--device", "cpu"], capsys)
