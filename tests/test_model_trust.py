@@ -96,9 +96,31 @@ def test_plans_naming_numpy_savez_writes_no_file_unless_trusted(cheap, image, tm
     shutil.copy(image, images / "Case_N012_0000.nii.gz")
     assert model_loading.main(["-i", str(images), "-o", str(tmp_path / "noise"), "-m", str(folder), "-f", "0"]) == 2
     assert "'numpy.savez' is not a network class" in capsys.readouterr().err and not written.exists()
+    with pytest.raises(FileNotFoundError, match="disagrees with the plans the model was trained with"):
+        ReportPredictor(str(folder), ["0"], device="cpu", trust_model=True)  # trusted, but not what was trained
+    assert not written.exists()
+    checkpoint_path = folder / "fold_0" / "checkpoint_final.pth"  # a publisher who also rewrites the checkpoint
+    checkpoint = torch.load(checkpoint_path, weights_only=False)
+    checkpoint["init_args"]["plans"] = json.loads((folder / "plans.json").read_text())
+    torch.save(checkpoint, checkpoint_path)
     with pytest.raises(FileNotFoundError):  # savez returns no network: the weights cannot be loaded into it
         ReportPredictor(str(folder), ["0"], device="cpu", trust_model=True)
     assert written.exists()
+
+
+@pytest.mark.parametrize("key, edit", [
+    ("configurations.2d.spacing", lambda c: c.update(spacing=[s * 1.25 for s in c["spacing"]])),
+    ("configurations.2d.normalization_schemes", lambda c: c.update(normalization_schemes=["NoNormalization"])),
+])
+def test_plausible_plans_edit_is_refused_against_the_trained_plans(cheap, image, tmp_path, capsys, key, edit):
+    """A plausible edit of the folder's plans.json (a spacing 25 % off, another allowed normalisation) passes every
+    check of the values themselves and would change the numbers silently; the checkpoint holds the plans the model
+    was trained with (nnU-Net's init_args.plans), and the folder must agree with them."""
+    folder = copy_model(cheap, tmp_path)
+    edit_json(folder / "plans.json", lambda plans: edit(plans["configurations"]["2d"]))
+    code, err = report(image, folder, tmp_path / "out", capsys)
+    assert code == 2 and "disagrees with the plans the model was trained with" in err, err
+    assert f"{key}:" in err and str(folder / "plans.json") in err and not (tmp_path / "out").exists()
 
 
 def test_building_block_naming_logging_basicconfig_empties_no_file(cheap, image, tmp_path, capsys):

@@ -16,6 +16,7 @@ naming the file and the key for anything refused. `python -m nnunetv2_scarnet.mo
 folder of images with it (used by `scarnet noise` instead of `nnUNetv2_predict_from_modelfolder`).
 """
 import argparse
+import copy
 import json
 import os
 import sys
@@ -27,7 +28,7 @@ import torch
 
 from nnunetv2_scarnet.model_validation import (ModelProblem, check_checkpoint_entries, check_dataset_json,
                                                check_mirroring_axes, check_plans, fold_disagreements,
-                                               label_map_differences)
+                                               label_map_differences, plans_differences)
 
 
 class ModelFolderError(FileNotFoundError):
@@ -133,12 +134,15 @@ def trained_dataset_json(checkpoints: List[Tuple[str, Dict]], dataset_path: str)
     return trained
 
 
-def checked_plans(plans_path: str, configuration: str, n_channels: int, trust_model: bool):
+def checked_plans(plans_path: str, configuration: str, n_channels: int, trust_model: bool,
+                  checkpoints: Sequence[Tuple[str, Dict]] = ()):
     """(PlansManager, ConfigurationManager) of `plans_path` once the configuration the checkpoint names passed
-    `model_validation.check_plans` (with `trust_model`, names outside its allow-lists are accepted)."""
+    `model_validation.check_plans` (with `trust_model`, names outside its allow-lists are accepted) and the file
+    equals the plans each of `checkpoints` was trained with (`init_args.plans`)."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     plans = read_model_json(plans_path)
+    as_written = copy.deepcopy(plans)  # PlansManager may convert the dict it is given
     configurations = plans.get("configurations")
     if not isinstance(configurations, dict) or configuration not in configurations:
         raise ModelFolderError(f"{plans_path}: configurations: no {configuration!r}, the configuration the "
@@ -153,6 +157,16 @@ def checked_plans(plans_path: str, configuration: str, n_channels: int, trust_mo
         check_plans(plans, configuration, configuration_manager.configuration, n_channels, trust_model)
     except ModelProblem as problem:
         raise _refusal(plans_path, problem) from None
+    for path, checkpoint in checkpoints:
+        try:
+            differences = plans_differences(as_written, checkpoint["init_args"].get("plans"))
+        except ModelProblem as problem:
+            raise _refusal(path, problem) from None
+        if differences:
+            raise ModelFolderError(f"{plans_path}: disagrees with the plans the model was trained with "
+                                   f"(init_args.plans of {path}): {'; '.join(differences)}; refused: the network "
+                                   f"was trained on the checkpoint's plans, so restore the folder's plans.json from "
+                                   f"the training")
     return plans_manager, configuration_manager
 
 
@@ -185,7 +199,7 @@ def initialize_predictor(predictor, model_folder: str, folds: Sequence[str], che
     plans_path = os.path.join(model_folder, "plans.json")
     configuration = checkpoint["init_args"]["configuration"]
     plans_manager, configuration_manager = checked_plans(plans_path, configuration, check_dataset_json(dataset_json),
-                                                         trust_model)
+                                                         trust_model, checkpoints)
     mirroring = checkpoint.get("inference_allowed_mirroring_axes")
     try:
         check_mirroring_axes(mirroring, len(configuration_manager.patch_size))

@@ -9,7 +9,8 @@ from nnunetv2_scarnet.model_validation.checkpoint import (check_checkpoint_entri
 from nnunetv2_scarnet.model_validation.dataset_json import LABEL_MAP_KEYS, check_dataset_json, label_map_differences
 from nnunetv2_scarnet.model_validation.plans import check_plans
 from nnunetv2_scarnet.model_validation.problem import ModelProblem
+from nnunetv2_scarnet.model_validation.trained_plans import plans_differences
 
 __all__ = ["ModelProblem", "NETWORK_CLASSES", "OP_CLASSES", "LABEL_MAP_KEYS", "check_architecture", "check_plans",
            "check_dataset_json", "label_map_differences", "check_checkpoint_entries", "check_mirroring_axes",
-           "fold_disagreements"]
+           "fold_disagreements", "plans_differences"]
