@@ -135,9 +135,10 @@ def orientation_section(quantification: Dict) -> str:
     if warnings:
         parts.append("<b>Warnings:</b><ul id='orientation-warnings'>" +
                      "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
-    parts.append("<div class='note'>Check on every slice below: the blue line points to the interventricular "
-                 "septum, the blue dots sit where the right-ventricular wall joins the LV, and the white lines split "
-                 "the wall into the numbered AHA segments.</div>")
+    if state != "not determined":
+        parts.append("<div class='note'>Check on every slice below: the blue line points to the interventricular "
+                     "septum, the blue dots sit where the right-ventricular wall joins the LV, and the white lines "
+                     "split the wall into the numbered AHA segments.</div>")
     parts.append(_technical(o, status) + "</div>")
     return "".join(parts)
 
