@@ -187,6 +187,13 @@ def _model_rows(model: Dict) -> List[Tuple[str, str]]:
     return rows + [(f"version {k}", v) for k, v in model.get("versions", {}).items()]
 
 
+BULLSEYE_NOTE = ("Bullseyes (AHA layout, Cerqueira et al. 2002: basal ring outside, anterior up, septum left): scar "
+                 "extent colours each segment by the % of its myocardium that is scar; transmurality colours it by "
+                 "the Kim et al. (2000) category of its mean transmurality. Each segment shows its number and, below "
+                 "it, that %. Grey hatched: not measured (segment 17, the apical cap, has no wall-thickness chords).")
+SECTOR_NOTE = ("Without AHA segments (orientation not determined) the transmurality bullseye shows one ring per slice "
+               "of sectors, drawn where they lie in the slice pictures (not an anatomical orientation), coloured by "
+               "the Kim et al. (2000) category of their mean transmurality, with the mean in %.")
 SLICE_LEGEND = (f"Contours: myocardium {palette.NAMES[palette.MYOCARDIUM]}, scar {palette.NAMES[palette.SCAR]}, "
                 f"MVO {palette.NAMES[palette.MVO]} (Okabe-Ito colours, distinguishable with colour-vision "
                 "deficiency). Blue line: the septum this slice's segments use; blue dots: the RV insertion points it "
@@ -224,11 +231,7 @@ def render_report(patient_name: str, identifiers: Dict[str, str], source: str, q
               _table(volumes_rows(p), ["", "volume", "mass (1.05 g/mL)"], "volumes"),
               f"<p class='note' id='mass-caveat'>{_e(LV_MASS_CAVEAT)}</p></div>"]
     parts += [_bullseye(caption, png) for caption, png in bullseyes]
-    parts += ["</div><p class='note'>Bullseyes (AHA layout, Cerqueira et al. 2002: basal ring outside, anterior up, "
-              "septum left): scar extent colours each segment by the % of its myocardium that is scar; "
-              "transmurality colours it by the Kim et al. (2000) category of its mean transmurality. Each segment "
-              "shows its number and, below it, that %. Grey hatched: not measured (segment 17, the apical cap, "
-              "has no wall-thickness chords).</p>",
+    parts += ["</div>", f"<p class='note'>{_e(BULLSEYE_NOTE if quantification.get('aha') else SECTOR_NOTE)}</p>",
               "<h2>Acquisition, LV coverage and method</h2>",
               _table(acquisition_rows(quantification, identifiers), table_id="acquisition"),
               f"<p id='scar-method'><b>Scar method:</b> {_e(scar_method(model))}</p>",
