@@ -10,7 +10,8 @@ h1{{font-size:22px;margin-bottom:4px;overflow-wrap:anywhere}}
 h2{{font-size:17px;border-bottom:1px solid #ccc;padding-bottom:3px;margin-top:26px}}
 table{{border-collapse:collapse;margin:6px 0;font-size:13px;max-width:100%}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;overflow-wrap:anywhere;word-break:break-word}}
-th{{background:#f0f0f0}}th,td:first-child{{overflow-wrap:normal;word-break:normal}}td.num{{text-align:right;white-space:nowrap}}.note{{color:#555;font-size:12px}}
+th{{background:#f0f0f0}}th,td:first-child{{overflow-wrap:normal;word-break:normal}}
+td.num{{text-align:right;white-space:nowrap}}.note{{color:#555;font-size:12px}}
 code,p,li,div{{overflow-wrap:anywhere}}
 .flag{{background:#fff4e5;border-left:6px solid #e67e00;padding:6px 10px;margin:6px 0}}
 .ok{{background:#eef8ee;border-left:6px solid #2e8b2e;padding:6px 10px;margin:6px 0}}
