@@ -320,6 +320,43 @@ def test_summary_in_chromium(reference, tmp_path):
     assert coloured_pixels(with_images) > coloured_pixels(without) + 3 * 1000
 
 
+def test_orientation_review_is_a_column_and_is_counted(tmp_path):
+    """Issue 23: a study whose orientation needs review (P001, P076, N012 read this way) was listed as 'without a
+    flag'. Three hand-written report.json: one ok without flags, one 'needs review' written before the review was
+    a QC flag (its qc_flags empty), one 'not determined'. Their cohort rows carry the state and the reasons in
+    columns of their own, the review is counted as a QC flag, and the summary counts 1 study of each state and
+    1 without any flag; the merge's verification rebuilds the same columns from report.json."""
+    from nnunetv2_scarnet.report.cohort_html import render_summary
+    from nnunetv2_scarnet.report.cohort_index import Study
+    from nnunetv2_scarnet.report.cohort_run import ROW_FIELDS, study_row, write_rows
+
+    def report(state, **orientation):
+        return {"volumes": {"myocardium_ml": 100.0, "scar_ml": 10.0}, "qc_flags": [],
+                "orientation": {"state": state, **orientation}, "aha_status": state}
+    reports = {"A_ok": report("ok"),
+               "B_review": report("needs review", review_reasons=["septum 66 deg from the standard display's"]),
+               "C_undetermined": report("not determined", not_determined=["slice order"])}
+    rows = [study_row(Study(name, f"1.2.{k}", name, "20200101", chosen={"series_uid": f"1.3.{k}"}), 0, None,
+                      reports[name]) for k, name in enumerate(sorted(reports))]
+    by_name = {r["study"]: r for r in rows}
+    assert "orientation_state" in ROW_FIELDS and "review" in ROW_FIELDS
+    assert [by_name[n]["orientation_state"] for n in sorted(reports)] == ["ok", "needs review", "not determined"]
+    assert by_name["A_ok"]["review"] == "" and by_name["A_ok"]["n_qc_flags"] == 0
+    assert by_name["B_review"]["review"] == "septum 66 deg from the standard display's"
+    assert by_name["B_review"]["qc_flags"] == "orientation_review" and by_name["B_review"]["n_qc_flags"] == 1
+    assert by_name["C_undetermined"]["review"] == "slice order"
+    assert by_name["C_undetermined"]["qc_flags"] == "orientation_not_determined"
+    write_rows(str(tmp_path / "cohort.csv"), rows)
+    assert [r["review"] for r in read_rows(str(tmp_path / "cohort.csv"))] == ["", by_name["B_review"]["review"],
+                                                                               "slice order"]
+    page = render_summary(rows, {}, ["part"])
+    counts = dict(re.findall(r"<tr><td>([^<]+)</td><td class='num'>(\d+)</td></tr>", page))
+    assert counts["orientation ok"] == counts["orientation needs review"] == \
+        counts["orientation not determined"] == "1"
+    assert counts["reported without any QC flag or orientation review"] == "1"
+    assert "1 reported studies without a flag" in page
+
+
 # ---------------------------------------------------------------- 3. resume
 def run_and_kill(args, out, delay):
     """`scarnet` in a subprocess, SIGKILLed `delay` seconds after it took OUT_DIR's lock (its work began: the

@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nnunetv2_scarnet.io_safety import prepare_output_dir
-from nnunetv2_scarnet.quantification.figures import aha_bullseye_png, bullseye_png, overlay_png
+from nnunetv2_scarnet.quantification.figures import CONTOUR_LEGEND, aha_bullseye_png, bullseye_png, overlay_png
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, Stack, case_id_of, geometry_difference,
                                                           image_file, label_files, read_label_stack, read_stack,
                                                           same_geometry, scheme_summary)
@@ -132,7 +132,7 @@ def _pictures(result: Dict, label: Stack, image: Optional[Stack], scheme: LabelS
     orientation = result["orientation"]
     if image is not None:
         overlay_png(image, label, scheme, os.path.join(out_dir, f"{case}_overlay.png"),
-                    title=f"{case}: myocardium (green), scar (red), MVO (yellow)", orientation=orientation)
+                    title=f"{case}: {CONTOUR_LEGEND}", orientation=orientation)
     if "aha" in result:
         aha_bullseye_png(result["aha"], os.path.join(out_dir, f"{case}_bullseye.png"),
                          f"{case}: scar per AHA segment (orientation: {orientation['source']})")

@@ -14,7 +14,10 @@ def _pct(part: float, whole: float):
 
 
 def slice_volumes(label: Stack, scheme: LabelScheme, mvo_assessed: Optional[bool] = None) -> List[Dict]:
-    """One row per slice. A slice without myocardium has scar_pct_lvm None and status 'no_myocardium'."""
+    """One row per slice: `scar_pct_slice_myocardium` is the slice's scar as % of that slice's myocardium (None
+    without myocardium, status 'no_myocardium'); `scar_share_pct_lvm` is the slice's scar as % of the myocardium of
+    the whole stack, so that the slices' shares add up to the patient's scar % of LV myocardium. (Before
+    2026-12-05 the first was named `scar_pct_lvm`, which it is not: P002's slices added up to 172 %.)"""
     mvo_assessed = labels_carry_mvo(scheme, [label.data]) if mvo_assessed is None else mvo_assessed
     myo, scar, mvo, pool = scheme.masks(label.data)
     rows = []
@@ -27,9 +30,13 @@ def slice_volumes(label: Stack, scheme: LabelScheme, mvo_assessed: Optional[bool
             "scar_ml": scar_ml,
             "mvo_ml": float(mvo[..., k].sum()) * label.voxel_ml if mvo_assessed else None,
             "blood_pool_ml": float(pool[..., k].sum()) * label.voxel_ml,
-            "scar_pct_lvm": _pct(scar_ml, myo_ml),
+            "scar_pct_slice_myocardium": _pct(scar_ml, myo_ml),
+            "scar_share_pct_lvm": None,
             "status": "ok" if myo_ml > 0 else ("scar_without_myocardium" if scar_ml > 0 else "no_myocardium"),
         })
+    total = sum(r["myocardium_ml"] for r in rows)
+    for r in rows:
+        r["scar_share_pct_lvm"] = _pct(r["scar_ml"], total) if r["myocardium_ml"] > 0 or r["scar_ml"] > 0 else None
     return rows
 
 

@@ -7,8 +7,8 @@ cohort, resumable.
 - OUT_DIR of a cohort part holds `.scarnet-output` (io_safety's marker), `.scarnet-cohort` (JSON: part, parts,
   root, index digest, model names and the run identity of `run_identity.py`: checkpoint, plans and label-map
   hashes, prediction options, versions), `index.csv` (the whole cohort's index), one folder per finished study
-  and, when the part is complete, `cohort.csv` (one row per study of the part, failures included, its numbers
-  read from each study's report.json). `timings.csv` gets one row per study attempt (seconds of reading,
+  and, when the part is complete, `cohort.csv` (one row per study of the part, failures included, its numbers,
+  QC flags and orientation state / review reasons read from each study's report.json). `timings.csv` gets one row per study attempt (seconds of reading,
   prediction, quantification and writing), appended as each study ends (a resumed part keeps the rows of its
   earlier runs; a failed study retried gets a second row), and `run_timings.json` the index and model-loading
   seconds of the last run.
@@ -38,6 +38,7 @@ from nnunetv2_scarnet.report.inputs import PatientInput, ReportInputError, dicom
 from nnunetv2_scarnet.report.pipeline import MARKER as STUDY_MARKER
 from nnunetv2_scarnet.report.pipeline import Patient, _bar, _fail, _prepare, report_failures, write_outputs
 from nnunetv2_scarnet.report.predict import ReportPredictor
+from nnunetv2_scarnet.report.qc import review_cells, with_orientation_flags
 from nnunetv2_scarnet.report.run_identity import describe, differences, model_file_states, run_identity
 from nnunetv2_scarnet.report.study_manifest import StudyFolderError, verified_report, write_manifest
 
@@ -45,7 +46,7 @@ COHORT_MARKER = ".scarnet-cohort"
 #: columns of a part's (and the merged) cohort.csv
 ROW_FIELDS = ["study", "status", "error", "patient_id", "study_uid", "study_date", "series_uid", "part",
               "myocardium_ml", "myocardium_g", "scar_ml", "scar_g", "scar_pct_lvm", "mvo_ml", "n_qc_flags",
-              "qc_flags", "report_html"]
+              "qc_flags", "orientation_state", "review", "report_html"]
 #: columns of a part's timings.csv (seconds per stage of one study run by this process)
 TIMING_FIELDS = ["study", "status", "reading_s", "prediction_s", "quantification_s", "writing_s"]
 
@@ -166,18 +167,19 @@ def convert_study(patient: Patient, study: Study) -> None:
 
 
 def study_row(study: Study, part_id: int, error: Optional[str], report: Optional[Dict] = None) -> Dict:
-    """The cohort row of a study: identifiers from the index, numbers and flags from its report.json (`report`,
-    so a resumed, an uninterrupted and a merged run agree), the error of a failed one."""
+    """The cohort row of a study: identifiers from the index, numbers, QC flags (the orientation's included) and the
+    orientation state with its review reasons from its report.json (`report`, so a resumed, an uninterrupted and a
+    merged run agree), the error of a failed one."""
     row = {k: None for k in ROW_FIELDS}
     row.update(study=study.name, status="failed" if error else "ok", error=error, patient_id=study.patient_id,
                study_uid=study.uid, study_date=study.study_date, part=part_id,
                series_uid=study.chosen["series_uid"] if study.chosen else None)
     if error is None:
-        v, flags = report.get("volumes", {}), report.get("qc_flags", [])
+        v, flags = report.get("volumes", {}), with_orientation_flags(report.get("qc_flags", []), report)
         row.update({k: v.get(k) for k in ("myocardium_ml", "myocardium_g", "scar_ml", "scar_g", "scar_pct_lvm",
                                           "mvo_ml")})
         row.update(n_qc_flags=len(flags), qc_flags=" ".join(f["code"] for f in flags),
-                   report_html=f"{study.name}/{study.name}_report.html")
+                   report_html=f"{study.name}/{study.name}_report.html", **review_cells(report))
     return row
 
 

@@ -223,7 +223,8 @@ def _nifti_name(path: str) -> str:
 
 def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
     """Patient, study and series identifiers the DICOM carries (first file of the series), with the attribute the
-    pixel spacing was read from (`PixelSpacingSource`). Every file must carry one and the same StudyInstanceUID
+    pixel spacing was read from (`PixelSpacingSource`) and the Slice Thickness of the slices (one value, or the
+    range 'a-b' when they differ). Every file must carry one and the same StudyInstanceUID
     (the study's identity, which its DICOM SEG references): refused here, at reading, naming the file, never after
     the prediction."""
     ds = header_of(files[0])
@@ -239,6 +240,9 @@ def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
         other = header_of(path)
         _check_study_uid(path, other, identifiers["StudyInstanceUID"])
         slices += slices_of(path, other)
+    thickness = sorted({s.thickness for s in slices if s.thickness is not None})  # the report's acquisition table
+    if thickness:
+        identifiers["SliceThickness"] = f"{thickness[0]:g}" + (f"-{thickness[-1]:g}" if len(thickness) > 1 else "")
     times = sorted({s.inversion_time for s in slices if s.inversion_time is not None})
     if len(times) > 1:  # drifting over the slices (a mix never gets this far), or Enhanced MR frames
         identifiers["InversionTime"] = f"{times[0]:g}-{times[-1]:g} ms over the slices"

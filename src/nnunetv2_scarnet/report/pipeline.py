@@ -30,7 +30,7 @@ from nnunetv2_scarnet.report.html import render_report
 from nnunetv2_scarnet.report.inputs import (PatientInput, ReportInputError, choose_lge_series, dicom_identifiers,
                                             resolve_inputs)
 from nnunetv2_scarnet.report.predict import ReportPredictor
-from nnunetv2_scarnet.report.qc import all_flags
+from nnunetv2_scarnet.report.qc import all_flags, review_cells
 from nnunetv2_scarnet.report.run_identity import model_file_states, run_identity
 
 MARKER = ".scarnet-report"
@@ -148,7 +148,8 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict,
     if os.path.isfile(extent):
         with open(extent, "rb") as f:
             bullseyes.append(("Scar extent per segment", f.read()))
-    bullseyes.append(("Transmurality per segment", transmurality_bullseye(quant, f"{title}: scar transmurality")))
+    bullseyes.append(("Transmurality: Kim category per segment",
+                      transmurality_bullseye(quant, f"{title}: scar transmurality")))
     pred = patient.prediction
     prediction_qc = {"confidence": pred.confidence, "member_dice": pred.member_dice, "members": pred.members}
     outputs += [f"{patient.name}_report.json", f"{patient.name}_report.html"]
@@ -202,6 +203,8 @@ def cohort_row(patient: Patient) -> Dict:
             "myocardium_g": v.get("myocardium_g"), "scar_ml": v.get("scar_ml"), "scar_g": v.get("scar_g"),
             "scar_pct_lvm": v.get("scar_pct_lvm"), "mvo_ml": v.get("mvo_ml"), "n_qc_flags": len(flags),
             "qc_flags": " ".join(f["code"] for f in flags),
+            **(review_cells(patient.summary) if patient.summary and not patient.error
+               else {"orientation_state": None, "review": None}),
             "report_html": None if patient.error else os.path.join(patient.final, f"{patient.name}_report.html")}
 
 
