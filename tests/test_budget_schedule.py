@@ -3,6 +3,10 @@ schedule (warm-up included) scaled to the budget, the run order rotated by fold.
 
 Every expectation below is worked out by hand from a fake clock: training steps, validation steps and hooks advance
 it by exact binary fractions, so the charged times are exact."""
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
@@ -208,6 +212,27 @@ def test_every_table_says_it_measures_early_training():
     assert note.startswith("Early training, not convergence: 100 s of charged time per trainer")
     assert "nnUNetTrainer 9.1 (2270 iterations); ScarNetTrainerLiteHybrid 2.1 (520 iterations)" in note
     assert note.endswith("of nnU-Net's 1000 epochs of 250 iterations.")
+
+
+def test_device_script_refuses_arms_and_budgets_that_do_not_fit_its_deadline(tmp_path):
+    # the script's estimate: n arms x (budget x 1.12 + 45 s) + 45 s of preparation, against DEADLINE_S = 575 s.
+    # Three arms at 220 s: 3 x (246.4 + 45) + 45 = 919.2 -> ~920 s, refused before anything runs (no results folder);
+    # at 100 s: 3 x (112 + 45) + 45 = 516 s, which fits.
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "run_on_device.sh"
+
+    def device_script(**knobs):
+        env = dict(os.environ, RESULTS=str(tmp_path / "results"), OUT=str(tmp_path), **knobs)
+        return subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60)
+
+    refused = device_script(ARMS="nnUNetTrainer Recipe ScarNetTrainerLiteHybrid", BUDGETS="220")
+    assert refused.returncode == 2 and "needs ~920 s, more than DEADLINE_S=575" in refused.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "gpu_results.tar.gz").exists()
+    plan = device_script(ARMS="nnUNetTrainer Recipe ScarNetTrainerLiteHybrid", BUDGETS="100 220", FOLD="1",
+                         PLAN_ONLY="1")
+    assert plan.returncode == 0 and "first budget ~516 s of the 575-s deadline" in plan.stdout
+    assert "reference nnUNetTrainer; run order rotated by fold 1" in plan.stdout
+    assert device_script(BUDGETS="1.5", PLAN_ONLY="1").returncode == 2
 
 
 def test_schedule_column_shows_refitted_iteration_counts():
