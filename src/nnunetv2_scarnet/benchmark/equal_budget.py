@@ -238,7 +238,12 @@ def write_report(report: Dict, out: str) -> None:
     comparison = report["paired_comparison"]
     if comparison:
         write_csv(os.path.join(out, "paired_comparison.csv"), comparison_table_rows(comparison))
-    table = markdown(report["rows"], comparison, report["budget_s"], report["fold"])
+    try:
+        table = markdown(report["rows"], comparison, report["budget_s"], report["fold"])
+    except Exception as error:  # keep the run going: every number is in equal_budget.json, written above
+        print(f"equal_budget.md: the tables could not be formatted ({error!r}); equal_budget.json is complete, "
+              f"rebuild them with rewrite_tables({out!r})", file=sys.stderr)
+        table = f"(tables not formatted: {error!r}; every number is in equal_budget.json: rewrite_tables(OUT))"
     overrides = report["cpu_check_overrides"]
     note = f" (protocol check with {' '.join(overrides)})" if overrides else ""
     order = ", ".join(f"{i}. {name}" for i, name in enumerate(report["run_order"], 1))
@@ -246,6 +251,12 @@ def write_report(report: Dict, out: str) -> None:
         f.write(f"{report['date']}, {report['hardware']}{note}\n\n"
                 f"{early_training_note(report['rows'], report['budget_s'])} Run order (fold {report['fold']}; "
                 f"{report['order_rule']}): {order}. Schedule: {report['schedule_rule']}.\n\n{table}\n")
+
+
+def rewrite_tables(out: str) -> None:
+    """Rewrite equal_budget.md and paired_comparison.csv of OUT from its equal_budget.json (after a table fix)."""
+    with open(os.path.join(out, "equal_budget.json")) as f:
+        write_report(json.load(f), out)
 
 
 if __name__ == "__main__":
