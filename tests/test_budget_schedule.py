@@ -209,9 +209,9 @@ def test_every_table_says_it_measures_early_training():
     rows = [{"trainer": "nnUNetTrainer", "epoch_iterations": [250] * 9 + [20]},
             {"trainer": "ScarNetTrainerLiteHybrid", "epoch_iterations": [250, 270]}]
     note = equal_budget.early_training_note(rows, 100.0)
-    assert note.startswith("Early training, not convergence: 100 s of charged time per trainer")
-    assert "nnUNetTrainer 9.1 (2270 iterations); ScarNetTrainerLiteHybrid 2.1 (520 iterations)" in note
-    assert note.endswith("of nnU-Net's 1000 epochs of 250 iterations.")
+    assert note == ("Early training, not convergence: 100 s of charged time per trainer; in nnU-Net's 1000 epochs "
+                    "of 250 iterations: nnUNetTrainer 9.1 epochs (2270 iterations); ScarNetTrainerLiteHybrid 2.1 "
+                    "epochs (520 iterations).")
 
 
 def test_device_script_refuses_arms_and_budgets_that_do_not_fit_its_deadline(tmp_path):

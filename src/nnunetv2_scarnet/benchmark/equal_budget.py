@@ -35,8 +35,8 @@ from nnunetv2_scarnet.benchmark.budget_schedule import (COMPILE_RULE, NNUNET_EPO
 #: stock nnU-Net against the first ScarNet of the recommended order (LiteHybrid, then Lite, then _scratch)
 DEFAULT_TRAINERS = ["nnUNetTrainer", "ScarNetTrainerLiteHybrid"]
 DATASET_ID = 500
-ORDER_RULE = ("run order rotated by fold: fold f starts with trainer number (f mod n) of the list and keeps the "
-              "list's cyclic order; the paired statistics always take the list's first trainer as reference")
+ORDER_RULE = ("rotated by fold: fold f starts with trainer number (f mod n) of the list and keeps the list's "
+              "cyclic order; the paired statistics always take the list's first trainer as reference")
 
 
 def run_order(trainers: Sequence[str], fold: int) -> List[str]:
@@ -51,10 +51,10 @@ def early_training_note(rows: List[Dict], budget_s: float) -> str:
     parts = []
     for row in rows:
         iterations = sum(row.get("epoch_iterations") or [])
-        parts.append(f"{row['trainer']} {iterations / NNUNET_ITERATIONS_PER_EPOCH:.1f} ({iterations} iterations)")
-    return (f"Early training, not convergence: {budget_s:.0f} s of charged time per trainer, about "
-            f"{'; '.join(parts) or 'n/a'} of nnU-Net's {NNUNET_EPOCHS} epochs of {NNUNET_ITERATIONS_PER_EPOCH} "
-            f"iterations.")
+        parts.append(f"{row['trainer']} {iterations / NNUNET_ITERATIONS_PER_EPOCH:.1f} epochs ({iterations} "
+                     f"iterations)")
+    return (f"Early training, not convergence: {budget_s:.0f} s of charged time per trainer; in nnU-Net's "
+            f"{NNUNET_EPOCHS} epochs of {NNUNET_ITERATIONS_PER_EPOCH} iterations: {'; '.join(parts) or 'n/a'}.")
 
 
 def train_one(trainer_name: str, dataset: str, fold: int, budget_s: float, device: str, overrides: Dict) -> Dict:
@@ -249,8 +249,8 @@ def write_report(report: Dict, out: str) -> None:
     order = ", ".join(f"{i}. {name}" for i, name in enumerate(report["run_order"], 1))
     with open(os.path.join(out, "equal_budget.md"), "w") as f:
         f.write(f"{report['date']}, {report['hardware']}{note}\n\n"
-                f"{early_training_note(report['rows'], report['budget_s'])} Run order (fold {report['fold']}; "
-                f"{report['order_rule']}): {order}. Schedule: {report['schedule_rule']}.\n\n{table}\n")
+                f"{early_training_note(report['rows'], report['budget_s'])} Run order, fold {report['fold']} "
+                f"({report['order_rule']}): {order}. Schedule: {report['schedule_rule']}.\n\n{table}\n")
 
 
 def rewrite_tables(out: str) -> None:
