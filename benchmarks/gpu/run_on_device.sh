@@ -53,12 +53,12 @@ needed() {  # estimated wall seconds of budget $1 for all arms, $2 = 1 when it a
 }
 left() { local s=$(( DEADLINE_S - (SECONDS - START) )); echo $(( s > 1 ? s : 1 )); }  # timeout 0 = no limit
 first_need=$(needed "${BUDGET_LIST[0]}" 1)
-echo "plan: arms ${ARM_LIST[*]} (reference ${ARM_LIST[0]}; run order rotated by fold $FOLD), budgets ${BUDGET_LIST[*]} s," \
-  "first budget ~${first_need} s of the ${DEADLINE_S}-s deadline"
+echo "plan: arms ${ARM_LIST[*]} (reference ${ARM_LIST[0]}; run order rotated by fold $FOLD)," \
+  "budgets ${BUDGET_LIST[*]} s, first budget ~${first_need} s of the ${DEADLINE_S}-s deadline"
 [ "$PLAN_ONLY" = 1 ] && exit 0
 if [[ " $PHASES " == *" budget "* ]] && [ "$first_need" -gt "$DEADLINE_S" ] && [ "$FORCE" != 1 ]; then
-  echo "budget ${BUDGET_LIST[0]} s with ${#ARM_LIST[@]} arms needs ~${first_need} s, more than DEADLINE_S=$DEADLINE_S:" \
-    "lower BUDGETS, fewer ARMS, or FORCE=1 (the arms that finish still come back)" >&2
+  echo "budget ${BUDGET_LIST[0]} s with ${#ARM_LIST[@]} arms needs ~${first_need} s," \
+    "more than DEADLINE_S=$DEADLINE_S: lower BUDGETS, fewer ARMS, or FORCE=1 (finished arms still come back)" >&2
   exit 2
 fi
 mkdir -p "$RESULTS"
