@@ -35,7 +35,7 @@ atexit.register(_record_imports)
 PY
 start=$SECONDS
 SCARNET_IMPORT_LOG=$DRY/imports PYTHONPATH=$DRY/hook DEVICE=cpu INSTALL=0 OUT=$DRY/out RESULTS=$DRY/gpu_results \
-  WORK=$DRY/work BUDGETS=1 DEADLINE_S=${DRY_DEADLINE_S:-3000} nnUNet_n_proc_DA=0 nnUNet_def_n_proc=1 \
+  WORK=$DRY/work BUDGETS=1 DEADLINE_S=${DRY_DEADLINE_S:-6000} nnUNet_n_proc_DA=0 nnUNet_def_n_proc=1 \
   CHECK_OPTIONS="--processes 1 --batch-size 2 --iterations-per-epoch 2 --val-iterations 1 --disable-mirroring" \
   bash benchmarks/gpu/run_on_device.sh
 echo "device script on this CPU: $((SECONDS - start)) s"
