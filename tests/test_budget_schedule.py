@@ -249,9 +249,8 @@ def test_schedule_column_shows_refitted_iteration_counts():
 def test_schedule_column_describes_the_epochs_the_rule_produces():
     # The rule keeps nnU-Net's 250 iterations for the first epoch only and refits every later one, so a row may
     # have one epoch of 250 before the refitted ones, or two epochs of different counts (the hybrid at 100 s:
-    # 250 + 258). NEEDS budget_table.schedule_text (not this helper's file) to count the leading epochs instead of
-    # assuming two: today it prints "2 x 250 + 2 x 174-262" for the first row (the second epoch counted as 250)
-    # and raises IndexError for the second (equal_budget then writes the JSON and a note instead of the tables).
+    # 250 + 258). schedule_text counts the leading epochs instead of assuming two (it printed "2 x 250 + 2 x
+    # 174-262" for the first row, the second epoch counted as 250, and raised IndexError for the second).
     from nnunetv2_scarnet.benchmark.budget_table import schedule_text
 
     assert schedule_text({"epochs": 4, "epoch_iterations": [250, 262, 262, 174]}) == "1 x 250 + 3 x 174-262"

@@ -35,17 +35,18 @@ def _median_of_differences(view: Dict) -> str:
 
 
 def schedule_text(row: Dict) -> str:
-    """'E x I' when every epoch had I iterations, else '2 x I + E x J' (or '2 x I + E x J1-J2' when the later
-    epochs' counts were refitted to the time left)."""
+    """'E x I' when every epoch had I iterations, else 'K x I + E x J' (or 'K x I + E x J1-J2'): the K leading
+    epochs of the first count, then the later epochs' counts, refitted to the time left."""
     counts = row.get("epoch_iterations")
     if not counts:  # rows recorded before the per-epoch counts were
         first, later = row.get("iterations_first_two_epochs", row["iterations_per_epoch"]), row["iterations_per_epoch"]
         counts = [first] * min(2, row["epochs"]) + [later] * max(0, row["epochs"] - 2)
-    if len(set(counts)) == 1:
+    lead = next((i for i, c in enumerate(counts) if c != counts[0]), len(counts))
+    if lead == len(counts):
         return f"{len(counts)} x {counts[0]}"
-    rest = counts[2:]
+    rest = counts[lead:]
     later = str(rest[0]) if len(set(rest)) == 1 else f"{min(rest)}-{max(rest)}"
-    return f"2 x {counts[0]} + {len(rest)} x {later}"
+    return f"{lead} x {counts[0]} + {len(rest)} x {later}"
 
 
 def accuracy_lines(rows: List[Dict]) -> List[str]:
