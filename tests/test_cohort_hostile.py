@@ -23,6 +23,7 @@ import torch
 from dicom_helpers import set_tags, write_series
 from report_helpers import EMIDEC_LABELS, build_model_folder
 from test_cohort import phantom
+from test_hostile_files import deadline
 
 from nnunetv2_scarnet.cli import main
 
@@ -490,6 +491,40 @@ def test_merge_errors_are_one_line_naming_the_file(parts, tmp_path, capsys, atta
     err = capsys.readouterr().err
     line = one_line(err)
     assert len(err.strip().splitlines()) == 1 and path in line and what in line, err
+    assert not os.path.exists(tmp_path / "merged")
+
+
+def fifo_for(path):
+    """Replace the file at `path` by a FIFO of the same name (opening it for reading blocks until a writer comes)."""
+    os.remove(path)
+    os.mkfifo(path)
+    return path
+
+
+def test_a_fifo_in_a_part_hangs_neither_merge_nor_resume(export, model, parts, tmp_path, capsys):
+    """A study's report page, or the part's index.csv, replaced by a FIFO (os.mkfifo, by hand): the checksum check
+    of merge and resume opened it and waited forever. Now refused in one line naming the entry."""
+    part = str(tmp_path / "part0")
+    shutil.copytree(parts[0], part, symlinks=True)
+    name = ok_names(part)[0]
+    page = fifo_for(os.path.join(part, name, f"{name}_report.html"))
+    capsys.readouterr()
+    with deadline(60):
+        code = main(["cohort", "merge", part, parts[1], str(tmp_path / "merged")])
+    line = one_line(capsys.readouterr().err)
+    assert code == 2 and page in line and "not a regular file" in line, line
+    with deadline(300):  # the resume loads the model first
+        code = main(report_args(export[0], model, part, "--num-parts", "2", "--part-id", "0"))
+    line = one_line(capsys.readouterr().err)
+    assert code == 2 and page in line and "not a regular file" in line, line
+    assert not os.path.exists(tmp_path / "merged") and os.path.isfile(os.path.join(part, "cohort.csv"))  # untouched
+    other = str(tmp_path / "other0")
+    shutil.copytree(parts[0], other, symlinks=True)
+    index = fifo_for(os.path.join(other, "index.csv"))
+    with deadline(60):
+        code = main(["cohort", "merge", other, parts[1], str(tmp_path / "merged")])
+    line = one_line(capsys.readouterr().err)
+    assert code == 2 and index in line and "not a regular file" in line, line
     assert not os.path.exists(tmp_path / "merged")
 
 

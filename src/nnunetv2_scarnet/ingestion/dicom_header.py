@@ -13,8 +13,6 @@
   Pixel data read later (`dicom_pixels`, `seg_sources`) comes from files that passed this check.
 - Files that are not DICOM, not regular or not readable raise `UnreadableFile` with the reason.
 """
-import os
-import stat
 import struct
 import zlib
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from nnunetv2_scarnet.ingestion.dicom_slices import DicomSeriesError
-from nnunetv2_scarnet.ingestion.safe_files import KINDS
+from nnunetv2_scarnet.ingestion.safe_files import NotRegularFile, open_regular
 
 #: the most header bytes (before Pixel Data) parsed per file; real LGE headers are a few kB (classic) to a few MB
 #: (Enhanced MR with per-frame functional groups)
@@ -92,14 +90,11 @@ def _guard(fp, end: Optional[int], state: dict):
 
 def _open_regular(path: str):
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+        return open_regular(path)
+    except NotRegularFile as exc:
+        raise UnreadableFile(str(exc)) from None
     except OSError as exc:
         raise UnreadableFile(f"cannot open ({exc.strerror or exc})") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise UnreadableFile(f"not a regular file ({KINDS.get(stat.S_IFMT(mode), 'special file')})")
-    return os.fdopen(fd, "rb")
 
 
 def _file_meta(f) -> FileMetaDataset:

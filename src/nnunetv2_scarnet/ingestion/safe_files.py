@@ -9,8 +9,13 @@
   (`..`, `/`) is never followed: it would list the root again and everything beside it.
 - A file reached twice (a link or a hard link to a file already listed) is listed once.
 - Everything left out is returned with the reason (`Skipped`); nothing is dropped without one.
+
+Files that a run reads back (a part's index, a study folder's files under checksum) are opened with
+`open_regular`, and hashed with `sha256_file` (the one SHA-256 file hasher of the package): a FIFO or device
+swapped in for a file is refused instead of blocking the reader.
 """
 import csv
+import hashlib
 import os
 import stat
 from collections import Counter
@@ -20,6 +25,31 @@ from typing import List, Tuple
 #: what `S_IFMT` says a non-regular, non-folder entry is
 KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device"}
 SKIPPED_FIELDS = ["path", "reason"]
+
+
+class NotRegularFile(OSError):
+    """A path that names a FIFO, socket, device or folder where a file is expected; the message says which."""
+
+
+def open_regular(path: str):
+    """`path` opened for binary reading without blocking on a FIFO or device (`O_NONBLOCK`), refused
+    (NotRegularFile) unless it is a regular file; other OSErrors as `os.open` raises them."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "folder" if stat.S_ISDIR(mode) else KINDS.get(stat.S_IFMT(mode), "special file")
+        raise NotRegularFile(f"not a regular file ({kind})")
+    return os.fdopen(fd, "rb")
+
+
+def sha256_file(path: str, block: int = 1 << 20) -> str:
+    """SHA-256 (hex) of the regular file `path` (`open_regular`), read in blocks."""
+    digest = hashlib.sha256()
+    with open_regular(path) as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

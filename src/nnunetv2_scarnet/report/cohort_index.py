@@ -20,6 +20,7 @@ again, so they all see the same studies, names and choices.
 """
 import csv
 import hashlib
+import io
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -28,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from nnunetv2_scarnet.ingestion.dicom_header import UnreadableFile, read_header
 from nnunetv2_scarnet.ingestion.dicom_series import group_series
-from nnunetv2_scarnet.ingestion.safe_files import Skipped, read_skipped, summary, write_skipped
+from nnunetv2_scarnet.ingestion.safe_files import Skipped, open_regular, read_skipped, summary, write_skipped
 from nnunetv2_scarnet.ingestion.safe_files import list_files as safe_list_files
 from nnunetv2_scarnet.report.inputs import _safe_name, only_series_choice, score_series, unique_names
 
@@ -269,7 +270,7 @@ def write_index(rows: List[Dict], path: str) -> None:
 def read_index(path: str) -> IndexRows:
     """The index at `path`, with the skipped entries stored beside it (none when that file is absent)."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with io.TextIOWrapper(open_regular(path), encoding="utf-8", newline="") as f:  # a FIFO never blocks
             reader = csv.DictReader(f)
             if reader.fieldnames != INDEX_FIELDS:
                 raise CohortIndexError(f"{path}: not a scarnet cohort index (columns {reader.fieldnames})")

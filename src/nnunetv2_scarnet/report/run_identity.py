@@ -18,12 +18,12 @@ and modification time must still be those seen before the loading began (`model_
 replaced while the model was loading is refused and the hashes are those of the weights used.
 """
 import glob
-import hashlib
 import os
 from typing import Dict, List, Tuple
 
 import torch
 
+from nnunetv2_scarnet.ingestion.safe_files import sha256_file
 from nnunetv2_scarnet.report.predict import ReportPredictor, package_versions
 
 #: how a key of the identity is named in messages
@@ -37,14 +37,6 @@ KEY_NAMES = {"checkpoints": "checkpoint SHA-256", "plans_sha256": "plans.json SH
 
 class RunIdentityError(ValueError):
     """A model file changed while it was being loaded; the message names it."""
-
-
-def sha256_file(path: str, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(block), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _state(path: str) -> Tuple[int, int, int]:
