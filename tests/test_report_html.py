@@ -687,3 +687,24 @@ def test_acquisition_coverage_method_mvo_and_sign_off_hand_worked(p004):
     rows = dict(re.findall(r"<tr><td>([^<]+)</td><td(?: class='num')?>([^<]*)</td>", nifti))
     assert rows["Slice thickness"].startswith("not recorded (NIfTI")
     assert rows["Gap between slices"] == "n/a (slice thickness not known)"
+
+
+@pytest.mark.parametrize("order_known", [True, False])
+def test_coverage_of_an_lv_on_the_stack_s_first_slice_only(order_known):
+    """Review 2026-12-05: a prediction with LV myocardium on one slice only, the stack's first of 6 (hand-made
+    quantification). That slice is both base and apex and it is the end of the stack, so the LV may go on beyond
+    it. The coverage rows said 'the stack goes beyond it' (the LV's first and last slice were one dict key, and the
+    'last slice of the stack?' answer overwrote the 'first slice?' one)."""
+    quant = {"slices": [{"slice": k, "myocardium_ml": 5.0 if k == 0 else 0.0} for k in range(6)],
+             "patient": {"spacing_mm": [1.0, 1.0, 10.0]},
+             "orientation": {"apex_first": False, "sources": {"slice_order": "geometry" if order_known else "labels"},
+                             "confidences": {"slice_order": 0.9 if order_known else 0.0}}}
+    page = render_report("P", {}, "s", quant, [], [], [], {}, {}, [])
+    rows = {k: html_lib.unescape(v) for k, v in
+            re.findall(r"<tr><td>([^<]+)</td><td(?: class='num')?>([^<]*)</td>", page)}
+    assert rows["LV coverage"] == "slices 1 to 1, 10 mm"
+    if order_known:
+        assert rows["Base"].startswith("slice 1: the stack's end slice holds LV myocardium"), rows["Base"]
+        assert "may go on beyond" in rows["Apex"], rows["Apex"]
+    else:
+        assert "end slice(s) 1" in rows["Base and apex"], rows["Base and apex"]

@@ -71,22 +71,24 @@ def coverage_rows(quantification: Dict) -> List[Tuple[str, str]]:
     out.append(("Slices missing inside the LV", "none" if not missing else
                 f"{which} no myocardium between LV slices: part of the LV is not measured"))
     o = quantification.get("orientation") or {}
-    at_end = {first: first == 0, last: last == n - 1}
+
+    def at_end(k: int) -> bool:  # a slice, not a dict of the two: first and last are one slice for a one-slice LV
+        return k in (0, n - 1)
     if slice_order_known(o):
         apex, base = (first, last) if o.get("apex_first") else (last, first)
         out.append(("Base", f"slice {base + FIRST_SLICE_NUMBER}" + (
             ": the stack's end slice holds LV myocardium, the LV may go on beyond it (base not covered?)"
-            if at_end[base] else ": the stack goes beyond it")))
+            if at_end(base) else ": the stack goes beyond it")))
         cap = next((s for s in quantification.get("aha") or [] if s.get("segment") == 17), None)
         apex_text = f"slice {apex + FIRST_SLICE_NUMBER}"
         if cap is not None:
             apex_text += ("; apical cap (segment 17, myocardium without cavity) imaged" if cap.get("status") == "ok"
                           else "; apical cap (segment 17) not imaged")
-        if at_end[apex]:
+        if at_end(apex):
             apex_text += "; the stack's end slice holds LV myocardium, the LV may go on beyond it"
         out.append(("Apex", apex_text))
     else:
-        ends = [k + FIRST_SLICE_NUMBER for k, end in at_end.items() if end]
+        ends = [k + FIRST_SLICE_NUMBER for k in sorted({first, last}) if at_end(k)]
         out.append(("Base and apex", "slice order not determined" + (
             f"; LV myocardium on the stack's end slice(s) {', '.join(map(str, ends))}: the LV may go on beyond"
             if ends else "")))
