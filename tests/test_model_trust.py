@@ -146,6 +146,15 @@ def _set(path, value):
     return edit
 
 
+def _inherited_network_class(plans):
+    """`configurations.2d` holds only `inherits_from` (nnU-Net merges the parent's entries under the child's):
+    the network class it gets is named in another configuration, `evil`."""
+    evil = json.loads(json.dumps(plans["configurations"]["2d"]))
+    evil["architecture"]["network_class_name"] = "numpy.savez"
+    plans["configurations"]["evil"] = evil
+    plans["configurations"]["2d"] = {"inherits_from": "evil"}
+
+
 ARCH = ("configurations", "2d", "architecture")
 KWARGS = ARCH + ("arch_kwargs",)
 #: plans edits -> the key the refusal names; each passed loading before (or failed without naming the key).
@@ -163,6 +172,8 @@ NAME_ROWS = {
                              ".conv_op"),
     "import_list_names_a_number_argument": (_set(ARCH + ("_kw_requires_import",), ["conv_op", "n_stages"]),
                                             "configurations.2d.architecture._kw_requires_import"),
+    # review 2026-12-05: refused before, but naming configurations.2d.architecture, which the file does not hold
+    "network_class_inherited": (_inherited_network_class, "configurations.evil.architecture.network_class_name"),
 }
 #: refused whether or not the user trusts the folder (values of allowed names, numbers)
 VALUE_ROWS = {

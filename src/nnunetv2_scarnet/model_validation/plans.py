@@ -121,10 +121,39 @@ def check_intensity_properties(plans: Dict, schemes, n_channels: int) -> None:
                                    f">= 0 and percentile_00_5 <= percentile_99_5 (missing {missing})")
 
 
+def defining_configuration(plans: Dict, name: str, key: str) -> str:
+    """The configuration whose own entry holds `key` for configuration `name` (nnU-Net's `inherits_from`: a
+    child's entries override its parent's), so that a message names the key where the file holds it."""
+    configurations, seen = plans.get("configurations") or {}, set()
+    while name not in seen:
+        seen.add(name)
+        own = configurations.get(name)
+        if not isinstance(own, dict) or key in own or not isinstance(own.get("inherits_from"), str):
+            return name
+        name = own["inherits_from"]
+    return name
+
+
 def check_plans(plans: Dict, configuration_name: str, configuration: Dict, n_channels: int,
                 trusted: bool = False) -> None:
     """Raise ModelProblem naming the key unless `configuration` (the resolved `configurations.<name>` of `plans`,
-    inheritance applied) and the plans' global entries are what nnU-Net's predictor can use safely."""
+    inheritance applied) and the plans' global entries are what nnU-Net's predictor can use safely. A key that
+    `configuration` inherits is named in the configuration that holds it."""
+    prefix = f"configurations.{configuration_name}."
+    try:
+        _check_plans(plans, configuration_name, configuration, n_channels, trusted)
+    except ModelProblem as problem:
+        if not problem.key.startswith(prefix):
+            raise
+        rest = problem.key[len(prefix):]
+        holder = defining_configuration(plans, configuration_name, rest.split(".")[0])
+        if holder == configuration_name:
+            raise
+        raise ModelProblem(f"configurations.{holder}.{rest}", f"{problem.problem} (inherited by configurations."
+                           f"{configuration_name}, which the checkpoint names)", problem.by_name) from None
+
+
+def _check_plans(plans: Dict, configuration_name: str, configuration: Dict, n_channels: int, trusted: bool) -> None:
     prefix = f"configurations.{configuration_name}"
     patch = configuration.get("patch_size")
     if not (isinstance(patch, list) and len(patch) in (2, 3) and all(_is_int(v, 1, MAX_PATCH) for v in patch)):
