@@ -41,13 +41,13 @@ def test_stock_network_control_is_stocks_network_under_the_hybrids_recipe(tmp_pa
     assert type(control.loss) is type(hybrid.loss) and type(control.loss.loss) is type(hybrid.loss.loss)
     assert torch.equal(torch.as_tensor(control.loss.weight_factors), torch.as_tensor(hybrid.loss.weight_factors))
 
-    # ScarNet's train_step runs on it and moves every stage
+    # ScarNet's train_step runs on it and moves every encoder convolution
     image, target = phantom_batch()
     _, scales = trainer_loss(6)
-    before = [p.detach().clone() for p in control.network.parameters()]
+    before = [p.detach().clone() for p in control.network.encoder.parameters()]
     out = control.train_step({"data": image, "target": deep_supervision_targets(target, scales)})
     assert torch.isfinite(out["loss"])
-    assert all(not torch.equal(a, b) for a, b in zip(before, control.network.parameters()) if a.dim() == 4)
+    assert all(not torch.equal(a, b) for a, b in zip(before, control.network.encoder.parameters()) if a.dim() == 4)
 
 
 def test_stock_network_control_refuses_scarnet_plans(tmp_path, monkeypatch):
@@ -63,7 +63,8 @@ def test_hybrid_with_stock_recipe_has_nnunets_optimizer_schedule_and_loss(tmp_pa
     """Compared against a real nnUNetTrainer on the same plans: its SGD settings, poly schedule and Dice + CE loss,
     over every parameter of the hybrid (pretrained encoder included)."""
     monkeypatch.setenv("nnUNet_results", str(tmp_path))
-    stock = nnUNetTrainer(copy.deepcopy(PLANS), "2d", 0, DATASET_JSON, torch.device("cpu"))
+    stock = nnUNetTrainer(dict(copy.deepcopy(PLANS), continue_training=False), "2d", 0, DATASET_JSON,
+                          torch.device("cpu"))
     build_parts(stock)
     hybrid = make_trainer(variants.ScarNetTrainerLiteHybrid_stockRecipe, **TINY_HYBRID)
     build_parts(hybrid)

@@ -143,9 +143,9 @@ def test_nnunet_finds_the_curve_trainers_through_ext_trainer_only():
             "ScarNetTrainerLiteHybrid_stockRecipe"]
     script = load_script()
     assert list(script.DEFAULT_ARMS) == ["nnUNetTrainer"] + arms
-    env = dict(os.environ)
-    env.pop("nnUNet_extTrainer", None)
     for ext, word in ((script.CURVE_TRAINERS, "found"), (None, "missing")):
+        env = dict(os.environ)
+        env.pop("nnUNet_extTrainer", None)
         if ext:
             env["nnUNet_extTrainer"] = ext
         result = subprocess.run([sys.executable, "-c", code, *arms], env=env, capture_output=True, text=True,
