@@ -185,6 +185,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="for preprocessing only")
+    parser.add_argument("--threads", type=int, help="torch CPU threads per training (default: nnU-Net's, one per "
+                                                    "core); 1 on a CPU shared with other jobs")
     parser.add_argument("--retrain", action="store_true", help="train even where a finished run can be reused")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report the runs in WORK as they are (a run stopped early is reported up "
@@ -207,6 +209,8 @@ def main(argv=None) -> int:
                      SCARNET_CURVE_EPOCHS=str(args.epochs), SCARNET_CURVE_ITERATIONS=str(args.iterations),
                      SCARNET_CURVE_VAL_BATCHES=str(args.val_batches), SCARNET_CURVE_BATCH_SIZE=str(args.batch_size),
                      SCARNET_CURVE_SEED=str(args.seed))
+    if args.threads is not None:
+        train_env["SCARNET_CURVE_THREADS"] = str(args.threads)
     curves = []
     for trainer in args.trainers:
         folder = curve_folder(work, trainer, args.fold)

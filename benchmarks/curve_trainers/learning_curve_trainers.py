@@ -39,6 +39,9 @@ CURVE_SETTINGS = {"SCARNET_CURVE_EPOCHS": ("curve_epochs", 10), "SCARNET_CURVE_I
                   "SCARNET_CURVE_VAL_BATCHES": ("curve_val_batches", 5),
                   "SCARNET_CURVE_BATCH_SIZE": ("curve_batch_size", 2), "SCARNET_CURVE_SEED": ("curve_seed", 12345)}
 CURVE_FILE = "learning_curve.json"
+#: optional: torch CPU threads for the run (nnU-Net's run_training sets one per core; on a CPU shared with other
+#: jobs, one thread avoids the threads waiting on each other). Not a curve setting: the batches do not change.
+THREADS_VARIABLE = "SCARNET_CURVE_THREADS"
 
 
 def curve_settings_from_environment() -> dict:
@@ -62,6 +65,11 @@ class LearningCurveMixin:
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         settings = curve_settings_from_environment()
+        threads = os.environ.get(THREADS_VARIABLE)
+        if threads is not None:
+            if not threads.isdigit() or int(threads) < 1:
+                raise ValueError(f"{THREADS_VARIABLE}={threads!r} is not a positive integer")
+            torch.set_num_threads(int(threads))
         plans["configurations"][configuration]["batch_size"] = settings["curve_batch_size"]
         random.seed(settings["curve_seed"])  # the network's initialisation
         np.random.seed(settings["curve_seed"])
