@@ -28,9 +28,9 @@ set -euo pipefail
 START=$SECONDS
 PHASES=${PHASES:-"budget"}
 BUDGETS=${BUDGETS:-${BUDGET_S:-100}}
-# LEAD AT MERGE: the second arm, stock nnU-Net's network with ScarNet's recipe (trainers/variants.py, issue 21),
-# goes between these two; the first arm is the reference of the paired statistics
-ARMS=${ARMS:-${TRAINERS:-"nnUNetTrainer ScarNetTrainerLiteHybrid"}}
+# The verdict's three arms (issue 21 §3): stock, stock's network under ScarNet's recipe (the control that isolates
+# the encoder), the hybrid; the first arm is the reference of the paired statistics
+ARMS=${ARMS:-${TRAINERS:-"nnUNetTrainer ScarNetTrainer_stockNetwork ScarNetTrainerLiteHybrid"}}
 FOLD=${FOLD:-0}
 DEADLINE_S=${DEADLINE_S:-575}
 DEVICE=${DEVICE:-cuda}
