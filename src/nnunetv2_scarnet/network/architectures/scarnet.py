@@ -11,7 +11,8 @@ from nnunetv2_scarnet.network.architectures.conv_path import ConvStem, NnUNetCon
 from nnunetv2_scarnet.network.architectures.decoder import ScarNetDecoder
 from nnunetv2_scarnet.network.architectures.encoder_adapter import (
     DEFAULT_INPUT_WINDOW, EncoderInputAdapter, FeatureProjection, assign_taps_to_stages)
-from nnunetv2_scarnet.network.architectures.precision import encoder_autocast_dtype
+from nnunetv2_scarnet.network.architectures.low_precision import BFloat16Weights, forward_in_bfloat16
+from nnunetv2_scarnet.network.architectures.precision import cpu_inference_precision, encoder_autocast_dtype
 from nnunetv2_scarnet.network.building_blocks import MultiScaleScarAttention
 from nnunetv2_scarnet.network.building_blocks.gate_init import open_gates
 from nnunetv2_scarnet.network.encoders import build_encoder
@@ -93,6 +94,7 @@ class ScarNet(nn.Module):
         #: training-only encoder settings (configure_encoder_training)
         self.frozen_encoder_stages = 0
         self.checkpoint_encoder = False
+        self._bfloat16_weights = BFloat16Weights()  # CPU inference with SCARNET_CPU_BF16=all
 
         if conv_encoder:
             ops = resolve_ops(dict(conv_op=conv_op, conv_bias=conv_bias, norm_op=norm_op,
@@ -129,6 +131,9 @@ class ScarNet(nn.Module):
     def forward(self, x: torch.Tensor):
         if not self.training and not torch.compiler.is_compiling():
             self.check_finite(x)  # eager prediction (nnUNetv2_predict); a compiled graph stays unbroken
+            if (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+                    and cpu_inference_precision() == "all"):
+                return forward_in_bfloat16(self, self._bfloat16_weights, x)  # SCARNET_CPU_BF16=all
         size = x.shape[2:]
         conv_skips = self.conv_path(x)
         taps = self.encode(self.adapter(x))

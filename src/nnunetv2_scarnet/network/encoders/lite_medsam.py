@@ -33,10 +33,10 @@ class LiteMedSAMEncoder(nn.Module):
     """TinyViT returning the outputs of its stages 1-3 and of the neck (strides 2, 4, 4, 4 at 256x256).
 
     The forward is TinyViT's, computed with its BatchNorms folded into the convolutions and without token-map
-    copies (`tiny_vit_forward.py`). It runs as `num_stages` consecutive stages (`run_stages`), so that a leading part can run frozen, without
-    autograd, and the rest fine-tuned: stage 0 is the 1x1 stem and the MBConv layer at 256 x 256 (merged to
-    128 x 128), stage 1 the attention layer on the 128 x 128 token grid (merged to 64 x 64), stages 2 and 3 the
-    attention layers at 64 x 64, stage 4 the neck.
+    copies (`tiny_vit_forward.py`). It runs as `num_stages` consecutive stages (`run_stages`), so that a leading
+    part can run frozen, without autograd, and the rest fine-tuned: stage 0 is the 1x1 stem and the MBConv layer at
+    256 x 256 (merged to 128 x 128), stage 1 the attention layer on the 128 x 128 token grid (merged to 64 x 64),
+    stages 2 and 3 the attention layers at 64 x 64, stage 4 the neck.
     """
 
     image_size = 256
