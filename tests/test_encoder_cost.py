@@ -135,6 +135,18 @@ def test_flop_count_of_grouped_convolutions_is_exact():
     assert net.training and all(p.grad is None for p in net.parameters())
 
 
+def test_activation_memory_counts_what_autograd_keeps():
+    """Hand count on 8 x 8 pixels: a 3x3 convolution 1 -> 2 channels keeps its input for its weight gradient
+    (64 float32 = 256 bytes; its weight is a parameter, not counted) and ReLU keeps its output (2 x 64 float32 =
+    512 bytes). Frozen, the convolution needs no weight gradient, and nothing needs the input's."""
+    from nnunetv2_scarnet.benchmark.activation_memory import saved_activation_bytes
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU())
+    assert saved_activation_bytes(net, (8, 8), 1) == 256 + 512
+    net[0].requires_grad_(False)
+    assert saved_activation_bytes(net, (8, 8), 1) == 0
+
+
 def test_frozen_parts_have_no_backward_arithmetic():
     """The training step of a frozen encoder costs its forward only; the partly frozen one lies in between."""
     from nnunetv2_scarnet.benchmark.flops import network_flops

@@ -1,7 +1,7 @@
 """Speed ratios to stock nnU-Net on a shared, loaded machine: every trainer in one process, measured in turns.
 
     python -m nnunetv2_scarnet.benchmark.interleaved -d 500 --trainers nnUNetTrainer ScarNetTrainerLiteHybrid \\
-        [--batch-size 2] [--repeats 5] [--no-mirroring] [--out interleaved.json]
+        ScarNetTrainerLiteHybrid%all [--batch-size 2] [--repeats 5] [--threads 1] [--no-mirroring] [--out x.json]
 
 `scarnet-benchmark` measures trainers one after another, each in its own process: right for peak memory and on an
 idle machine, misleading when other processes come and go. Here every trainer is built in one process (as
@@ -9,22 +9,46 @@ idle machine, misleading when other processes come and go. Here every trainer is
 stock nnU-Net's loader for all), then one inference forward of one patch (eval mode, batch 1, no autograd: one
 sliding-window tile), then nnU-Net's sliding-window prediction of one validation stack without (and with)
 mirroring. A ratio to the reference (the first trainer, stock nnU-Net) is taken within each repeat, and the
-reported ratio is the median over repeats. FLOPs per training image and per patch come from flops.py.
+reported ratio is the median over repeats, of wall-clock and of process CPU time. FLOPs per training image and per
+patch come from flops.py, activation memory from activation_memory.py. `TRAINER%P` measures TRAINER with
+SCARNET_CPU_BF16=P (CPU inference precision: 0, encoder or all).
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def _timed(fn: Callable[[], object]) -> Tuple[float, float]:
+    """Wall-clock and process CPU seconds of fn() (CPU time counts only while this process computes: far less
+    sensitive to other processes on a shared machine than wall-clock time)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+@contextlib.contextmanager
+def cpu_precision(spec: str):
+    """`TRAINER%P` runs TRAINER's calls with SCARNET_CPU_BF16=P (0, encoder or all); a plain name changes nothing."""
+    from nnunetv2_scarnet.network.architectures.precision import CPU_BF16_ENV
+
+    if "%" not in spec:
+        yield
+        return
+    previous = os.environ.get(CPU_BF16_ENV)
+    os.environ[CPU_BF16_ENV] = spec.split("%", 1)[1]
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(CPU_BF16_ENV)
+        else:
+            os.environ[CPU_BF16_ENV] = previous
 
 
 def median_ratio(times: Dict[str, List[float]], name: str, reference: str) -> float:
@@ -36,23 +60,34 @@ def measure(specs: List[str], dataset: str, plans: str, batch_size, repeats: int
             mirroring: bool) -> Dict:
     import torch
 
+    from nnunetv2_scarnet.benchmark.activation_memory import saved_activation_bytes
     from nnunetv2_scarnet.benchmark.flops import network_flops
     from nnunetv2_scarnet.benchmark.speed import (make_predictor, make_trainer, plain_network, prediction_case,
                                                   resolve_trainer)
 
     trainers = {}
     for spec in specs:
-        trainer = make_trainer(resolve_trainer(spec), dataset, plans, 0, "cpu", batch_size)
+        trainer = make_trainer(resolve_trainer(spec.split("%")[0]), dataset, plans, 0, "cpu", batch_size)
         trainer.initialize()
         trainer.set_deep_supervision_enabled(True)
         trainers[spec] = trainer
     reference = trainers[specs[0]]
     patch = reference.configuration_manager.patch_size
     rows = {spec: {"trainer": spec, "batch_size": t.batch_size, "patch_size": patch,
-                   **network_flops(plain_network(t), patch, t.num_input_channels)} for spec, t in trainers.items()}
+                   **network_flops(plain_network(t), patch, t.num_input_channels),
+                   "activation_gib_per_image": saved_activation_bytes(plain_network(t), patch,
+                                                                      t.num_input_channels) / 2 ** 30}
+            for spec, t in trainers.items()}
     kinds = (["train_step"] if train else []) + (["forward"] if predict else []) + (
         ["predict_no_mirroring"] if predict else []) + (["predict_mirroring"] if predict and mirroring else [])
-    times = {kind: {spec: [] for spec in specs} for kind in kinds}
+    times = {f"{kind}{clock}": {spec: [] for spec in specs} for kind in kinds for clock in ("", "_cpu")}
+
+    def record(kind: str, spec: str, fn: Callable[[], object]) -> None:
+        with cpu_precision(spec):
+            wall, cpu = _timed(fn)
+        times[kind][spec].append(wall)
+        times[kind + "_cpu"][spec].append(cpu)
+
     if train:
         loader, _ = reference.get_dataloaders()
         batches = [next(loader) for _ in range(repeats + 1)]
@@ -61,7 +96,7 @@ def measure(specs: List[str], dataset: str, plans: str, batch_size, repeats: int
             trainer.train_step(batches[0])  # warm-up
         for batch in batches[1:]:
             for spec, trainer in trainers.items():
-                times["train_step"][spec].append(_timed(lambda: trainer.train_step(batch)))
+                record("train_step", spec, lambda: trainer.train_step(batch))
     if predict:
         image, case = prediction_case(reference)
         patch_input = torch.randn(1, reference.num_input_channels, *patch)
@@ -69,22 +104,22 @@ def measure(specs: List[str], dataset: str, plans: str, batch_size, repeats: int
         for spec, trainer in trainers.items():
             predictors[spec] = {m: make_predictor(trainer, "cpu", m) for m in ([False, True] if mirroring else
                                                                               [False])}
-            with torch.no_grad():
+            with torch.no_grad(), cpu_precision(spec):
                 trainer.network(patch_input)  # warm-up
-            predictors[spec][False].predict_sliding_window_return_logits(image)
+                predictors[spec][False].predict_sliding_window_return_logits(image)
         for _ in range(repeats):
             for spec, trainer in trainers.items():
                 with torch.no_grad():
-                    times["forward"][spec].append(_timed(lambda: trainer.network(patch_input)))
-                times["predict_no_mirroring"][spec].append(
-                    _timed(lambda: predictors[spec][False].predict_sliding_window_return_logits(image)))
+                    record("forward", spec, lambda: trainer.network(patch_input))
+                record("predict_no_mirroring", spec,
+                       lambda: predictors[spec][False].predict_sliding_window_return_logits(image))
                 if mirroring:
-                    times["predict_mirroring"][spec].append(
-                        _timed(lambda: predictors[spec][True].predict_sliding_window_return_logits(image)))
+                    record("predict_mirroring", spec,
+                           lambda: predictors[spec][True].predict_sliding_window_return_logits(image))
         for row in rows.values():
             row.update(predict_case=case, predict_case_slices=int(image.shape[1]))
     for spec, row in rows.items():
-        for kind in kinds:
+        for kind in times:
             row[f"{kind}_s"] = float(statistics.median(times[kind][spec]))
             row[f"ratio_{kind}"] = median_ratio(times[kind], spec, specs[0])
             row[f"{kind}_times_s"] = times[kind][spec]
@@ -94,17 +129,23 @@ def measure(specs: List[str], dataset: str, plans: str, batch_size, repeats: int
     return {"rows": [rows[s] for s in specs], "repeats": repeats}
 
 
+def _ratios(row: Dict, kind: str) -> str:
+    """'wall / CPU' ratios of one measured kind, or '-'."""
+    if f"ratio_{kind}" not in row:
+        return "-"
+    return f"{row[f'ratio_{kind}']:.2f}x / {row[f'ratio_{kind}_cpu']:.2f}x"
+
+
 def markdown_table(rows: List[Dict]) -> str:
-    lines = ["| trainer | train GFLOPs/image (fwd+bwd) | FLOPs vs stock | step vs stock | forward GFLOPs/patch | "
-             "FLOPs vs stock | forward vs stock | predict vs stock (no mirror / mirror) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| trainer | train GFLOPs/image (fwd+bwd) | FLOPs vs stock | step vs stock (wall / CPU) | "
+             "activations GiB/image | forward GFLOPs/patch | FLOPs vs stock | forward vs stock (wall / CPU) | "
+             "predict vs stock, no mirroring (wall / CPU) | with mirroring (wall / CPU) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        step = f"{r['ratio_train_step']:.2f}x" if "ratio_train_step" in r else "-"
-        forward = f"{r['ratio_forward']:.2f}x" if "ratio_forward" in r else "-"
-        predict = " / ".join(f"{r[k]:.2f}x" if k in r else "-"
-                             for k in ("ratio_predict_no_mirroring", "ratio_predict_mirroring"))
-        lines.append(f"| {r['trainer']} | {r['train_step_gflops']:.1f} | {r['ratio_train_flops']:.2f}x | {step} | "
-                     f"{r['forward_gflops']:.1f} | {r['ratio_forward_flops']:.2f}x | {forward} | {predict} |")
+        lines.append(f"| {r['trainer']} | {r['train_step_gflops']:.1f} | {r['ratio_train_flops']:.2f}x | "
+                     f"{_ratios(r, 'train_step')} | {r['activation_gib_per_image']:.3f} | {r['forward_gflops']:.1f} | "
+                     f"{r['ratio_forward_flops']:.2f}x | {_ratios(r, 'forward')} | "
+                     f"{_ratios(r, 'predict_no_mirroring')} | {_ratios(r, 'predict_mirroring')} |")
     return "\n".join(lines)
 
 
@@ -118,11 +159,16 @@ def main(argv=None) -> int:
     parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--no-predict", action="store_true")
     parser.add_argument("--no-mirroring", action="store_true", help="skip the prediction with mirroring")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory() as results:
         os.environ["nnUNet_results"] = results  # before nnunetv2.paths is imported: trainers write logs there

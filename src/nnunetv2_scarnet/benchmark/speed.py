@@ -99,6 +99,7 @@ def measure_one(spec: str, dataset: str, plans_name: str, device: str, batch_siz
     """Measure one trainer in this process."""
     import torch
 
+    from nnunetv2_scarnet.benchmark.activation_memory import saved_activation_bytes
     from nnunetv2_scarnet.benchmark.flops import network_flops
 
     trainer = make_trainer(resolve_trainer(spec), dataset, plans_name, 0, device, batch_size)
@@ -106,6 +107,7 @@ def measure_one(spec: str, dataset: str, plans_name: str, device: str, batch_siz
     trainer.set_deep_supervision_enabled(True)
     patch = trainer.configuration_manager.patch_size
     flops = network_flops(plain_network(trainer), patch, trainer.num_input_channels)
+    activations = saved_activation_bytes(plain_network(trainer), patch, trainer.num_input_channels)
     loader, _ = trainer.get_dataloaders()
     batches = [next(loader) for _ in range(warmup + iterations)]
     trainer.network.train()
@@ -125,6 +127,7 @@ def measure_one(spec: str, dataset: str, plans_name: str, device: str, batch_siz
               "compiled": bool(trainer._do_i_compile()),
               "train_gflops_per_step": flops["train_step_gflops"] * trainer.batch_size,
               "train_gflops_per_image": flops["train_step_gflops"], "forward_gflops_per_patch": flops["forward_gflops"],
+              "activation_gib_per_step": activations * trainer.batch_size / 2 ** 30,
               "train_s_per_iteration": seconds, "train_iterations_per_s": 1 / seconds,
               "train_samples_per_s": trainer.batch_size / seconds, "train_step_times_s": step_times,
               "peak_memory_gib": (torch.cuda.max_memory_allocated() / 2 ** 30 if device == "cuda" else
@@ -185,7 +188,7 @@ def measure_prediction(trainer, device: str, inference_repeats: int) -> Dict:
 #: measured quantity -> name of its ratio to the reference trainer
 RATIO_KEYS = {"train_s_per_iteration": "ratio_step_time", "train_samples_per_s": "ratio_samples_per_s",
               "train_gflops_per_step": "ratio_train_gflops", "forward_gflops_per_patch": "ratio_forward_gflops",
-              "peak_memory_gib": "ratio_peak_memory",
+              "peak_memory_gib": "ratio_peak_memory", "activation_gib_per_step": "ratio_activation_memory",
               "predict_s_per_10_slices_no_mirroring": "ratio_predict_no_mirroring",
               "predict_s_per_10_slices_mirroring": "ratio_predict_mirroring"}
 
@@ -223,8 +226,8 @@ def _cell(row: Dict, key: str, fmt: str) -> str:
 
 def markdown_table(rows: List[Dict]) -> str:
     lines = ["| trainer | batch | GFLOPs/step (fwd+bwd) | FLOPs vs stock | s/iter | step vs stock | peak GiB | "
-             "peak vs stock | forward GFLOPs/patch | predict s/10 slices (no mirror / mirror) | "
-             "predict vs stock (no mirror / mirror) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "peak vs stock | activations GiB (float32) | forward GFLOPs/patch | predict s/10 slices (no mirror / "
+             "mirror) | predict vs stock (no mirror / mirror) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         predict = (f"{_cell(r, 'predict_s_per_10_slices_no_mirroring', '.2f')} / "
                    f"{_cell(r, 'predict_s_per_10_slices_mirroring', '.2f')}")
@@ -233,7 +236,8 @@ def markdown_table(rows: List[Dict]) -> str:
         lines.append(f"| {r['trainer']} | {r['batch_size']} | {r['train_gflops_per_step']:.0f} | "
                      f"{r['ratio_train_gflops']:.2f}x | {r['train_s_per_iteration']:.3f} | "
                      f"{r['ratio_step_time']:.2f}x | {r['peak_memory_gib']:.2f} | {r['ratio_peak_memory']:.2f}x | "
-                     f"{r['forward_gflops_per_patch']:.1f} | {predict} | {predict_ratio} |")
+                     f"{r['activation_gib_per_step']:.2f} | {r['forward_gflops_per_patch']:.1f} | {predict} | "
+                     f"{predict_ratio} |")
     return "\n".join(lines)
 
 
