@@ -1,14 +1,15 @@
 """CPU learning curves (issue 14 §6): stock nnU-Net and ScarNet trainers for the same iterations, batches and seed.
 
     python benchmarks/learning_curve.py --cases /work/shared/data/emidec_dev/cases --work /tmp/curve \
-        --out docs/results/learning_curve [--trainers nnUNetTrainer ScarNetTrainerLiteHybrid] \
+        --out docs/results/learning_curve [--trainers nnUNetTrainer ScarNetTrainerLiteHybrid ...] \
         [--epochs 8 --iterations 25 --val-batches 10 --batch-size 2 --seed 12345]
 
 1. converts the EMIDEC cases with the patient-level splits of `scarnet-convert-emidec` and runs the real
    `nnUNetv2_plan_and_preprocess` (2d, stock plans) once (kept in WORK and reused while the cases are the same);
-2. trains each trainer through the real `nnUNetv2_train ... -tr ScarNetTrainerCurve_<trainer>` on fold 0, CPU,
+2. trains each trainer through the real `nnUNetv2_train ... -tr LearningCurve_<trainer>` on fold 0, CPU,
    nnUNet_n_proc_DA=0: same number of epochs x iterations at the same batch size, the same training batches (own
-   seeded random stream) and the same fixed validation batches (see trainers/curve_variants.py). A finished run
+   seeded random stream) and the same fixed validation batches (see curve_trainers/learning_curve_trainers.py;
+   nnU-Net finds those benchmark-only trainers through nnUNet_extTrainer, set for these runs only). A finished run
    with the same settings is reused unless --retrain;
 3. writes OUT.json (raw: every step and epoch), OUT.md (table per validation point) and OUT.png (curves over
    samples seen and over training seconds).
@@ -25,7 +26,12 @@ from typing import Dict, List
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASET_ID = 500
 DATASET = f"Dataset{DATASET_ID:03d}_EMIDECcurve"
-CURVE_PREFIX = "ScarNetTrainerCurve_"
+CURVE_PREFIX = "LearningCurve_"
+#: stock; ScarNet's recipe on stock's network; the Lite hybrid; its encoder random; the hybrid with stock's recipe
+DEFAULT_ARMS = ("nnUNetTrainer", "ScarNetTrainer_stockNetwork", "ScarNetTrainerLiteHybrid",
+                "ScarNetTrainerLiteHybrid_scratch", "ScarNetTrainerLiteHybrid_stockRecipe")
+#: the benchmark-only curve trainers, outside the installed package: nnU-Net finds them through nnUNet_extTrainer
+CURVE_TRAINERS = os.path.join(REPO, "benchmarks", "curve_trainers")
 
 
 def curve_folder(work: str, trainer: str, fold: int) -> str:
@@ -116,8 +122,8 @@ def plot_curves(curves: List[Dict], path: str, title: str) -> None:
         seen = [e["samples_seen"] for e in curve["epochs"]]
         for k, ax in enumerate([axes[0, 2], axes[1, 0], axes[1, 1]][:len(classes)]):
             ax.plot(seen, [e["pseudo_dice"][k] for e in curve["epochs"]], marker="o", label=name)
-        axes[1, 2].plot([e["train_step_seconds"] for e in curve["epochs"]], [e["mean_fg_dice"] for e in curve["epochs"]],
-                        marker="o", label=name)
+        axes[1, 2].plot([e["train_step_seconds"] for e in curve["epochs"]],
+                        [e["mean_fg_dice"] for e in curve["epochs"]], marker="o", label=name)
     axes[0, 0].set_title("nnU-Net Dice+CE (full res.), training")
     axes[0, 1].set_title("own training loss (differs per trainer)")
     for k, ax in enumerate([axes[0, 2], axes[1, 0], axes[1, 1]][:len(classes)]):
@@ -171,7 +177,7 @@ def main(argv=None) -> int:
     parser.add_argument("--case-ids", nargs="+", help="only these cases (default: all)")
     parser.add_argument("--work", required=True, help="nnU-Net raw/preprocessed/results and logs go here")
     parser.add_argument("--out", required=True, help="output path without extension (.json, .md, .png)")
-    parser.add_argument("--trainers", nargs="+", default=["nnUNetTrainer", "ScarNetTrainerLiteHybrid"])
+    parser.add_argument("--trainers", nargs="+", default=list(DEFAULT_ARMS))
     parser.add_argument("--epochs", type=int, default=10, help="validation points")
     parser.add_argument("--iterations", type=int, default=15, help="training iterations per epoch")
     parser.add_argument("--val-batches", type=int, default=5, help="fixed validation batches")
@@ -179,6 +185,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="for preprocessing only")
+    parser.add_argument("--threads", type=int, help="torch CPU threads per training (default: nnU-Net's, one per "
+                                                    "core); 1 on a CPU shared with other jobs")
     parser.add_argument("--retrain", action="store_true", help="train even where a finished run can be reused")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report the runs in WORK as they are (a run stopped early is reported up "
@@ -197,9 +205,12 @@ def main(argv=None) -> int:
     settings = {"curve_epochs": args.epochs, "curve_iterations": args.iterations,
                 "curve_val_batches": args.val_batches, "curve_batch_size": args.batch_size, "curve_seed": args.seed}
     train_env = dict(env, nnUNet_n_proc_DA="0", nnUNet_def_n_proc="1", nnUNet_compile="false",
+                     nnUNet_extTrainer=CURVE_TRAINERS,
                      SCARNET_CURVE_EPOCHS=str(args.epochs), SCARNET_CURVE_ITERATIONS=str(args.iterations),
                      SCARNET_CURVE_VAL_BATCHES=str(args.val_batches), SCARNET_CURVE_BATCH_SIZE=str(args.batch_size),
                      SCARNET_CURVE_SEED=str(args.seed))
+    if args.threads is not None:
+        train_env["SCARNET_CURVE_THREADS"] = str(args.threads)
     curves = []
     for trainer in args.trainers:
         folder = curve_folder(work, trainer, args.fold)

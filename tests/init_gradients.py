@@ -58,6 +58,41 @@ def phantom_batch(batch: int = 2, seed: int = 0):
     return torch.stack(images)[:, None], torch.stack(labels)[:, None].float()
 
 
+#: the dev-set case and the number of slices of the real batch (the infarct case with the most scar slices would do
+#: as well; one fixed case keeps the measurement reproducible)
+REAL_CASE = "Case_P001"
+
+
+def emidec_batch(cases_dir: str, case: str = REAL_CASE, batch: int = 2):
+    """A real batch: the `batch` slices of an EMIDEC case with the most scar, z-scored over the whole stack as
+    nnU-Net's ZScoreNormalization does for MRI, each cropped to PATCH around its LV (blood pool + myocardium)
+    centroid; labels 0 background, 1 blood pool, 2 myocardium, 3 scar (EMIDEC's MVO, label 4, counted as scar as the
+    converter does)."""
+    import os
+
+    import nibabel as nib
+
+    image = np.asarray(nib.load(os.path.join(cases_dir, case, "image.nii.gz")).dataobj, dtype=np.float32)
+    label = np.asarray(nib.load(os.path.join(cases_dir, case, "label.nii.gz")).dataobj).astype(np.int64)
+    label[label == 4] = 3
+    image = (image - image.mean()) / image.std()
+    scar = (label == 3).sum(axis=(0, 1))
+    slices = sorted(np.argsort(-scar, kind="stable")[:batch])
+    if scar[slices].min() == 0:
+        raise ValueError(f"{case} has fewer than {batch} slices with scar")
+    h, w = PATCH
+    images, labels = [], []
+    for z in slices:
+        img = np.pad(image[:, :, z], ((h, h), (w, w)), constant_values=float(image.min()))
+        lab = np.pad(label[:, :, z], ((h, h), (w, w)))
+        cy, cx = (int(round(c)) for c in np.argwhere(np.isin(lab, (1, 2, 3))).mean(axis=0))
+        window = (slice(cy - h // 2, cy - h // 2 + h), slice(cx - w // 2, cx - w // 2 + w))
+        images.append(img[window])
+        labels.append(lab[window])
+    return (torch.from_numpy(np.stack(images))[:, None].float(),
+            torch.from_numpy(np.stack(labels))[:, None].float())
+
+
 def trainer_loss(num_stages: int):
     """The loss exactly as ScarNetTrainer._build_loss builds it (Dice + CE + focal Tversky, deep supervision)."""
     from nnunetv2_scarnet.trainers.scarnet_trainer import ScarNetTrainer
@@ -96,10 +131,11 @@ def stage_groups(network: nn.Module) -> Dict[str, nn.Module]:
     return groups
 
 
-def gradient_profile(network: nn.Module, seed: int = 0) -> Dict[str, float]:
-    """RMS gradient of each stage's parameters and the std of the full-resolution logits after one backward."""
+def gradient_profile(network: nn.Module, batch=None) -> Dict[str, float]:
+    """RMS gradient of each stage's parameters and the std of the full-resolution logits after one backward on
+    `batch` (image, target), the synthetic phantom when None."""
     network.train()
-    image, target = phantom_batch(seed=seed)
+    image, target = phantom_batch() if batch is None else batch
     loss_fn, scales = trainer_loss(len(STOCK_PLANS["arch_kwargs"]["strides"]))
     network.zero_grad(set_to_none=True)
     outputs = network(image)
@@ -146,13 +182,29 @@ VARIANTS = {
 }
 
 
+def worst_ratio(profile: Dict[str, float], reference: Dict[str, float]) -> float:
+    """The largest factor, either way, between a stage's RMS gradient (or the logit std) and the reference's."""
+    return max(max(profile[k] / reference[k], reference[k] / profile[k]) for k in reference)
+
+
 if __name__ == "__main__":
+    import os
+    import sys
+
+    # python tests/init_gradients.py [CASES_DIR | phantom]: the real batch of REAL_CASE (default: the dev set next to
+    # the repository) or the synthetic phantom
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
+        "SCARNET_EMIDEC_DEV", os.path.join(repo, "..", "shared", "data", "emidec_dev"))
+    real = None if source == "phantom" else emidec_batch(
+        source if os.path.basename(source.rstrip("/")) == "cases" else os.path.join(source, "cases"))
     torch.manual_seed(0)
-    rows = {"stock": gradient_profile(stock_network())}
+    rows = {"stock": gradient_profile(stock_network(), real)}
     for variant in VARIANTS:
         torch.manual_seed(0)
-        rows[variant] = gradient_profile(scarnet_variant(variant))
+        rows[variant] = gradient_profile(scarnet_variant(variant), real)
     keys = list(rows["stock"])
-    print("| network | " + " | ".join(keys) + " |")
+    print("| network | " + " | ".join(keys) + " | worst ratio to stock |")
     for name, row in rows.items():
-        print(f"| {name} | " + " | ".join(f"{row.get(k, float('nan')):.2g}" for k in keys) + " |")
+        print(f"| {name} | " + " | ".join(f"{row.get(k, float('nan')):.2g}" for k in keys)
+              + f" | {worst_ratio(row, rows['stock']):.2f} |")

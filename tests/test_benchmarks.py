@@ -1,4 +1,5 @@
 """The speed benchmark and the equal-budget protocol run unchanged on a CPU with a tiny budget."""
+import csv
 import json
 import os
 
@@ -37,22 +38,32 @@ def test_equal_budget_protocol_tiny_cpu_check(emidec_cases, tmp_path):
     run_cli(python_cli("nnunetv2_scarnet.benchmark.equal_budget", "--cases", str(cases), "--work",
                        str(tmp_path / "work"), "--out", str(out), "--budget-s", "1", "--device", "cpu",
                        "--processes", "1", "--trainers", "nnUNetTrainer", "ScarNetTrainerTiny", "--batch-size", "2",
-                       "--iterations-per-epoch", "2", "--val-iterations", "1", "--disable-mirroring"),
+                       "--iterations-per-epoch", "2", "--val-iterations", "1", "--disable-mirroring", "--fold", "1"),
             dict(os.environ, nnUNet_n_proc_DA="0", nnUNet_def_n_proc="1"))
     report = json.load(open(out / "equal_budget.json"))
-    assert [r["trainer"] for r in report["rows"]] == ["nnUNetTrainer", "ScarNetTrainerTiny"]
+    # fold 1: the order is rotated (the ScarNet trainer first), the rows and the paired statistics keep the list's
+    # first trainer as the reference
+    assert report["run_order"] == ["ScarNetTrainerTiny", "nnUNetTrainer"] and "rotated by fold" in report["order_rule"]
+    assert [(r["trainer"], r["run_position"]) for r in report["rows"]] == [("nnUNetTrainer", 2),
+                                                                           ("ScarNetTrainerTiny", 1)]
     assert report["n_validation_patients"] >= 1
     for row in report["rows"]:
-        # a 1-s budget: the minimum of two epochs (the second one is the timed one), no compilation
-        assert row["epochs"] == 2 and len(row["epoch_seconds"]) == 2 and row["iterations_per_epoch"] == 2
-        assert row["compiled"] is False
+        # a 1-s budget: one epoch (its first step is start-up, the second is charged and uses up the budget)
+        assert row["epochs"] == 1 and row["epoch_iterations"] == [2] and row["iterations_per_epoch"] == 2
+        assert row["training_seconds"] > 0 and row["startup_seconds"] > 0 and row["compiled"] is False
+        assert row["budget_epochs"][0]["charged_steps"] == 1 and row["budget_epochs"][0]["validation_steps"] == 1
         assert row["evaluation"]["n_cases"] == report["n_validation_patients"]
         assert (out / row["trainer"] / "evaluation.json").exists()
-    assert "nnUNet_compile=f" in report["compile"] and "second" in report["timing_rule"]
+    assert [r["lr_schedule"]["scheduler"] for r in report["rows"]] == ["PolyLRScheduler", "GroupPolyLRScheduler"]
+    assert "nnUNet_compile=f" in report["compile"] and "charged" in report["timing_rule"]
     paired = report["paired_comparison"]
     assert paired["reference_model"] == "nnUNetTrainer" and paired["comparisons"][0]["model"] == "ScarNetTrainerTiny"
     assert paired["comparisons"][0]["n_cases"] == report["n_validation_patients"]
-    assert (out / "paired_comparison.csv").read_text().count("ScarNetTrainerTiny") == 3
+    rows = list(csv.DictReader(open(out / "paired_comparison.csv")))
+    # scar and myocardium Dice in three views each, false-positive scar in normals, scar %LVM CCC
+    assert [r["model"] for r in rows] == ["ScarNetTrainerTiny"] * 8
     table = (out / "equal_budget.md").read_text()
-    assert "protocol check with" in table and "| ScarNetTrainerTiny | 2 x 2 (2) |" in table
+    assert "protocol check with" in table and "| ScarNetTrainerTiny | 1 x 2 (2) |" in table
+    assert "Early training, not convergence: 1 s of charged time" in table
+    assert "1. ScarNetTrainerTiny, 2. nnUNetTrainer" in table
     assert "Compile: off for every trainer" in table and "Paired against nnUNetTrainer" in table

@@ -28,10 +28,29 @@ def test_quantify_and_evaluate_commands(labels, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Case_P004: LV myocardium 126.5 mL (132.8 g), scar 28.7 mL = 22.7% LVM" in done.stdout
     assert not any(f.endswith(".png") for f in os.listdir(tmp_path / "report"))
+    # labels alone: no septum, the orientation is not determined, and the console says so with the options
+    assert "Case_P004: orientation not determined\n" in done.stdout
+    assert "Case_P004: AHA segments need the user's orientation (--septum-deg" in done.stdout
     done = scarnet("evaluate", str(labels), str(labels), str(tmp_path / "eval"), "--name", "self")
     assert done.returncode == 0, done.stderr
     summary = json.load(open(tmp_path / "eval" / "evaluation.json"))["summary"]
     assert summary["dice_myocardium_patient"]["median"] == 1.0
+
+
+def test_quantify_prints_each_orientation_state_and_assumption(labels, emidec_cases, tmp_path):
+    """Issue 23: the console printed only warnings, so an assumed handedness and the state went unseen. With the
+    images, N012's image septum lies 80 deg from the standard display's (needs review, as the cardiologist read
+    it), P004's within it (ok); both stacks carry no patient orientation, so their handedness is assumed."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for case in ("Case_N012", "Case_P004"):
+        os.symlink(os.path.join(emidec_cases, case, "image.nii.gz"), images / f"{case}_0000.nii.gz")
+    done = scarnet("quantify", str(labels), str(tmp_path / "report"), "--images", str(images), "--no-pictures")
+    assert done.returncode == 0, done.stderr
+    assert "Case_N012: orientation needs review: septum from the image alone" in done.stdout
+    assert "Case_P004: orientation ok" in done.stdout
+    for case in ("Case_N012", "Case_P004"):
+        assert f"{case}: assumed: handedness assumed from the affine's determinant" in done.stdout
 
 
 def test_errors_exit_2_with_one_line(labels, tmp_path):

@@ -240,8 +240,8 @@ def test_single_run_reports_every_study_apart(reference, cohort):
         assert os.path.realpath(os.path.join(reference, row["report_html"])).startswith(os.path.realpath(reference))
     assert rows[written["p1_first"][0]]["study"] != rows[written["p1_second"][0]]["study"]
     assert sorted(os.listdir(reference)) == sorted(
-        [".scarnet-cohort", ".scarnet-lock", ".scarnet-output", "cohort.csv", "index.csv", "run_timings.json",
-         "timings.csv"] + [r["study"] for r in rows.values() if r["status"] == "ok"])
+        [".scarnet-cohort", ".scarnet-lock", ".scarnet-output", "cohort.csv", "index.csv", "index_skipped.csv",
+         "run_timings.json", "timings.csv"] + [r["study"] for r in rows.values() if r["status"] == "ok"])
     # the per-stage seconds of every study this run did: all four stages for a reported study, none after the
     # stage that failed for the unreadable one
     timings = {r["study"]: r for r in read_rows(os.path.join(reference, "timings.csv"))}
@@ -290,12 +290,12 @@ def test_parts_merge_to_the_single_run(reference, cohort, model, tmp_path):
 
 
 def test_merge_refuses_incomplete_or_overlapping_parts(reference, tmp_path, capsys):
-    """A missing part, a part without cohort.csv (killed), and a study in two parts are refused with one line."""
+    """A part given twice (a copy beside it), a part without cohort.csv (killed) are refused with one line."""
     copy = str(tmp_path / "copy")
     shutil.copytree(reference, copy)
     assert main(["cohort", "merge", reference, copy, str(tmp_path / "m1")]) == 2
     err = capsys.readouterr().err
-    assert "is also in part folder" in err and "different study indexes" in err
+    assert "part 0 of 1 given twice" in err and "different study indexes" not in err
     state = json.load(open(os.path.join(copy, ".scarnet-cohort")))
     state.update(num_parts=2)
     json.dump(state, open(os.path.join(copy, ".scarnet-cohort"), "w"))
@@ -318,6 +318,43 @@ def test_summary_in_chromium(reference, tmp_path):
         f.write(re.sub(r"<img [^>]*>", "", open(page).read()))
     with_images, without = screenshot(page, str(tmp_path / "a.png")), screenshot(stripped, str(tmp_path / "b.png"))
     assert coloured_pixels(with_images) > coloured_pixels(without) + 3 * 1000
+
+
+def test_orientation_review_is_a_column_and_is_counted(tmp_path):
+    """Issue 23: a study whose orientation needs review (P001, P076, N012 read this way) was listed as 'without a
+    flag'. Three hand-written report.json: one ok without flags, one 'needs review' written before the review was
+    a QC flag (its qc_flags empty), one 'not determined'. Their cohort rows carry the state and the reasons in
+    columns of their own, the review is counted as a QC flag, and the summary counts 1 study of each state and
+    1 without any flag; the merge's verification rebuilds the same columns from report.json."""
+    from nnunetv2_scarnet.report.cohort_html import render_summary
+    from nnunetv2_scarnet.report.cohort_index import Study
+    from nnunetv2_scarnet.report.cohort_run import ROW_FIELDS, study_row, write_rows
+
+    def report(state, **orientation):
+        return {"volumes": {"myocardium_ml": 100.0, "scar_ml": 10.0}, "qc_flags": [],
+                "orientation": {"state": state, **orientation}, "aha_status": state}
+    reports = {"A_ok": report("ok"),
+               "B_review": report("needs review", review_reasons=["septum 66 deg from the standard display's"]),
+               "C_undetermined": report("not determined", not_determined=["slice order"])}
+    rows = [study_row(Study(name, f"1.2.{k}", name, "20200101", chosen={"series_uid": f"1.3.{k}"}), 0, None,
+                      reports[name]) for k, name in enumerate(sorted(reports))]
+    by_name = {r["study"]: r for r in rows}
+    assert "orientation_state" in ROW_FIELDS and "review" in ROW_FIELDS
+    assert [by_name[n]["orientation_state"] for n in sorted(reports)] == ["ok", "needs review", "not determined"]
+    assert by_name["A_ok"]["review"] == "" and by_name["A_ok"]["n_qc_flags"] == 0
+    assert by_name["B_review"]["review"] == "septum 66 deg from the standard display's"
+    assert by_name["B_review"]["qc_flags"] == "orientation_review" and by_name["B_review"]["n_qc_flags"] == 1
+    assert by_name["C_undetermined"]["review"] == "slice order"
+    assert by_name["C_undetermined"]["qc_flags"] == "orientation_not_determined"
+    write_rows(str(tmp_path / "cohort.csv"), rows)
+    assert [r["review"] for r in read_rows(str(tmp_path / "cohort.csv"))] == ["", by_name["B_review"]["review"],
+                                                                               "slice order"]
+    page = render_summary(rows, {}, ["part"])
+    counts = dict(re.findall(r"<tr><td>([^<]+)</td><td class='num'>(\d+)</td></tr>", page))
+    assert counts["orientation ok"] == counts["orientation needs review"] == \
+        counts["orientation not determined"] == "1"
+    assert counts["reported without any QC flag or orientation review"] == "1"
+    assert "1 reported studies without a flag" in page
 
 
 # ---------------------------------------------------------------- 3. resume

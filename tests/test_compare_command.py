@@ -44,13 +44,22 @@ def test_compare_two_models_on_the_same_cases(folders, tmp_path):
                  "--bootstrap", "200"]) == 0
     comparison = json.loads((out / "paired_comparison.json").read_text())
     assert comparison["reference_model"] == "partial" and comparison["cases"] == list(CASES)
-    scar = comparison["comparisons"][0]["dice_scar"]
-    # Case_N012 has no scar and neither model draws any: Dice undefined for both, left out and counted
-    assert scar["excluded_cases"] == ["Case_N012"] and scar["n_pairs"] == 2
-    assert scar["difference_of_medians"] == pytest.approx(1.0 - np.median(list(scar_dice.values())))
+    views = comparison["comparisons"][0]["dice_scar"]["views"]
+    # Case_N012 has no scar and neither model draws any: out of the primary view (no reference scar) and of the
+    # both-defined view (Dice undefined for both); in the all-patients view both score 1 (empty vs empty)
+    for view in ("reference_present", "both_defined"):
+        assert views[view]["excluded_cases"] == ["Case_N012"] and views[view]["n_pairs"] == 2
+    assert views["empty_as_agreement"]["n_pairs"] == 3
+    assert views["empty_as_agreement"]["differences"]["Case_N012"] == 0.0
+    # two differences d1, d2: Walsh averages d1, (d1 + d2) / 2, d2, whose median is (d1 + d2) / 2
+    d1, d2 = (1.0 - v for v in scar_dice.values())
+    assert views["reference_present"]["hodges_lehmann"]["estimate"] == pytest.approx((d1 + d2) / 2)
     assert all(0 < v < 1 for v in scar_dice.values())
     rows = (out / "paired_comparison.csv").read_text().splitlines()
-    assert len(rows) == 4 and rows[1].startswith("perfect,partial,median scar Dice")
+    # scar and myocardium Dice in three views each, false-positive scar, scar %LVM CCC
+    assert len(rows) == 9 and rows[1].startswith("perfect,partial,scar Dice,reference_present,True,2,1")
+    fp = comparison["comparisons"][0]["false_positive_scar"]
+    assert fp["model"]["n_normal"] == 1 and fp["model"]["n_false_positive"] == 0
     assert (out / "perfect" / "evaluation.json").exists() and (out / ".scarnet-output").exists()
 
 

@@ -25,6 +25,13 @@ CUSTOM_PLANS["arch_kwargs"].update(norm_op="torch.nn.BatchNorm2d", norm_op_kwarg
                                    kernel_sizes=[[3, 3]] * 5 + [[1, 3]])
 
 
+#: PlainConvUNet's conv -> nonlin -> norm order (a real PlainConvUNet argument; stock planners leave it out)
+NONLIN_FIRST_PLANS = copy.deepcopy(STOCK_PLANS)
+NONLIN_FIRST_PLANS["arch_kwargs"]["nonlin_first"] = True
+ALL_PLANS = [STOCK_PLANS, RESENC_PLANS, CUSTOM_PLANS, NONLIN_FIRST_PLANS]
+PLANS_IDS = ["plain", "resenc", "custom_ops", "nonlin_first"]
+
+
 def hybrid_from(plans):
     settings = dict(ScarNetTrainerLiteHybrid.network_settings(), encoder="tiny_vit_test", encoder_image_size=64,
                     encoder_input_window=[-2.5, 2.5])
@@ -37,7 +44,7 @@ def stock_from(plans):
                                   1, 4, allow_init=True, deep_supervision=True)
 
 
-@pytest.mark.parametrize("plans", [STOCK_PLANS, RESENC_PLANS, CUSTOM_PLANS], ids=["plain", "resenc", "custom_ops"])
+@pytest.mark.parametrize("plans", ALL_PLANS, ids=PLANS_IDS)
 def test_hybrid_conv_encoder_equals_stock_encoder(plans):
     torch.manual_seed(0)
     ours, stock = hybrid_from(plans).conv_path.encoder, stock_from(plans).encoder
@@ -59,6 +66,58 @@ def test_hybrid_conv_encoder_equals_stock_encoder(plans):
     with torch.no_grad():
         for a, b in zip(ours(x), stock(x)):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def call_order(module: nn.Module, x: torch.Tensor):
+    """Types of the leaf modules in the order the forward pass calls them (module registration order cannot tell
+    conv-norm-act from conv-act-norm: nnU-Net registers both the same way)."""
+    order = []
+    hooks = [m.register_forward_hook(lambda m, i, o: order.append(type(m).__name__))
+             for m in module.modules() if not list(m.children())]
+    with torch.no_grad():
+        module(x)
+    for hook in hooks:
+        hook.remove()
+    return order
+
+
+@pytest.mark.parametrize("plans", ALL_PLANS, ids=PLANS_IDS)
+def test_initialised_hybrid_conv_encoder_is_stock_as_built(plans):
+    """The encoder as built and initialised, no weight copied: the same layers called in the same order, the norms'
+    weights and biases equal to stock's (ResEnc: the last norm of every residual block at 0, as stock's
+    init_last_bn_before_add_to_0 sets it), zero conv biases and He-scaled conv weights in both."""
+    torch.manual_seed(0)
+    ours, stock = hybrid_from(plans).conv_path.encoder, stock_from(plans).encoder
+    ours_state, stock_state = ({k: v.clone() for k, v in m.state_dict().items()} for m in (ours, stock))
+    x = torch.randn(1, 1, 64, 64)
+    assert call_order(ours, x) == call_order(stock, x)
+    if plans["arch_kwargs"].get("nonlin_first"):
+        assert call_order(stock, x)[:3] == ["Conv2d", "LeakyReLU", "InstanceNorm2d"]
+    assert list(ours_state) == list(stock_state)
+    norms = {name for name, m in stock.named_modules() if isinstance(m, (nn.InstanceNorm2d, nn.BatchNorm2d))}
+    zeroed = 0
+    for key, value in stock_state.items():
+        module, _, kind = key.rpartition(".")
+        if module in norms:
+            assert torch.equal(ours_state[key], value), key
+            zeroed += int(kind == "weight" and not value.any())
+        elif kind == "bias":
+            assert not ours_state[key].any() and not value.any(), key
+        elif value.dim() == 4 and value.numel() > 5000:
+            assert abs(float(ours_state[key].std()) / float(value.std()) - 1) < 0.1, key
+    # stock's ResidualEncoder zeroes the last norm of each of its 1 + 3 + 4 + 6 + 6 + 6 blocks
+    assert zeroed == (sum(plans["arch_kwargs"]["n_blocks_per_stage"]) if "n_blocks_per_stage" in plans["arch_kwargs"]
+                      else 0)
+
+
+def test_nonlin_first_is_kept_in_the_architecture_entry_and_refused_with_residual_blocks():
+    settings = dict(ScarNetTrainerLiteHybrid.network_settings(), encoder_input_window=[-2.5, 2.5])
+    entry = scarnet_architecture(NONLIN_FIRST_PLANS["arch_kwargs"], settings, STOCK_PLANS["network_class_name"])
+    assert entry["arch_kwargs"]["nonlin_first"] is True
+    assert "nonlin_first" not in scarnet_architecture(STOCK_PLANS["arch_kwargs"], settings)["arch_kwargs"]
+    resenc = dict(RESENC_PLANS["arch_kwargs"], nonlin_first=True)
+    with pytest.raises(ValueError, match="nonlin_first"):
+        scarnet_architecture(resenc, settings, RESENC_PLANS["network_class_name"])
 
 
 def test_hybrid_conv_encoder_has_he_init():

@@ -39,6 +39,36 @@ def test_nnunet_lookup_finds_every_trainer_and_the_planner():
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
 
 
+def test_installed_trainer_namespace_holds_no_benchmark_curve_trainer():
+    """nnU-Net's trainer folder (shim included) and the package the shim serves define no class with "Curve" in
+    its name, and nnU-Net's lookup (no nnUNet_extTrainer) finds neither the old nor the new curve trainer names: the
+    learning-curve trainers live in benchmarks/curve_trainers, found only where the benchmark points nnU-Net."""
+    code = (
+        "import importlib, pkgutil\n"
+        "import nnunetv2.training.nnUNetTrainer as stock_folder\n"
+        "import nnunetv2_scarnet.trainers as served\n"
+        "from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as find\n"
+        "names = set(vars(served))\n"
+        "for package in (stock_folder, served):\n"
+        "    for info in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "        names |= {n for n, o in vars(importlib.import_module(info.name)).items() if isinstance(o, type)}\n"
+        "assert 'ScarNetTrainerLiteHybrid' in names and 'nnUNetTrainer' in names\n"
+        "curve = sorted(n for n in names if 'Curve' in n)\n"
+        "assert not curve, curve\n"
+        "for name in ('ScarNetTrainerCurve_nnUNetTrainer', 'ScarNetTrainerCurve_ScarNetTrainerTiny_smoke',\n"
+        "             'LearningCurve_nnUNetTrainer', 'LearningCurve_ScarNetTrainerLiteHybrid'):\n"
+        "    try:\n"
+        "        find(name)\n"
+        "    except RuntimeError:\n"
+        "        continue\n"
+        "    raise AssertionError(f'nnU-Net found {name}')\n"
+        "print('ok')\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), (result.stdout[-2000:]
+                                                                             + result.stderr[-3000:])
+
+
 def test_shim_is_import_light_and_never_raises_for_other_names():
     code = (
         "import sys, importlib\n"

@@ -177,18 +177,15 @@ def _icc_a1_from_anova_table(ratings):
     return (ms_subjects - ms_error) / (ms_subjects + (k - 1) * ms_error + k * (ms_raters - ms_error) / n)
 
 
-def test_icc_of_anti_correlated_and_constant_series_is_the_textbook_value_not_a_crash():
+def test_icc_of_anti_correlated_and_one_constant_series_is_the_textbook_value_not_a_crash():
     # anti-correlated: MSR = 0, MSC = 0, MSE = 10/3, so ICC(A,1) = -MSE / (MSE - 2/4 MSE) = -2 by hand
     anti = icc_agreement([1, 2, 3, 4], [4, 3, 2, 1])
     assert anti["icc"] == pytest.approx(-2.0) == pytest.approx(_icc_a1_from_anova_table([[1, 4], [2, 3], [3, 2],
                                                                                           [4, 1]]))
     assert anti["ci_low"] is None and anti["ci_high"] is None  # the F interval needs between-subject variance
-    # two different constants: no subject variance, all disagreement from the raters: ICC = 0 / (2/3 MSC) = 0
-    constant = icc_agreement([1, 1, 1], [2, 2, 2])
-    assert constant["icc"] == pytest.approx(0.0, abs=1e-12)
-    assert constant["icc"] == pytest.approx(_icc_a1_from_anova_table([[1, 2]] * 3), abs=1e-12)
-    assert constant["ci_low"] is None and constant["ci_high"] is None
-    assert icc_agreement([2, 2, 2], [2, 2, 2])["icc"] is None  # no variance of any kind: undefined
+    # one rater constant, the other not: defined (the ANOVA value), as Lin's CCC is (0 there)
+    one_constant = icc_agreement([5, 5, 5, 5], [4, 5, 6, 7])
+    assert one_constant["icc"] == pytest.approx(_icc_a1_from_anova_table([[5, 4], [5, 5], [5, 6], [5, 7]]))
     rng = np.random.default_rng(7)
     for _ in range(20):
         ratings = rng.normal(size=(int(rng.integers(3, 9)), int(rng.integers(2, 5)))).round(1)
@@ -198,13 +195,57 @@ def test_icc_of_anti_correlated_and_constant_series_is_the_textbook_value_not_a_
         assert all(v is None or math.isfinite(v) for v in (result["ci_low"], result["ci_high"]))
 
 
-def test_ccc_of_two_different_constant_series_is_undefined():
-    # Lin (1989): CCC = r * C_b; two constant series have no Pearson r, so no CCC (not "0 agreement")
-    assert concordance([1, 1, 1], [2, 2, 2])["ccc"] is None
-    assert concordance([5.0, 5.0], [0.0, 0.0])["ccc"] is None
-    assert concordance([2, 2, 2], [2, 2, 2])["ccc"] == 1.0  # identical constants agree perfectly
-    x, y = [1.0, 1.0, 1.0, 1.0], [0.5, 1.0, 1.5, 2.0]  # one series varies: Lin's formula gives 2 s_xy / (...) = 0
-    assert concordance(x, y)["ccc"] == pytest.approx(0.0)
+def test_ccc_and_icc_are_undefined_for_the_same_reasons_never_1_0_or_nan():
+    """Lin (1989) CCC = r * C_b needs the Pearson r; ICC(A,1) (McGraw & Wong 1996) is the share of variance between
+    subjects. Without any variance, with an infinite value or with fewer than 3 pairs neither says anything about
+    agreement: both are null with the same reason, never 1.0 (identical constants), 0 (different constants) or NaN."""
+    cases = {
+        "identical constants": ([2, 2, 2], [2, 2, 2], "no variance in either series"),
+        "different constants": ([1, 1, 1], [2, 2, 2], "no variance in either series"),
+        "an infinite prediction": ([1, 2, 3, 4], [1, 2, float("inf"), 4], "1 infinite value"),
+        "infinite on both sides": ([1, float("-inf"), 3, 4], [1, 2, float("inf"), 4], "2 infinite values"),
+        "two pairs": ([1, 2], [1.5, 2.5], "at least 3 needed"),
+    }
+    for name, (x, y, reason) in cases.items():
+        c, i = concordance(x, y), icc_agreement(x, y)
+        assert c["ccc"] is None and c["ci_low"] is None and reason in c["undefined"], name
+        assert i["icc"] is None and i["ci_low"] is None and reason in i["undefined"], name
+        assert c["undefined"] == i["undefined"], name
+    matrix = np.array([[1.0, 2.0], [2.0, float("nan")], [3.0, 3.5], [4.0, 4.0]])
+    assert icc_a1(matrix)["icc"] is None and "NaN" in icc_a1(matrix)["undefined"]
+    assert icc_a1(np.array([[3.0, 3.0, 3.0]] * 4))["undefined"].startswith("no variance")
+    # a missing measurement (None or NaN) is not an infinite one: dropped, counted, the rest is defined
+    assert concordance([1, None, 3, 4, 6], [1, 5, 3, 4.5, float("nan")])["n"] == 3
+    # one series constant and the other not: defined; Lin's formula gives 2 s_xy / (...) = 0, no CI
+    varying = concordance([1.0, 1.0, 1.0, 1.0], [0.5, 1.0, 1.5, 2.0])
+    assert varying["ccc"] == pytest.approx(0.0) and varying["undefined"] is None and varying["ci_low"] is None
+    assert concordance([1, 2, 3], [1, 2, 3])["ccc"] == 1.0  # varying identical series: perfect agreement
+
+
+def test_undefined_agreement_reads_undefined_with_its_reason_in_every_table(emidec_cases, tmp_path):
+    """Three normal patients evaluated against themselves: scar 0 mL on both sides for each, no variance at all.
+    The CCC and ICC of scar volume are undefined and every table says why (they read 1.0 before)."""
+    from nnunetv2_scarnet.benchmark.budget_table import accuracy_lines
+    from nnunetv2_scarnet.evaluation import comparison_rows
+
+    folder = tmp_path / "normals"
+    folder.mkdir()
+    for case in ("Case_N012", "Case_N014", "Case_N016"):
+        os.symlink(os.path.join(emidec_cases, case, "label.nii.gz"), folder / f"{case}.nii.gz")
+    result = evaluate_folders(str(folder), str(folder), str(tmp_path / "out"), name="normals")
+    s = result["summary"]
+    for quantity in ("scar_ml", "scar_pct_lvm"):
+        assert s[quantity]["concordance"]["ccc"] is None and s[quantity]["icc"]["icc"] is None
+        assert s[quantity]["concordance"]["undefined"].startswith("no variance in either series")
+    assert s["myocardium_ml"]["concordance"]["ccc"] == 1.0  # the myocardium varies between patients
+    counts = s["transmurality"]["transmural_ge_50_count_per_case"]["concordance"]  # 0 segments > 50% everywhere
+    assert counts["ccc"] is None and counts["undefined"].startswith("no variance")
+    row = comparison_rows([result])[0]
+    for key in ("scar_ml_ccc", "scar_pct_lvm_ccc", "scar_ml_icc", "scar_pct_lvm_icc"):
+        assert row[key].startswith("undefined (no variance in either series"), key
+    line = accuracy_lines([{"trainer": "t", "epoch_iterations": [2], "epochs": 1, "batch_size": 2,
+                            "training_seconds": 1.0, "evaluation": s}])[-1]
+    assert line.split("|")[-2].strip().startswith("undefined (no variance in either series")  # the %LVM CCC cell
 
 
 def test_wilson_intervals_by_hand():
@@ -301,14 +342,24 @@ def test_no_myocardium_presence_size_and_mvo(references, tmp_path):
     # a model whose dataset.json declares an MVO label, and that found none, says 0 mL and Dice 0
     with_mvo_labels = {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3, "mvo": 4}
     (predictions / "dataset.json").write_text(json.dumps({"labels": with_mvo_labels, "file_ending": ".nii.gz"}))
-    declared = evaluate_folders(str(predictions), str(references), None, name="declared")
-    os.remove(predictions / "dataset.json")
+    declared = evaluate_folders(str(predictions), str(references), None, name="declared", transmurality=False)
+    # the (undeclared) references carry MVO per patient: where their label map holds value 4
     for c in declared["cases"]:
+        if c["case"] in with_mvo:
+            assert c["mvo_status"] == "assessed" and c["dice_mvo"] == 0.0 and c["mvo_ml_prediction"] == 0.0
+        else:
+            assert c["mvo_status"].startswith("not_assessed (the reference does not carry MVO")
+    assert declared["summary"]["mvo_status"] == f"assessed in {len(with_mvo)} of {len(CASES)} cases"
+    # declared on both sides (--dataset-json): every patient, 0 mL and Dice undefined where neither has MVO
+    both = evaluate_folders(str(predictions), str(references), None, name="declared", transmurality=False,
+                            scheme=LabelScheme.from_dataset_json(str(predictions / "dataset.json")))
+    os.remove(predictions / "dataset.json")
+    for c in both["cases"]:
         assert c["mvo_status"] == "assessed"
         assert c["dice_mvo"] == (0.0 if c["case"] in with_mvo else None) and c["mvo_ml_prediction"] == 0.0
-    ba = declared["summary"]["mvo_ml"]["bland_altman"]
-    assert ba["bias"] == pytest.approx(-np.mean([c["mvo_ml_reference"] for c in declared["cases"]]))
-    assert declared["summary"]["dice_mvo_patient"]["both_empty"] == len(CASES) - len(with_mvo)
+    ba = both["summary"]["mvo_ml"]["bland_altman"]
+    assert ba["bias"] == pytest.approx(-np.mean([c["mvo_ml_reference"] for c in both["cases"]]))
+    assert both["summary"]["dice_mvo_patient"]["both_empty"] == len(CASES) - len(with_mvo)
     # without a dataset.json and without any MVO voxel (the converter's default labels) MVO is not assessed
     # MVO merged into scar on the prediction side (its dataset.json has no mvo label, or --mvo-merged): MVO is not
     # assessed, null and out of the MVO statistics, never 0 mL or Dice 0
@@ -326,15 +377,19 @@ def test_no_myocardium_presence_size_and_mvo(references, tmp_path):
         assert not {"dice_mvo_patient", "dice_mvo_slice", "mvo_ml", "mvo_pct_lvm", "mvo_pct_infarct"} & set(sm)
         for c in result_merged["cases"]:
             assert c["mvo_status"].startswith("not_assessed")
+            if c["case"] not in with_mvo:  # no MVO in this patient's reference: no MVO columns
+                assert "mvo_ml_reference" not in c and "dice_mvo" not in c
+                continue
             assert c["dice_mvo"] is None and c["mvo_ml_prediction"] is None
             assert c["mvo_pct_lvm_prediction"] is None and c["mvo_pct_infarct_prediction"] is None
             assert all(sl["dice_mvo"] is None for sl in c["slices"])
             assert c["mvo_ml_reference"] == cases[c["case"]]["mvo_ml_reference"]  # the reference is still reported
         assert sm["scar_ml"] == s["scar_ml"]  # the rest is unchanged
     assert merged["prediction_label_scheme_file"] == str(predictions / "dataset.json")
-    row = open(tmp_path / "merged" / "cases.csv").read().splitlines()
-    header = row[0].split(",")
-    assert row[1].split(",")[header.index("mvo_ml_prediction")] == ""  # empty cell, not 0.0
+    import csv
+
+    rows = {r["case"]: r for r in csv.DictReader(open(tmp_path / "merged" / "cases.csv"))}
+    assert rows[with_mvo[0]]["mvo_ml_prediction"] == ""  # empty cell, not 0.0
     assert s["scar_ml"]["icc"]["icc"] == pytest.approx(1.0) and s["scar_pct_lvm"]["icc"]["ci_low"] is not None
     assert "20 mm^2" in result["scar_presence_rule"]
     # a 20 mm^2 scar region is present
@@ -384,13 +439,17 @@ def test_mvo_percentages_of_lvm_and_infarct(references, tmp_path):
             changed = case
         _write(predictions, case, label, image)
     assert changed
-    result = evaluate_folders(str(predictions), str(references), str(tmp_path / "out"), name="pct")
+    declaration = tmp_path / "dataset.json"  # MVO declared for both sides: assessed in every patient
+    declaration.write_text(json.dumps({"labels": {"background": 0, "blood_pool": 1, "myocardium": 2, "scar": 3,
+                                                  "mvo": 4}}))
+    result = evaluate_folders(str(predictions), str(references), str(tmp_path / "out"), name="pct",
+                              scheme=LabelScheme.from_dataset_json(str(declaration)))
     differences = {}
     for c in result["cases"]:
         assert c["mvo_status"] == "assessed"
         for side, folder in (("reference", references), ("prediction", predictions)):
             quantify_says = patient_volumes(read_label_stack(str(folder / f"{c['case']}.nii.gz")), LabelScheme(),
-                                            mvo_assessed=True)  # as quantify decides for the folder
+                                            mvo_assessed=True)  # as quantify with the declaration
             for key in ("mvo_pct_lvm", "mvo_pct_infarct"):
                 assert c[f"{key}_{side}"] == pytest.approx(quantify_says[key]) if quantify_says[key] is not None \
                     else c[f"{key}_{side}"] is None, (c["case"], key, side)

@@ -1,5 +1,5 @@
 """The learning-curve benchmark's parts: private random streams, the reference-loss recorder, the report functions
-and nnU-Net finding the curve trainers (issue 14 §6)."""
+and nnU-Net finding the curve trainers through nnUNet_extTrainer only (issues 14 §6, 21 §3)."""
 import importlib.util
 import os
 import random
@@ -11,10 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from nnunetv2_scarnet.trainers.curve_recording import ReferenceLossRecorder, SeparateRngIterator, batch_fingerprint
-from nnunetv2_scarnet.trainers.curve_variants import curve_settings_from_environment
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: the benchmark-only trainers: outside the installed package, imported here as nnU-Net imports them
+CURVE_TRAINERS = os.path.join(REPO, "benchmarks", "curve_trainers")
+sys.path.insert(0, CURVE_TRAINERS)
+from learning_curve_recording import ReferenceLossRecorder, SeparateRngIterator, batch_fingerprint  # noqa: E402
+from learning_curve_trainers import curve_settings_from_environment  # noqa: E402
+sys.path.remove(CURVE_TRAINERS)
 
 
 def load_script():
@@ -120,19 +123,36 @@ def test_plot_is_a_small_png(tmp_path):
     assert Image.open(path).format == "PNG" and os.path.getsize(path) < 300_000
 
 
-def test_nnunet_finds_the_curve_trainers():
-    code = ("from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as find\n"
+def test_nnunet_finds_the_curve_trainers_through_ext_trainer_only():
+    """With nnUNet_extTrainer at benchmarks/curve_trainers (what learning_curve.py sets), nnU-Net's own lookup finds
+    each control's curve trainer on the right base; without it, none."""
+    code = ("import sys\n"
+            "from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as find\n"
             "from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer\n"
-            "from nnunetv2_scarnet.trainers import ScarNetTrainerLiteHybrid\n"
-            "stock = find('ScarNetTrainerCurve_nnUNetTrainer')\n"
-            "hybrid = find('ScarNetTrainerCurve_ScarNetTrainerLiteHybrid')\n"
-            "assert stock.__mro__[2] is nnUNetTrainer, stock.__mro__\n"
-            "assert hybrid.__mro__[2] is ScarNetTrainerLiteHybrid, hybrid.__mro__\n"
-            "print('ok')\n")
-    env = dict(os.environ)
-    env.pop("nnUNet_extTrainer", None)
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+            "from nnunetv2_scarnet.trainers import variants\n"
+            "bases = {'nnUNetTrainer': nnUNetTrainer, **{n: getattr(variants, n) for n in sys.argv[1:]}}\n"
+            "for name, base in bases.items():\n"
+            "    try:\n"
+            "        found = find('LearningCurve_' + name)\n"
+            "    except RuntimeError:\n"
+            "        print('missing', name)\n"
+            "        continue\n"
+            "    assert found.__mro__[2] is base, found.__mro__\n"
+            "    print('found', name)\n")
+    arms = ["ScarNetTrainer_stockNetwork", "ScarNetTrainerLiteHybrid", "ScarNetTrainerLiteHybrid_scratch",
+            "ScarNetTrainerLiteHybrid_stockRecipe"]
+    script = load_script()
+    assert list(script.DEFAULT_ARMS) == ["nnUNetTrainer"] + arms
+    for ext, word in ((script.CURVE_TRAINERS, "found"), (None, "missing")):
+        env = dict(os.environ)
+        env.pop("nnUNet_extTrainer", None)
+        if ext:
+            env["nnUNet_extTrainer"] = ext
+        result = subprocess.run([sys.executable, "-c", code, *arms], env=env, capture_output=True, text=True,
+                                timeout=900)
+        lines = [line for line in result.stdout.splitlines() if line.startswith(("found", "missing"))]
+        assert result.returncode == 0 and lines == [f"{word} {n}" for n in ["nnUNetTrainer"] + arms], (
+            result.stdout[-2000:] + result.stderr[-3000:])
 
 
 def test_loss_table_means_per_block_including_a_run_stopped_mid_epoch():

@@ -108,8 +108,8 @@ def test_geometry_alone_is_within_30_deg_of_the_world_rv():
 @pytest.mark.parametrize("septum_deg, direction, apex_first", [(150.0, -1, True), (-100.0, -1, False)])
 def test_axis_aligned_phantom_recovered_under_every_flip_and_transpose(septum_deg, direction, apex_first):
     """EMIDEC-like affine (no patient orientation): septum from the image, handedness ASSUMED from the affine's
-    determinant (warning, capped confidence); status 'ok' only for the variants whose array is in the standard
-    display (septum within 30 deg of the viewer's left, anterior up), 'needs review' for the others."""
+    determinant (stated in `assumptions`, capped confidence); status 'ok' only for the variants whose array is in the
+    standard display (septum within 60 deg of the viewer's left, anterior up), 'needs review' for the others."""
     image, label, spacing = make_oriented_phantom(3, septum_deg, apex_first, direction, "inferior")
     affine, septum_ras = axis_aligned_affine(septum_deg, direction, apex_first, spacing)
     t = np.radians(septum_deg - 90.0 * direction)  # the phantom's anterior wall, through the same affine
@@ -125,8 +125,8 @@ def test_axis_aligned_phantom_recovered_under_every_flip_and_transpose(septum_de
         true_deg = np.degrees(np.arctan2(septum_ras @ m[:, 1], septum_ras @ m[:, 0]))
         anterior_deg = np.degrees(np.arctan2(anterior_ras @ m[:, 1], anterior_ras @ m[:, 0]))
         true_direction = 1 if wrap_deg(true_deg - anterior_deg) > 0 else -1  # anterior = septum - 90 * direction
-        in_display = abs(wrap_deg(true_deg - 180.0)) <= 25.0 and true_direction == -1
-        out_of_display = abs(wrap_deg(true_deg - 180.0)) >= 40.0 or true_direction == 1
+        in_display = abs(wrap_deg(true_deg - 180.0)) <= 45.0 and true_direction == -1
+        out_of_display = abs(wrap_deg(true_deg - 180.0)) >= 75.0 or true_direction == 1
         o = result["orientation"]
         where = f"flips={flips} transpose={transpose}"
         assert o["apex_first"] == (apex_first != flips[2]), where
@@ -152,14 +152,18 @@ def test_axis_aligned_phantom_recovered_under_every_flip_and_transpose(septum_de
 
 def test_mirrored_array_without_mirrored_affine_is_said_to_be_assumed():
     """A mirrored array stored with the unmirrored affine cannot be detected without a patient orientation: the
-    inferior scar lands anteriorly, so the output must say the handedness is assumed and cap its confidence."""
+    inferior scar lands anteriorly, so the output must say the handedness is assumed (`handedness`, `assumptions`)
+    and cap its confidence. The assumption is stated, not raised as a warning (every NIfTI without a patient
+    orientation carries it; docs/report.md)."""
     image, label, spacing = make_oriented_phantom(3, 180.0, True, -1, "inferior")
     affine, _ = axis_aligned_affine(180.0, -1, True, spacing)
     mirrored = [np.ascontiguousarray(np.flip(x, 1)) for x in (image, label)]
     result = quantify_stack(Stack("m.nii.gz", mirrored[1].astype(np.int16), spacing, affine), LabelScheme(),
                             SectorGeometry(), image=mirrored[0])
     o = result["orientation"]
-    assert any(w.startswith("handedness assumed from the affine's determinant") for w in o["warnings"])
+    assert o["handedness"] == "assumed" and o["sources"]["handedness"].startswith("assumed")
+    assert any(a.startswith("handedness assumed from the affine's determinant") for a in o["assumptions"])
+    assert not any("handedness" in w for w in o["warnings"])
     assert o["confidences"]["handedness"] <= 0.5 and o["confidence"] <= 0.5
 
 
@@ -242,11 +246,18 @@ def test_slice_order_from_the_labels_is_apex_first_on_emidec(emidec_cases):
     assert confident >= 58
 
 
-def septum_agreement(emidec_cases, flagged=None):
+def septum_reference(reading: str = "reread"):
+    """{case: septum deg} of tests/data/emidec_septum_reference.json: the second reading ('reread', issue 23; the
+    default) or the first ('first')."""
+    data = json.load(open(os.path.join(REPO, "tests", "data", "emidec_septum_reference.json")))
+    return data["reread"]["septum_deg"] if reading == "reread" else data["septum_deg"]
+
+
+def septum_agreement(emidec_cases, flagged=None, reading="reread", orientations=None):
     """Share of dev patients whose automatic septum direction lies within 30 deg of the reference read off the
-    images (tests/data/emidec_septum_reference.json), and the per-case errors. `flagged` (a dict) receives each
-    case's aha_status."""
-    reference = json.load(open(os.path.join(REPO, "tests", "data", "emidec_septum_reference.json")))["septum_deg"]
+    images (`septum_reference`), and the per-case errors. `flagged` (a dict) receives each case's aha_status,
+    `orientations` (a dict) each case's Orientation."""
+    reference = septum_reference(reading)
     errors = {}
     for case, ref in sorted(reference.items()):
         label = nib.load(os.path.join(emidec_cases, case, "label.nii.gz"))
@@ -256,29 +267,38 @@ def septum_agreement(emidec_cases, flagged=None):
         errors[case] = None if o.septum_deg is None else abs(wrap_deg(o.septum_deg - ref))
         if flagged is not None:
             flagged[case] = o.aha_status
+        if orientations is not None:
+            orientations[case] = o
     within = sum(1 for e in errors.values() if e is not None and e <= 30.0)
     return within / len(errors), errors
 
 
 def test_septum_direction_agrees_with_the_images_on_dev_patients(emidec_cases):
-    """Default options, no patient orientation: the calibrated rule (docs) must leave >= 95% of the 'ok' AHA
-    tables within 30 deg of the reference; every other table says 'needs review' with its reason."""
-    status = {}
-    share, errors = septum_agreement(emidec_cases, status)
+    """Default options, no patient orientation, against the re-read reference (issue 23): the calibrated rule
+    (docs) gives 'ok' to at least 60% of the patients and keeps >= 95% of them within 30 deg of the reference;
+    every other table says 'needs review' with its reason; no slice of any case uses a septum more than 30 deg
+    from its case's (issue 23 section 2)."""
+    status, orientations = {}, {}
+    share, errors = septum_agreement(emidec_cases, status, orientations=orientations)
     ok = [c for c, st in status.items() if st == "ok"]
     review = [c for c, st in status.items() if st.startswith("needs review: ")]
     ok_within = sum(1 for c in ok if errors[c] is not None and errors[c] <= 30.0)
-    print(f"septum within 30 deg of the image reading: {share:.2f} ({len(errors)} patients); "
-          f"needs review {len(review)}, ok {len(ok)} ({ok_within} within 30 deg)")
+    first = septum_reference("first")
+    ok_within_first = sum(1 for c in ok if abs(wrap_deg(orientations[c].septum_deg - first[c])) <= 30.0)
+    print(f"septum within 30 deg of the re-read reference: {share:.2f} ({len(errors)} patients); needs review "
+          f"{len(review)}, ok {len(ok)} ({ok_within} within 30 deg; {ok_within_first} of the first reading)")
     assert len(errors) == 62
-    assert share >= 0.6
-    assert sum(1 for e in errors.values() if e is not None and e <= 60.0) >= 55
-    assert len(ok) >= 20 and ok_within >= 0.95 * len(ok)  # measured: 27 ok, all 27 within 30 deg
-    off = {c for c, e in errors.items() if e is not None and e > 30.0}
-    assert all(status[c] != "ok" for c in off)
+    assert share >= 0.9  # measured 2026-12-05: 57 of 62
+    assert sum(1 for e in errors.values() if e is not None and e <= 45.0) >= 58  # measured: 59
+    assert len(ok) >= 0.6 * 62 and ok_within >= 0.95 * len(ok)  # measured: 43 ok, 42 within 30 deg
     assert all(st == "ok" or st.startswith("needs review: ") or st.startswith("AHA segments need")
                for st in status.values())
     assert len(ok) + len(review) + sum(1 for st in status.values() if st.startswith("AHA segments need")) == 62
+    assert {o.state for o in orientations.values()} <= {"ok", "needs review", "not determined"}
+    for case, o in orientations.items():
+        for k, entry in o.slices.items():
+            assert abs(wrap_deg(entry["septum_deg"] - o.septum_deg)) <= 30.0, (case, k, entry)
+            assert (k in o.slice_septum_deg) == entry["septum_source"].startswith("slice image"), (case, k)
 
 
 def test_septum_votes_that_disagree_or_are_weak_are_flagged():

@@ -53,13 +53,39 @@ def test_hand_example_volumes_mass_and_empty_slice():
     assert rows[0]["myocardium_ml"] == pytest.approx(17 * 0.03)
     assert rows[0]["scar_ml"] == pytest.approx(9 * 0.03)
     assert rows[0]["mvo_ml"] == pytest.approx(0.03)
-    assert rows[0]["scar_pct_lvm"] == pytest.approx(100 * 9 / 17)
-    assert rows[1]["status"] == rows[2]["status"] == "no_myocardium" and rows[1]["scar_pct_lvm"] is None
+    assert rows[0]["scar_pct_slice_myocardium"] == pytest.approx(100 * 9 / 17)
+    assert rows[1]["status"] == rows[2]["status"] == "no_myocardium" and rows[1]["scar_pct_slice_myocardium"] is None
     assert rows[2]["blood_pool_ml"] == pytest.approx(4 * 0.03)
     patient = patient_volumes(stack, LabelScheme(), rows)
     assert patient["myocardium_g"] == pytest.approx(17 * 0.03 * 1.05)
     assert patient["scar_g"] == pytest.approx(9 * 0.03 * 1.05)
     assert patient["slices_without_myocardium"] == [1, 2]
+
+
+def test_slices_csv_tells_a_slice_s_own_percentage_from_its_share_of_the_lv(tmp_path):
+    """Issue 23: slices.csv's `scar_pct_lvm` was each slice's scar as % of that slice's myocardium (P002's added up
+    to 172 %). Hand-worked: slice 0 holds 20 myocardium px of which 10 scar, slice 1 60 px of which 6 scar, slice
+    2 none. Of its own myocardium: 50 % and 10 %; of the LV's 80 px: 12.5 % and 7.5 %, which add up to the
+    patient's 16 / 80 = 20 %."""
+    import csv
+
+    label = np.zeros((12, 12, 3), np.int16)
+    label[0:4, 0:5, 0] = 2
+    label[0:2, 0:5, 0] = 3
+    label[0:6, 0:10, 1] = 2
+    label[0:1, 0:6, 1] = 3
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(label, np.diag([1.0, 1.0, 5.0, 1.0])), str(folder / "hand.nii.gz"))
+    quantify_folder(str(folder), str(tmp_path / "report"), pictures=False)
+    rows = list(csv.DictReader(open(tmp_path / "report" / "slices.csv")))
+    assert "scar_pct_lvm" not in rows[0]  # the misleading name is gone, not given another meaning
+    assert [float(r["scar_pct_slice_myocardium"]) for r in rows[:2]] == [pytest.approx(50.0), pytest.approx(10.0)]
+    assert [float(r["scar_share_pct_lvm"]) for r in rows[:2]] == [pytest.approx(12.5), pytest.approx(7.5)]
+    assert rows[2]["scar_pct_slice_myocardium"] == rows[2]["scar_share_pct_lvm"] == ""
+    (patient,) = csv.DictReader(open(tmp_path / "report" / "patients.csv"))
+    assert float(patient["scar_pct_lvm"]) == pytest.approx(20.0)
+    assert sum(float(r["scar_share_pct_lvm"]) for r in rows[:2]) == pytest.approx(float(patient["scar_pct_lvm"]))
 
 
 def test_sector_extent_and_transmurality_hand_example():

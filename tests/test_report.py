@@ -211,7 +211,8 @@ def test_report_end_to_end_on_dicom_and_nifti(tiny_model, emidec_cases, tmp_path
     codes = {f["code"] for f in report["qc_flags"]}
     assert codes <= {"low_confidence", "low_confidence_scar", "member_disagreement", "member_disagreement_scar",
                      "implausible_mass", "implausible_slice_area", "no_myocardium", "open_ring",
-                     "scar_not_endocardial", "implausible_spacing"}
+                     "scar_not_endocardial", "implausible_spacing", "orientation_review",
+                     "orientation_not_determined"}
     seg_files = [f for f in os.listdir(out / "Patient_P004") if f.endswith("_seg.dcm")]
     if report["volumes"]["myocardium_ml"] + report["volumes"].get("blood_pool_ml", 0) > 0:
         seg = pydicom.dcmread(out / "Patient_P004" / seg_files[0])
@@ -223,6 +224,11 @@ def test_report_end_to_end_on_dicom_and_nifti(tiny_model, emidec_cases, tmp_path
     rows = list(csv.DictReader(open(out / "cohort.csv")))
     assert {r["patient"]: r["status"] for r in rows} == {"Patient_P004": "ok", "Patient_N014": "ok",
                                                          "Patient_broken": "failed", "Case_P009": "ok"}
+    states = {r["patient"]: r["orientation_state"] for r in rows}  # issue 23: the review is a column of its own
+    assert states["Patient_broken"] == "" and {states[p] for p in states if p != "Patient_broken"} <= \
+        {"ok", "needs review", "not determined"}
+    for row in rows:
+        assert (row["review"] == "") == (row["orientation_state"] in ("ok", ""))
     assert single
 
     page = (out / "Patient_P004" / "Patient_P004_report.html").read_text()

@@ -351,13 +351,11 @@ def test_labels_are_mapped_by_name(row, tmp_path):
         assert (scheme.blood_pool, scheme.myocardium, scheme.scar, scheme.mvo) == expected
 
 
-def test_report_refuses_a_model_with_unmappable_labels_and_dataset_json_overrides(model, emidec_cases, tmp_path,
-                                                                                  monkeypatch, capsys):
-    folder = tmp_path / "acdc"
-    shutil.copytree(model, folder)
-    dataset = json.loads((folder / "dataset.json").read_text())
-    dataset["labels"] = {"background": 0, "RV": 1, "MLV": 2, "LVC": 3, "MI": 4}
-    (folder / "dataset.json").write_text(json.dumps(dataset))
+def test_report_refuses_a_model_with_unmappable_labels_and_dataset_json_overrides(emidec_cases, tmp_path, monkeypatch,
+                                                                                  capsys):
+    # a model trained with ACDC names (its checkpoint holds them too: the folder's dataset.json must agree, issue 20)
+    folder = build_model_folder(tmp_path / "acdc" / "nnUNetTrainer__nnUNetPlans__2d",
+                                labels={"background": 0, "RV": 1, "MLV": 2, "LVC": 3, "MI": 4})
     image = os.path.join(emidec_cases, "Case_N012", "image.nii.gz")
     out = tmp_path / "out"
     code, err = run_cli(["report", image, "--model", str(folder), str(out), "--device", "cpu"], capsys)
@@ -416,7 +414,8 @@ def test_report_takes_the_inversion_time_and_image_type_choice(model, emidec_cas
     referenced = {r.ReferencedSOPInstanceUID for r in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
     assert referenced == {str(pydicom.dcmread(p).SOPInstanceUID) for p in chosen}
     assert sorted(os.listdir(tmp_path / "out_P" / "P")) == sorted(
-        ["P_report.html", "P_report.json", "P_seg.dcm", "input", "quantification", "segmentation", ".scarnet-report"])
+        ["P_report.html", "P_report.json", "P_seg.dcm", "P_sr.dcm", "input", "quantification", "segmentation",
+         ".scarnet-report"])
 
 
 # ---------------------------------------------------------------- item 15: leftovers

@@ -88,7 +88,9 @@ def test_warmup_ramps_linearly_then_is_exactly_poly():
 
 def test_every_variant_is_listed_and_configured():
     expected = {"ScarNetTrainer", "ScarNetTrainerLite", "ScarNetTrainer_scratch", "ScarNetTrainer_frozenEncoder",
-                "ScarNetTrainer_noAttention", "ScarNetTrainerTiny", "ScarNetTrainerTiny_smoke"}
+                "ScarNetTrainer_noAttention", "ScarNetTrainerTiny", "ScarNetTrainerTiny_smoke",
+                "ScarNetTrainer_stockNetwork", "ScarNetTrainerLiteHybrid_scratch",
+                "ScarNetTrainerLiteHybrid_stockRecipe", "ScarNetTrainerHybrid_stockRecipe"}
     assert expected <= set(TRAINER_NAMES)
     assert variants.ScarNetTrainerLite.pretrained_weights == "litemedsam"
     assert variants.ScarNetTrainer_scratch.pretrained_weights is None
@@ -160,6 +162,7 @@ def optimizer_setup(trainer_class, network, num_epochs=100):
         "sgd_conv_lr", "sgd_conv_momentum", "sgd_conv_weight_decay", "warmup_epochs")}
     fake = SimpleNamespace(network=network, initial_lr=trainer_class.decoder_lr,
                            weight_decay=trainer_class.adamw_weight_decay, num_epochs=num_epochs, **attributes)
+    fake.build_optimizer = lambda: trainer_class.build_optimizer(fake)
     return trainer_class.configure_optimizers(fake)
 
 

@@ -2,14 +2,16 @@
 
 RAS+: +x the patient's right, +y anterior, +z superior. The LV is a ring around a long axis (base -> apex
 `apex_dir`); the RV blood pool is a crescent hugging the epicardium on the side `rv_dir` (right-anterior by default,
-the textbook anatomy), optionally turned by `rv_turn_deg` about the long axis (anatomical variation); a scar sits on
+the textbook anatomy), optionally turned by `rv_turn_deg` about the long axis (anatomical variation) and, on single
+slices, by a further `slice_rv_turn_deg[k]` (towards anterior when positive: a slice whose RV lies elsewhere); a
+scar sits on
 the `scar_side` ('inferior' or 'anterior') wall. Anterior wall = the in-plane direction perpendicular to the septum
 whose RAS y (anterior) component is positive. The stack is sampled on short-axis planes (perpendicular to the long
 axis, so strongly oblique to the world axes) with a real affine, voxel centres evaluated from the world anatomy.
 The expected answers of a test (septum direction, anterior, scar segments) come from these world placements, not
 from the code under test.
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -33,7 +35,8 @@ def _rotate(v: np.ndarray, axis: np.ndarray, deg: float) -> np.ndarray:
 def world_heart(apex_dir=(-1.0, 1.0, -1.0), rv_turn_deg: float = 0.0, inplane_turn_deg: float = 25.0,
                 apex_first: bool = True, scar_side: str = "inferior", rv_arc_deg: float = 120.0, seed: int = 0,
                 shape: Tuple[int, int] = (112, 112), n_slices: int = 9,
-                spacing: Tuple[float, float, float] = (1.6, 1.6, 10.0)):
+                spacing: Tuple[float, float, float] = (1.6, 1.6, 10.0),
+                slice_rv_turn_deg: Optional[Dict[int, float]] = None):
     """(image int16, EMIDEC label uint8, RAS affine, truth) with truth = dict of world unit vectors: septum (LV -> RV
     centre of the crescent), anterior, apex (long axis)."""
     rng = np.random.default_rng(seed)
@@ -75,8 +78,9 @@ def world_heart(apex_dir=(-1.0, 1.0, -1.0), rv_turn_deg: float = 0.0, inplane_tu
             return np.abs((angle - a + 180.0) % 360.0 - 180.0)
         if fraction < 0.85:
             rv_depth = 16.0 * (1 - fraction)
-            rv_pool = (radius > epi) & (radius <= epi + rv_depth) & (delta(0.0) <= rv_arc_deg / 2)
-            rv_wall = ((radius > epi) & (radius <= epi + rv_depth + 2.5) & (delta(0.0) <= rv_arc_deg / 2 + 4)
+            rv_centre = (slice_rv_turn_deg or {}).get(k, 0.0)  # in-plane angle from the septum, + = anterior
+            rv_pool = (radius > epi) & (radius <= epi + rv_depth) & (delta(rv_centre) <= rv_arc_deg / 2)
+            rv_wall = ((radius > epi) & (radius <= epi + rv_depth + 2.5) & (delta(rv_centre) <= rv_arc_deg / 2 + 4)
                        & ~rv_pool)
             signal[rv_pool], signal[rv_wall] = intens.blood, intens.myocardium
         pool, ring = radius <= cavity, (radius > cavity) & (radius <= epi)

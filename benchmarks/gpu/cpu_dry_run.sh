@@ -2,10 +2,14 @@
 # CPU dry run of the GPU verdict, as far as a machine without a GPU allows (run HERE, before spending device time):
 #   1. builds the bundle (prepare_bundle.sh: wheels installable for CPython 3.12 x86-64, size < 64 MiB), unless it
 #      is there already (REBUILD=1 forces it);
-#   2. runs benchmarks/gpu/run_on_device.sh unchanged but with DEVICE=cpu, this machine's packages (INSTALL=0), the
-#      bundle's SimpleITK stand-ins, LiteMedSAM code and fp16 encoder first on the path, stock nnU-Net vs
-#      ScarNetTrainerLiteHybrid on the 62 bundled cases, with a tiny schedule (batch 2, 2 iterations per epoch);
-#   3. checks the archive (both trainers, compile setting, timing rule, paired statistics) and that every
+#   2. checks that the device defaults (ARMS, FOLD and BUDGETS as given here, else the script's) fit its deadline
+#      (run_on_device.sh with PLAN_ONLY=1);
+#   3. runs benchmarks/gpu/run_on_device.sh unchanged but with DEVICE=cpu, this machine's packages (INSTALL=0), the
+#      bundle's SimpleITK stand-ins, LiteMedSAM code and fp16 encoder first on the path, the arms of ARMS (default:
+#      the device script's) on fold FOLD on the 62 bundled cases, with a 1-s budget and a tiny schedule (batch 2,
+#      2 iterations per epoch: the first is start-up, the second uses up the budget, so one epoch per arm);
+#   4. checks the archive (every arm, the run order rotated by FOLD, compile setting, timing and schedule rules,
+#      the early-training line, paired statistics against the first arm) and that every
 #      module-level import of this project's modules that any Python process of the run loaded is in the bundle,
 #      the device's base image (Python 3.12, PyTorch, timm, numpy, scipy, scikit-image, matplotlib, pandas and what
 #      they require), nnunetv2's own imports (stock nnU-Net ran there with the gpu-kit) or the standard library;
@@ -13,6 +17,7 @@
 # What it cannot check: CUDA itself, the device's exact package versions, and the real timing.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
+PLAN_ONLY=1 bash benchmarks/gpu/run_on_device.sh  # the device defaults fit the deadline (exits 2 if not)
 [ "${REBUILD:-0}" = 0 ] && [ -f .gpu-site/litemedsam_encoder_fp16.pth ] && [ -d .gpu-data/cases ] \
   || bash benchmarks/gpu/prepare_bundle.sh
 DRY=$(mktemp -d /tmp/scarnet_gpu_dry_run.XXXXXX)
@@ -30,27 +35,33 @@ atexit.register(_record_imports)
 PY
 start=$SECONDS
 SCARNET_IMPORT_LOG=$DRY/imports PYTHONPATH=$DRY/hook DEVICE=cpu INSTALL=0 OUT=$DRY/out RESULTS=$DRY/gpu_results \
-  WORK=$DRY/work BUDGET_S=1 DEADLINE_S=${DEADLINE_S:-3000} nnUNet_n_proc_DA=0 nnUNet_def_n_proc=1 \
+  WORK=$DRY/work BUDGETS=1 DEADLINE_S=${DRY_DEADLINE_S:-6000} nnUNet_n_proc_DA=0 nnUNet_def_n_proc=1 \
   CHECK_OPTIONS="--processes 1 --batch-size 2 --iterations-per-epoch 2 --val-iterations 1 --disable-mirroring" \
   bash benchmarks/gpu/run_on_device.sh
 echo "device script on this CPU: $((SECONDS - start)) s"
-python3 - "$DRY" <<'PY'
+ARMS_USED=$(PLAN_ONLY=1 bash benchmarks/gpu/run_on_device.sh | sed -n 's/^plan: arms \(.*\) (reference.*/\1/p')
+python3 - "$DRY" "$ARMS_USED" "${FOLD:-0}" <<'PY'
 import ast, importlib.util, json, os, re, sys, tarfile
 from importlib import metadata
 
-dry = sys.argv[1]
+dry, arms, fold = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
 with tarfile.open(os.path.join(dry, "out", "gpu_results.tar.gz")) as tar:
     names = tar.getnames()
     tar.extractall(os.path.join(dry, "unpacked"))
-root = os.path.join(dry, "unpacked", "gpu_results", "budget")
+root = os.path.join(dry, "unpacked", "gpu_results", "budget_1s")
 report = json.load(open(os.path.join(root, "equal_budget.json")))
-assert [r["trainer"] for r in report["rows"]] == ["nnUNetTrainer", "ScarNetTrainerLiteHybrid"], report["rows"]
-assert all(r["compiled"] is False and len(r["epoch_seconds"]) == 2 for r in report["rows"])
-assert report["compile"].startswith("off") and report["paired_comparison"]["comparisons"]
+assert [r["trainer"] for r in report["rows"]] == arms, (arms, report["rows"])
+assert report["run_order"] == arms[fold % len(arms):] + arms[:fold % len(arms)], report["run_order"]
+assert all(r["compiled"] is False and r["epoch_iterations"] == [2] and r["startup_seconds"] > 0
+           for r in report["rows"])
+assert report["compile"].startswith("off") and "charged" in report["timing_rule"]
+comparison = report["paired_comparison"]
+assert comparison["reference_model"] == arms[0] and [c["model"] for c in comparison["comparisons"]] == arms[1:]
 table = open(os.path.join(root, "equal_budget.md")).read()
-assert "Compile: off" in table and "Paired against nnUNetTrainer" in table
+assert "Compile: off" in table and f"Paired against {arms[0]}" in table and "Early training" in table
 assert os.path.isfile(os.path.join(root, "paired_comparison.csv"))
-print(f"archive: {len(names)} entries, both trainers, paired statistics, compile and timing rule present")
+print(f"archive: {len(names)} entries, arms {arms} in run order {report['run_order']}, paired statistics against "
+      f"{arms[0]}, compile, timing and schedule rules, early-training line present")
 
 
 def closure(roots):

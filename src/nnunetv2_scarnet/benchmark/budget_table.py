@@ -8,33 +8,49 @@ def _number(value: Optional[float], digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _with_ci(value: Optional[float], bootstrap: Dict) -> str:
-    text = _number(value)
-    if bootstrap.get("ci_low") is not None:
-        text += f" [{bootstrap['ci_low']:.3f} to {bootstrap['ci_high']:.3f}]"
-    return text
-
-
 def _p(test: Dict) -> str:
     p = test["p_value"]
     return "n/a" if p is None else (f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}")
 
 
+def _signed(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
+def _interval(low: Optional[float], high: Optional[float], why: Optional[str] = None) -> str:
+    if low is None:
+        return f"[CI undefined: {why}]" if why else "[CI n/a]"
+    return f"[{low:+.3f} to {high:+.3f}]"
+
+
+def _hodges_lehmann(view: Dict) -> str:
+    hl = view["hodges_lehmann"]
+    text = f"{_signed(hl['estimate'])} {_interval(hl['ci_low'], hl['ci_high'], hl['ci_undefined'])}"
+    return text + (f" ({100 * hl['confidence']:.1f}%)" if hl["confidence"] is not None else "")
+
+
+def _median_of_differences(view: Dict) -> str:
+    boot = view["bootstrap"]
+    return f"{_signed(view['median_of_differences'])} {_interval(boot['ci_low'], boot['ci_high'])}"
+
+
 def schedule_text(row: Dict) -> str:
-    """'E x I' when every epoch had I iterations, else '2 x I + E x J' (or '2 x I + E x J1-J2' when the later
-    epochs' counts were refitted to the time left)."""
+    """'E x I' when every epoch had I iterations, else 'K x I + E x J' (or 'K x I + E x J1-J2'): the K leading
+    epochs of the first count, then the later epochs' counts, refitted to the time left."""
     counts = row.get("epoch_iterations")
     if not counts:  # rows recorded before the per-epoch counts were
         first, later = row.get("iterations_first_two_epochs", row["iterations_per_epoch"]), row["iterations_per_epoch"]
         counts = [first] * min(2, row["epochs"]) + [later] * max(0, row["epochs"] - 2)
-    if len(set(counts)) == 1:
+    lead = next((i for i, c in enumerate(counts) if c != counts[0]), len(counts))
+    if lead == len(counts):
         return f"{len(counts)} x {counts[0]}"
-    rest = counts[2:]
+    rest = counts[lead:]
     later = str(rest[0]) if len(set(rest)) == 1 else f"{min(rest)}-{max(rest)}"
-    return f"2 x {counts[0]} + {len(rest)} x {later}"
+    return f"{lead} x {counts[0]} + {len(rest)} x {later}"
 
 
 def accuracy_lines(rows: List[Dict]) -> List[str]:
+    from nnunetv2_scarnet.evaluation.agreement import format_agreement
     from nnunetv2_scarnet.evaluation.overlap import format_median_iqr
 
     def fmt(stat):
@@ -44,10 +60,7 @@ def accuracy_lines(rows: List[Dict]) -> List[str]:
              "scar Dice | scar %LVM bias | scar %LVM CCC [95% CI] |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["evaluation"]
-        c = s["scar_pct_lvm"]["concordance"]
-        ccc = _number(c["ccc"])
-        if c.get("ci_low") is not None:
-            ccc += f" [{c['ci_low']:.2f}-{c['ci_high']:.2f}]"
+        ccc = format_agreement(s["scar_pct_lvm"]["concordance"], "ccc")
         epochs = r.get("epoch_seconds") or []
         pace = " / ".join(f"{t:.1f}" for t in epochs[:2]) or "n/a"
         lines.append(f"| {r['trainer']} | {schedule_text(r)} ({r['batch_size']}) | {pace} | "
@@ -57,23 +70,54 @@ def accuracy_lines(rows: List[Dict]) -> List[str]:
     return lines
 
 
+VIEW_TITLES = {"reference_present": "patients with reference scar (primary)",
+               "both_defined": "both Dice defined (descriptive)",
+               "empty_as_agreement": "all patients, empty-vs-empty = 1"}
+
+
 def paired_lines(comparison: Dict) -> List[str]:
-    first = comparison["comparisons"][0] if comparison["comparisons"] else None
-    if first is None:
+    """The paired statistics against the first trainer: the headline (Hodges-Lehmann shift of scar Dice in the
+    primary view), the three views of scar Dice, false-positive scar in normal patients, myocardium and %LVM."""
+    comparisons = comparison["comparisons"]
+    if not comparisons:
         return []
-    lines = [f"Paired against {comparison['reference_model']} on the same {first['n_cases']} validation patients "
-             f"(difference = trainer - {comparison['reference_model']}; {comparison['bootstrap']}; Wilcoxon: "
-             f"{comparison['wilcoxon']}; {comparison['undefined_rule']}):", "",
-             "| trainer | scar Dice: difference of medians [95% CI] | Wilcoxon p (pairs, excluded) | "
-             "myocardium Dice: difference of medians [95% CI] | Wilcoxon p | scar %LVM CCC difference [95% CI] | "
-             "Wilcoxon p of abs. %LVM error (pairs) |", "|---|---|---|---|---|---|---|"]
-    for c in comparison["comparisons"]:
-        scar, myo, pct = c["dice_scar"], c["dice_myocardium"], c["scar_pct_lvm"]
-        lines.append(f"| {c['model']} | {_with_ci(scar['difference_of_medians'], scar['bootstrap'])} | "
-                     f"{_p(scar['wilcoxon'])} ({scar['n_pairs']}, {scar['n_excluded']}) | "
-                     f"{_with_ci(myo['difference_of_medians'], myo['bootstrap'])} | {_p(myo['wilcoxon'])} | "
-                     f"{_with_ci(pct['ccc_difference'], pct['bootstrap'])} | {_p(pct['abs_error_wilcoxon'])} "
-                     f"({pct['n_pairs']}) |")
+    reference = comparison["reference_model"]
+    lines = [f"Paired against {reference} on the same {comparisons[0]['n_cases']} validation patients "
+             f"(difference = trainer - {reference} per patient). Estimate: {comparison['estimate']}. Median of the "
+             f"paired differences with a {comparison['bootstrap']}. Wilcoxon: {comparison['wilcoxon']}. Per-arm "
+             f"medians are description only (their difference is not a paired statistic).", "",
+             "Scar Dice, three views of the patients (the primary view pre-specified: Dice is defined by the "
+             "reference's scar; the normal patients are judged by the false-positive row below):", "",
+             "| trainer | patients | pairs (excluded) | Hodges-Lehmann shift [95% CI] (achieved level) | "
+             "median of paired differences [95% bootstrap CI] | Wilcoxon p (non-zero pairs) | "
+             f"median Dice {reference} / trainer |", "|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        for view, title in VIEW_TITLES.items():
+            v = c["dice_scar"]["views"][view]
+            nonzero = v["wilcoxon"]["n"] - v["wilcoxon"]["n_zero"]
+            name = f"**{title}**" if view == comparison.get("primary_view", "reference_present") else title
+            lines.append(f"| {c['model']} | {name} | {v['n_pairs']} ({v['n_excluded']}) | {_hodges_lehmann(v)} | "
+                         f"{_median_of_differences(v)} | {_p(v['wilcoxon'])} ({nonzero}) | "
+                         f"{_number(v['median_reference'])} / {_number(v['median_candidate'])} |")
+    lines += ["", "False-positive scar in reference-normal patients (" + comparisons[0]["false_positive_scar"]["rule"]
+              + "):", "", "| trainer | normal patients with predicted scar | predicted scar per patient |",
+              "|---|---|---|"]
+    fp = comparisons[0]["false_positive_scar"]["reference_model"]
+    rows = [(reference, fp)] + [(c["model"], c["false_positive_scar"]["model"]) for c in comparisons]
+    for name, found in rows:
+        ml = ", ".join(f"{case} {value:.2f} mL" for case, value in found["scar_ml"].items()) or "none"
+        lines.append(f"| {name} | {found['n_false_positive']} of {found['n_normal']} | {ml} |")
+    lines += ["", "| trainer | myocardium Dice: Hodges-Lehmann shift [95% CI] | Wilcoxon p (non-zero pairs) | "
+              "scar %LVM CCC difference [95% bootstrap CI] | Wilcoxon p of abs. %LVM error (pairs) |",
+              "|---|---|---|---|---|"]
+    for c in comparisons:
+        myo, pct = c["dice_myocardium"]["views"]["reference_present"], c["scar_pct_lvm"]
+        myo_nonzero = myo["wilcoxon"]["n"] - myo["wilcoxon"]["n_zero"]
+        ccc = (f"{_signed(pct['ccc_difference'])} {_interval(pct['bootstrap']['ci_low'], pct['bootstrap']['ci_high'])}"
+               if pct["ccc_difference"] is not None else
+               f"undefined ({pct['ccc_reference_undefined'] or pct['ccc_candidate_undefined']})")
+        lines.append(f"| {c['model']} | {_hodges_lehmann(myo)} | {_p(myo['wilcoxon'])} ({myo_nonzero}) | {ccc} | "
+                     f"{_p(pct['abs_error_wilcoxon'])} ({pct['n_pairs']}) |")
     return lines
 
 
@@ -84,3 +128,38 @@ def markdown(rows: List[Dict], comparison: Optional[Dict], budget_s: float, fold
     if comparison:
         lines += [""] + paired_lines(comparison)
     return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Recompute the paired statistics of a finished run from its per-patient tables (`cases.csv` of each
+    trainer's evaluation, e.g. docs/results/gpu_equal_budget_<date>_cases_<trainer>.csv): prints the Markdown,
+    writes the CSV rows with --csv."""
+    import argparse
+
+    from nnunetv2_scarnet.evaluation.paired_comparison import compare_models, comparison_table_rows, read_cases_csv
+    from nnunetv2_scarnet.evaluation.paired_estimates import N_RESAMPLES
+    from nnunetv2_scarnet.quantification.report import write_csv
+
+    parser = argparse.ArgumentParser(prog="python -m nnunetv2_scarnet.benchmark.budget_table",
+                                     description=main.__doc__)
+    parser.add_argument("--cases", action="append", required=True, metavar="TRAINER=CASES_CSV",
+                        help="per-patient evaluation rows of one trainer (repeat; the first is the reference)")
+    parser.add_argument("--bootstrap", type=int, default=N_RESAMPLES)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--csv", help="write the paired-statistics rows here")
+    args = parser.parse_args(argv)
+    results = []
+    for item in args.cases:
+        name, _, path = item.partition("=")
+        if not path:
+            parser.error(f"--cases expects TRAINER=CASES_CSV, got {item!r}")
+        results.append(read_cases_csv(path, name))
+    comparison = compare_models(results, n_resamples=args.bootstrap, seed=args.seed)
+    if args.csv:
+        write_csv(args.csv, comparison_table_rows(comparison))
+    print("\n".join(paired_lines(comparison)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

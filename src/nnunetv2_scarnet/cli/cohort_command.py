@@ -13,13 +13,20 @@ from nnunetv2_scarnet.io_safety import check_input_dir, check_output_dir, check_
 
 
 def cmd_index(args):
-    from nnunetv2_scarnet.report.cohort_index import build_index, studies_of, write_index
+    from nnunetv2_scarnet.ingestion.safe_files import summary
+    from nnunetv2_scarnet.report.cohort_index import build_index, skipped_path, studies_of, write_index
 
     rows = build_index(args.export_root, args.workers)
     write_index(rows, args.index_csv)
     studies = studies_of(rows)
-    print(f"{len(studies)} studies, {len(rows)} series ({sum(s.chosen is None for s in studies)} without a chosen "
-          f"LGE series): {args.index_csv}")
+    refused = [s for s in studies if s.refused]
+    print(f"{len(studies)} studies, {len(rows)} series ({sum(s.chosen is None and not s.refused for s in studies)} "
+          f"without a chosen LGE series, {len(refused)} refused): {args.index_csv}")
+    for study in refused:
+        print(f"  refused {study.name}: {study.refused}")
+    if rows.skipped:
+        print(f"{len(rows.skipped)} entries skipped or unusable ({summary(rows.skipped)}): "
+              f"{skipped_path(args.index_csv)}")
     return 0
 
 

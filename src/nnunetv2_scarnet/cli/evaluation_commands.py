@@ -64,6 +64,29 @@ def check_compare(args) -> None:
                          + "; ".join(problems))
 
 
+def compare_row_text(row) -> str:
+    """One printed line of a paired-comparison row (`paired_comparison.comparison_table_rows`)."""
+    def num(value):
+        return "n/a" if value is None else f"{value:+.3f}"
+
+    head = f"{row['model']} - {row['reference_model']}: {row['quantity']}"
+    if row["view"]:
+        ci = (f"[{num(row['ci_low'])}, {num(row['ci_high'])}]" if row["ci_low"] is not None else
+              row["ci_method"])
+        boot = ("n/a" if row["bootstrap_ci_low"] is None else
+                f"[{num(row['bootstrap_ci_low'])}, {num(row['bootstrap_ci_high'])}]")
+        return (f"{head}, {row['view']}{' (primary)' if row['primary'] else ''}: Hodges-Lehmann "
+                f"{num(row['estimate_value'])} 95% CI {ci}; median of differences {num(row['median_of_differences'])}"
+                f" bootstrap CI {boot}; Wilcoxon p {row['wilcoxon_p']} ({row['n_pairs']} pairs, "
+                f"{row['n_excluded']} excluded)")
+    if row["ci_method"] == "":
+        return f"{head}: {row['reference_value']} vs {row['model_value']} of {row['n_pairs']} ({row['detail']})"
+    value = "undefined" if row["estimate_value"] is None else f"{num(row['estimate_value'])}"
+    ci = "n/a" if row["ci_low"] is None else f"[{num(row['ci_low'])}, {num(row['ci_high'])}]"
+    return (f"{head} difference {value} 95% CI {ci}{' (' + row['detail'] + ')' if row['detail'] else ''}, "
+            f"Wilcoxon p {row['wilcoxon_p']} ({row['n_pairs']} pairs, {row['n_excluded']} excluded)")
+
+
 def cmd_compare(args):
     from nnunetv2_scarnet.evaluation import evaluate_folders
     from nnunetv2_scarnet.evaluation.paired_comparison import compare_models, comparison_table_rows
@@ -81,9 +104,7 @@ def cmd_compare(args):
     rows = comparison_table_rows(comparison)
     write_csv(os.path.join(args.out_dir, "paired_comparison.csv"), rows)
     for r in rows:
-        ci = "n/a" if r["ci_low"] is None else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-        print(f"{r['model']} - {r['reference_model']}: {r['statistic']} difference {r['difference']} 95% CI {ci}, "
-              f"Wilcoxon p {r['wilcoxon_p']} ({r['n_pairs']} pairs, {r['n_excluded']} excluded)")
+        print(compare_row_text(r))
     print(f"paired comparison in {args.out_dir}")
     return 0
 

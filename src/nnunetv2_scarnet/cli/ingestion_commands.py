@@ -4,10 +4,12 @@ from nnunetv2_scarnet.cli.common import label_scheme
 
 
 def cmd_dicom2nifti(args):
-    from nnunetv2_scarnet.ingestion import dicom_to_nifti, list_series
+    from nnunetv2_scarnet.ingestion import dicom_to_nifti
+    from nnunetv2_scarnet.ingestion.dicom_series import scan_folder
 
     if args.list:
-        for s in list_series(args.dicom_dir):
+        series, skipped = scan_folder(args.dicom_dir)
+        for s in series.values():
             print(f"{s.uid}\t{s.description}\t{len(s.files)} files")
             by_type = {}
             for image in s.slices:
@@ -19,6 +21,8 @@ def cmd_dicom2nifti(args):
                 print(f"\t  ImageType {image_type or '(none)'}\tTI {ti}\t{len(times)} images")
             for problem in s.problems:
                 print(f"\t  unusable: {problem}")
+        for entry in skipped:  # not a regular file, not DICOM, not an image, a link loop ...
+            print(f"skipped\t{entry}")
         return 0
     stack = dicom_to_nifti(args.dicom_dir, args.output, args.series_uid, args.image_type, args.inversion_time)
     print(f"wrote {args.output}: shape {stack.data.shape}, spacing {tuple(round(s, 4) for s in stack.spacing)} mm "
@@ -53,7 +57,8 @@ def register(sub) -> None:
     p.add_argument("dicom_dir")
     p.add_argument("output", nargs="?")
     p.add_argument("--series-uid")
-    p.add_argument("--list", action="store_true", help="list the series (and their image kinds) and stop")
+    p.add_argument("--list", action="store_true",
+                   help="list the series (and their image kinds) and the files skipped (with the reason), and stop")
     p.add_argument("--image-type", help="keep the images whose ImageType holds these values, e.g. M or PSIR "
                                         "(backslash-separated), when a series mixes magnitude and PSIR images")
     p.add_argument("--inversion-time", type=finite_float,

@@ -30,6 +30,22 @@ def _angle(text: str) -> float:
     return value
 
 
+def orientation_lines(case) -> list:
+    """What the console says of a case's orientation: its state (ok / needs review with the reasons / not
+    determined with what is missing and the options that give it), each assumption, and the other warnings."""
+    o = case["orientation"]
+    state = o.get("state") or ("ok" if case["aha_status"] == "ok" else "not determined")
+    if state == "needs review":
+        lines = ["orientation needs review: " + "; ".join(o.get("review_reasons") or [case["aha_status"]])]
+    elif state == "not determined":  # aha_status names the missing parts and the options that give them
+        lines = ["orientation not determined", case["aha_status"]]
+    else:
+        lines = ["orientation ok"]
+    lines += [f"assumed: {a}" for a in o.get("assumptions") or []]
+    lines += [f"orientation warning: {w}" for w in o["warnings"] if w not in (o.get("review_reasons") or [])]
+    return lines
+
+
 def cmd_quantify(args):
     from nnunetv2_scarnet.quantification import SectorGeometry, quantify_folder
 
@@ -47,11 +63,8 @@ def cmd_quantify(args):
         pct = "n/a" if p["scar_pct_lvm"] is None else f"{p['scar_pct_lvm']:.1f}%"
         print(f"{case['case']}: LV myocardium {p['myocardium_ml']:.1f} mL ({p['myocardium_g']:.1f} g), "
               f"scar {p['scar_ml']:.1f} mL = {pct} LVM")
-        o = case["orientation"]
-        if case["aha_status"] != "ok":
-            print(f"  {case['case']}: {case['aha_status']}")
-        for warning in o["warnings"]:
-            print(f"  {case['case']}: orientation warning: {warning}")
+        for line in orientation_lines(case):
+            print(f"  {case['case']}: {line}")
     print(f"report in {args.out_dir}")
     return 0
 

@@ -2,10 +2,18 @@
 
 - Lin's concordance correlation coefficient CCC = 2 s_xy / (s_x^2 + s_y^2 + (mean_x - mean_y)^2), with moments
   divided by n (Lin 1989). 95% CI by Fisher's z-transform with Lin's asymptotic standard error
-  (as in epiR::epi.ccc / DescTools::CCC, method "z-transform"). The CI is null where the z-transform is undefined
-  (|CCC| = 1, n < 3, or a constant series); the CCC itself is null when undefined: n < 2, or both series constant
-  and different (CCC = r * C_b, Lin 1989, and the Pearson r of two constants is undefined; the formula's 0 would
-  read as a measured total disagreement).
+  (as in epiR::epi.ccc / DescTools::CCC, method "z-transform"); the CI is null where the z-transform is undefined
+  (|CCC| = 1, or one series constant).
+- CCC and ICC are undefined (null, with the reason in `undefined`) in the same three cases, over the pairs where
+  both values are defined (None and NaN are missing measurements, dropped and counted in `n`):
+  * an infinite value: not a measurement (never dropped silently, never a NaN statistic);
+  * fewer than 3 pairs (subjects): two points always lie on a line, and Lin's z-transform interval divides by
+    n - 2;
+  * no variance in either series (every rater constant): CCC = r * C_b (Lin 1989) needs the Pearson r, and ICC is
+    the share of the variance that lies between subjects (McGraw & Wong 1996): with no variance there is no
+    information about agreement. Two identical constant series are not "perfect agreement" (CCC 1), two different
+    ones not "no agreement" (CCC or ICC 0).
+  One series constant and the other not is defined: Lin's CCC is then 0, its CI null.
 - Bland-Altman (Bland & Altman 1986): bias = mean(y - x), limits of agreement bias +- 1.96 SD(y - x) (SD with
   n - 1). With fewer than 2 pairs the SD, limits and CoV are null (never 0).
 - Percent bias = 100 * mean(y - x) / mean(x).
@@ -14,10 +22,9 @@
 - ICC(A,1) of McGraw & Wong (1996), which is ICC(2,1) of Shrout & Fleiss (1979): two-way random effects,
   absolute agreement, single measurement, with the F-based 95% CI of McGraw & Wong (Satterthwaite degrees of
   freedom), as irr::icc(model="twoway", type="agreement") and psych::ICC ("ICC2"). The point estimate
-  (MSR - MSE) / (MSR + (k - 1) MSE + k/n (MSC - MSE)) is given wherever its denominator is positive, also when
-  it is negative (anti-correlated raters: [1, 2, 3, 4] vs [4, 3, 2, 1] gives -2) or 0 (two different constants);
-  the CI is null where the F interval is undefined (no between-subject variance). Null when the denominator
-  is 0.
+  (MSR - MSE) / (MSR + (k - 1) MSE + k/n (MSC - MSE)) is given wherever it is defined (above), also when it
+  is negative (anti-correlated raters: [1, 2, 3, 4] vs [4, 3, 2, 1] gives -2); the CI is null where the F
+  interval is undefined (no between-subject variance).
 - Detection: sensitivity = TP / (TP + FN), specificity = TN / (TN + FP) of "present" calls (null if undefined),
   each with the Wilson (1927) score 95% interval.
 - Weighted kappa (Cohen 1968) of ordinal categories with linear or quadratic disagreement weights.
@@ -40,23 +47,52 @@ def paired(x: Sequence[Optional[float]], y: Sequence[Optional[float]]) -> Tuple[
     return np.array([a for a, _ in keep], float), np.array([b for _, b in keep], float)
 
 
+#: fewer pairs (subjects) than this: CCC and ICC undefined
+MIN_PAIRS = 3
+
+
+def undefined_agreement(columns: np.ndarray) -> Optional[str]:
+    """Why CCC / ICC of these measurements (n subjects x k series) are undefined, None when they are defined (see
+    the module docstring): an infinite value, fewer than `MIN_PAIRS` subjects, or no variance in any series."""
+    infinite = int(np.isinf(columns).sum())
+    if infinite:
+        return f"{infinite} infinite value{'s' * (infinite > 1)}: measurements must be finite"
+    if np.isnan(columns).any():
+        return f"{int(np.isnan(columns).sum())} NaN values in the measurements"
+    n = columns.shape[0]
+    if n < MIN_PAIRS:
+        return f"{n} subject{'s' * (n != 1)}: at least {MIN_PAIRS} needed (two points always lie on a line)"
+    if not np.ptp(columns, axis=0).any():
+        return "no variance in either series: every value of each series is the same, so agreement is not measurable"
+    return None
+
+
+def format_agreement(result: Dict, key: str, digits: int = 3) -> str:
+    """'0.856 [0.67-0.94]', '0.000' (CI undefined), or 'undefined (reason)' of a CCC or ICC result."""
+    value = result.get(key)
+    if value is None:
+        return f"undefined ({result.get('undefined') or 'no value'})"
+    text = f"{value:.{digits}f}"
+    if result.get("ci_low") is not None:
+        text += f" [{result['ci_low']:.2f}-{result['ci_high']:.2f}]"
+    return text
+
+
 def concordance(x: Sequence[float], y: Sequence[float]) -> Dict[str, Optional[float]]:
+    """Lin's CCC with its z-transform 95% CI over the pairs where both values are defined; `undefined` says why
+    the CCC is null (see the module docstring)."""
     x, y = paired(x, y)
     n = x.size
-    out = {"ccc": None, "ci_low": None, "ci_high": None, "n": int(n)}
-    if n < 2:
-        return out
+    out = {"ccc": None, "ci_low": None, "ci_high": None, "n": int(n), "undefined": None}
+    why = undefined_agreement(np.stack([x, y], axis=1))
+    if why:
+        return {**out, "undefined": why}
     mx, my = x.mean(), y.mean()
     vx, vy = x.var(), y.var()
     sxy = ((x - mx) * (y - my)).mean()
-    denominator = vx + vy + (mx - my) ** 2
-    if denominator == 0:  # identical constants: perfect agreement
-        return {**out, "ccc": 1.0, "ci_low": 1.0, "ci_high": 1.0}
-    if vx == 0 and vy == 0:
-        return out  # two different constants: CCC = r * C_b (Lin 1989) with r undefined, not "0 agreement"
-    ccc = float(np.clip(2 * sxy / denominator, -1.0, 1.0))
+    ccc = float(np.clip(2 * sxy / (vx + vy + (mx - my) ** 2), -1.0, 1.0))
     out["ccc"] = ccc
-    if vx == 0 or vy == 0 or n < 3 or abs(ccc) >= 1 - 1e-12:
+    if vx == 0 or vy == 0 or abs(ccc) >= 1 - 1e-12:
         if ccc >= 1 - 1e-12:
             out.update(ccc=1.0, ci_low=1.0, ci_high=1.0)
         return out  # the z-transform is undefined at |CCC| = 1 and without a correlation
@@ -91,13 +127,16 @@ def bland_altman(x: Sequence[float], y: Sequence[float]) -> Dict[str, Optional[f
 
 
 def icc_a1(ratings: np.ndarray, alpha: float = 0.05) -> Dict[str, Optional[float]]:
-    """ICC(A,1) (= Shrout-Fleiss ICC(2,1)) of an (n subjects x k raters) matrix, with its F-based CI."""
+    """ICC(A,1) (= Shrout-Fleiss ICC(2,1)) of an (n subjects x k raters) matrix, with its F-based CI; `undefined`
+    says why the ICC is null (see the module docstring: a NaN or infinite rating, fewer than 3 subjects, no
+    variance in any rater's ratings)."""
     ratings = np.asarray(ratings, float)
     if ratings.ndim != 2 or ratings.shape[1] < 2:
         raise ValueError(f"ICC needs an (n subjects x k >= 2 raters) matrix, got shape {ratings.shape}")
     n, k = ratings.shape
-    out = {"icc": None, "ci_low": None, "ci_high": None, "n": int(n), "form": "ICC(A,1) absolute agreement"}
-    if n < 2:
+    out = {"icc": None, "ci_low": None, "ci_high": None, "n": int(n), "form": "ICC(A,1) absolute agreement",
+           "undefined": undefined_agreement(ratings)}
+    if out["undefined"]:
         return out
     grand = ratings.mean()
     ss_rows = k * float(((ratings.mean(axis=1) - grand) ** 2).sum())
@@ -105,9 +144,7 @@ def icc_a1(ratings: np.ndarray, alpha: float = 0.05) -> Dict[str, Optional[float
     ss_err = float(((ratings - grand) ** 2).sum()) - ss_rows - ss_cols
     msr, msc = ss_rows / (n - 1), ss_cols / (k - 1)
     mse = max(ss_err, 0.0) / ((n - 1) * (k - 1))
-    denominator = msr + (k - 1) * mse + k / n * (msc - mse)
-    if denominator <= 0:
-        return out  # no between-subject variance at all: undefined
+    denominator = msr + (k - 1) * mse + k / n * (msc - mse)  # > 0 when some rater's ratings vary
     icc = (msr - mse) / denominator
     out["icc"] = float(icc)
     if mse == 0 and msc == 0:
@@ -144,9 +181,6 @@ def _icc_a1_interval(icc: float, msr: float, msc: float, mse: float, n: int, k: 
 def icc_agreement(x: Sequence[float], y: Sequence[float]) -> Dict[str, Optional[float]]:
     """ICC(A,1) of paired measurements (reference x, prediction y as two raters), undefined pairs dropped."""
     x, y = paired(x, y)
-    if x.size < 2:
-        return {"icc": None, "ci_low": None, "ci_high": None, "n": int(x.size),
-                "form": "ICC(A,1) absolute agreement"}
     return icc_a1(np.stack([x, y], axis=1))
 
 

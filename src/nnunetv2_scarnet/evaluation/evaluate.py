@@ -4,10 +4,10 @@ Definitions (see docs/quantification_and_evaluation.md): Dice per patient (3D) a
 (3D, anisotropic spacing) and per slice (2D, in-plane spacing); scar presence of a slice = its largest 8-connected
 scar region covers at least `min_scar_area_mm2` (default 20 mm^2), of a patient = at least one such slice;
 scar % LVM is null (not 0) without myocardium; MVO Dice, MVO volume, MVO % LVM and MVO % of infarct agreement when
-both sides carry MVO (a declared MVO label, i.e. a dataset.json naming one, or the MVO value occurring in that
-side's label maps: `label_scheme.labels_carry_mvo`); MVO merged into scar (no such declaration and no MVO voxel, a
-dataset.json without an MVO label, or `mvo_assessed=False`) is not assessed (null, `mvo_status`), never 0 mL or
-Dice 0;
+both sides carry MVO, decided per patient (a declared MVO label, i.e. a dataset.json naming one, or the MVO value
+occurring in that side's label map of the patient: `label_scheme.labels_carry_mvo`); MVO merged into scar (no
+such declaration and no MVO voxel, a dataset.json without an MVO label, or `mvo_assessed=False`) is not assessed
+(null, `mvo_status`), never 0 mL or Dice 0;
 CCC, Bland-Altman and ICC(A,1) over the patients where both values are defined; per-segment agreement of
 transmurality categories (weighted kappa, `transmurality_agreement.py`) on the reference's segment geometry.
 """
@@ -15,7 +15,6 @@ import json
 import os
 from typing import Dict, List, Optional
 
-import nibabel as nib
 import numpy as np
 from tqdm import tqdm
 
@@ -32,10 +31,10 @@ from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, case_id_o
 from nnunetv2_scarnet.quantification.report import _scheme_of_folder, write_csv
 
 MVO_NOT_ASSESSED = "not_assessed (MVO merged into scar in the predictions)"
-MVO_NOT_IN_PREDICTIONS = ("not_assessed (the predictions do not carry MVO: no dataset.json declares an MVO label "
-                          "and no prediction holds the MVO value)")
-MVO_NOT_IN_REFERENCE = ("not_assessed (the references do not carry MVO: no MVO label declared and no reference "
-                        "holds the MVO value)")
+MVO_NOT_IN_PREDICTIONS = ("not_assessed (the prediction does not carry MVO: no dataset.json declares an MVO label "
+                          "and this prediction holds no MVO value)")
+MVO_NOT_IN_REFERENCE = ("not_assessed (the reference does not carry MVO: no MVO label declared (--dataset-json) and "
+                        "this reference holds no MVO value)")
 #: a normal patient (reference without scar) with at least this much predicted scar is a false-positive patient
 FALSE_SCAR_PCT_LVM = 2.0
 
@@ -84,12 +83,11 @@ def _image(image_path: str, ref) -> np.ndarray:
 def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme,
                   min_scar_area_mm2: float = MIN_SCAR_AREA_MM2, image_path: Optional[str] = None,
                   transmurality: bool = True, prediction_scheme: Optional[LabelScheme] = None,
-                  mvo_assessed: Optional[bool] = None, reference_mvo: Optional[bool] = None,
-                  prediction_mvo_reason: Optional[str] = None) -> Dict:
+                  mvo_assessed: Optional[bool] = None, reference_mvo: Optional[bool] = None) -> Dict:
     """`prediction_scheme`: label values of the prediction (default `scheme`). MVO is compared when both sides
-    carry it: `reference_mvo` / `mvo_assessed` (the prediction side) give folder-level decisions, None decides on
-    this case's label map (`label_scheme.labels_carry_mvo`); `prediction_mvo_reason` says why the predictions' MVO is
-    not assessed. When the reference has MVO but the prediction does not, the prediction's MVO is None (not
+    carry it, decided for this patient alone (`label_scheme.labels_carry_mvo`: a declared MVO label, or the MVO
+    value in this case's label map) unless `reference_mvo` / `mvo_assessed` (the prediction side, e.g. False for
+    --mvo-merged) say. When the reference has MVO but the prediction does not, the prediction's MVO is None (not
     assessed), never 0."""
     prediction_scheme = prediction_scheme or scheme
     try:
@@ -135,7 +133,7 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
         "scar_present_prediction": any(s["scar_present_prediction"] for s in slices),
     }
     case["mvo_status"] = "assessed" if mvo_assessed else (
-        MVO_NOT_IN_REFERENCE if not has_mvo else prediction_mvo_reason or (
+        MVO_NOT_IN_REFERENCE if not has_mvo else (
             MVO_NOT_IN_PREDICTIONS if prediction_mvo_given is None and prediction_scheme.mvo else MVO_NOT_ASSESSED))
     if has_mvo:
         ref_mvo_ml = float(r_mvo.sum()) * v
@@ -154,16 +152,6 @@ def evaluate_case(prediction_path: str, reference_path: str, scheme: LabelScheme
         case.update(transmurality_agreement.compare_case(pred, ref, scheme, image))
     case["slices"] = slices
     return case
-
-
-def _label_arrays(folder: str, names: List[str]):
-    """The raw label arrays of `<case>.nii.gz` in `folder`, read lazily (for the MVO decision; an unreadable file
-    yields nothing here and is refused with its name when the case is evaluated)."""
-    for case in names:
-        try:
-            yield np.asarray(nib.load(os.path.join(folder, f"{case}.nii.gz")).dataobj)
-        except Exception:
-            continue
 
 
 def _agreement(cases: List[Dict], quantity: str) -> Dict:
@@ -240,20 +228,15 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
     carries a patient orientation).
 
     Without `scheme`, the EMIDEC defaults for the references and the prediction folder's dataset.json (nnU-Net
-    prediction folders hold one) for the predictions. MVO is assessed only when both sides carry it, each decided
-    over its whole folder (`label_scheme.labels_carry_mvo`: a declared MVO label, or the MVO value in at least one
-    label map); not assessed (null, `mvo_status`) when `mvo_assessed` is False (`--mvo-merged`), the prediction
-    folder's dataset.json has no MVO label, or no undeclared label map holds the MVO value."""
+    prediction folders hold one) for the predictions. MVO is assessed per patient, never from the other patients
+    of the folders, when both sides carry it (`label_scheme.labels_carry_mvo`: a declared MVO label, or the MVO
+    value in that patient's label map); not assessed (null, `mvo_status`) when `mvo_assessed` is False
+    (`--mvo-merged`), the prediction folder's dataset.json has no MVO label, or an undeclared label map of the
+    patient holds no MVO value."""
     folder_scheme, folder_scheme_file = _scheme_of_folder(prediction_dir)
     prediction_scheme = scheme or folder_scheme
     scheme = scheme or LabelScheme()
     names = matched_cases(prediction_dir, reference_dir)
-    reference_mvo = labels_carry_mvo(scheme, _label_arrays(reference_dir, names))
-    prediction_reason = MVO_NOT_ASSESSED
-    if mvo_assessed is None:
-        mvo_assessed = labels_carry_mvo(prediction_scheme, _label_arrays(prediction_dir, names))
-        if not mvo_assessed and prediction_scheme.mvo and not prediction_scheme.declared:
-            prediction_reason = MVO_NOT_IN_PREDICTIONS
     image_paths = {case: None for case in names}
     if images_dir:
         if not os.path.isdir(images_dir):
@@ -267,8 +250,7 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
     for case in tqdm(names, desc=f"evaluating {name}", unit="case"):
         cases.append(evaluate_case(os.path.join(prediction_dir, f"{case}.nii.gz"),
                                    os.path.join(reference_dir, f"{case}.nii.gz"), scheme, min_scar_area_mm2,
-                                   image_paths[case], transmurality, prediction_scheme, mvo_assessed,
-                                   reference_mvo, prediction_reason))
+                                   image_paths[case], transmurality, prediction_scheme, mvo_assessed))
     result = {"name": name, "prediction_dir": prediction_dir, "reference_dir": reference_dir,
               "empty_rule": "Dice is undefined (null) when prediction and reference are both empty; such "
                             "cases/slices are counted in both_empty and left out of medians",
@@ -301,9 +283,14 @@ def evaluate_folders(prediction_dir: str, reference_dir: str, out_dir: Optional[
     return result
 
 
+def _agreement_value(result: Dict, key: str):
+    """A CCC / ICC value, or 'undefined (reason)' (never an empty cell that reads as missing data)."""
+    return result[key] if result[key] is not None else f"undefined ({result.get('undefined') or 'no value'})"
+
+
 def comparison_rows(results: List[Dict]) -> List[Dict]:
     """One table row per evaluated method: the headline numbers side by side, per-patient failures next to the
-    medians (`patient_failures`)."""
+    medians (`patient_failures`); an undefined CCC or ICC reads 'undefined (reason)'."""
     fmt = format_median_iqr
     rows = []
     for r in results:
@@ -318,14 +305,14 @@ def comparison_rows(results: List[Dict]) -> List[Dict]:
                      "n_normal": failures["n_normal"],
                      f"n_normal_false_scar_ge_{FALSE_SCAR_PCT_LVM:g}pct_lvm": failures["n_normal_false_scar"],
                      "n_no_myocardium_predicted": len(failures["no_myocardium_predicted_cases"]),
-                     "scar_ml_ccc": s["scar_ml"]["concordance"]["ccc"],
+                     "scar_ml_ccc": _agreement_value(s["scar_ml"]["concordance"], "ccc"),
                      "scar_ml_bias": s["scar_ml"]["bland_altman"]["bias"],
-                     "scar_pct_lvm_ccc": s["scar_pct_lvm"]["concordance"]["ccc"],
+                     "scar_pct_lvm_ccc": _agreement_value(s["scar_pct_lvm"]["concordance"], "ccc"),
                      "scar_pct_lvm_bias": s["scar_pct_lvm"]["bland_altman"]["bias"],
                      "scar_ml_bias_pct": s["scar_ml"]["bland_altman"]["percent_bias"],
                      "scar_ml_cov_pct": s["scar_ml"]["bland_altman"]["cov_pct"],
-                     "scar_ml_icc": s["scar_ml"]["icc"]["icc"],
-                     "scar_pct_lvm_icc": s["scar_pct_lvm"]["icc"]["icc"],
+                     "scar_ml_icc": _agreement_value(s["scar_ml"]["icc"], "icc"),
+                     "scar_pct_lvm_icc": _agreement_value(s["scar_pct_lvm"]["icc"], "icc"),
                      "hd95_myocardium_2d_mm_median": s["hd95_myocardium_2d_mm"]["median"],
                      "scar_presence_sensitivity_patient": s["scar_presence_patient"]["sensitivity"],
                      "scar_presence_specificity_patient": s["scar_presence_patient"]["specificity"],

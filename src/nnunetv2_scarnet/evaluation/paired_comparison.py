@@ -1,30 +1,57 @@
 """Paired comparison of two or more models evaluated on the same patients (`evaluate_folders` results).
 
-Against the first (reference) model, for every other model, over the same patients:
-- per-patient differences (candidate - reference) of scar and myocardium Dice, and of the absolute scar %LVM error
-  |prediction - expert|, each with the Wilcoxon signed-rank test (two-sided, scipy.stats.wilcoxon, zero differences
-  dropped as in Wilcoxon's original method; scipy's automatic choice of the null distribution: exact without ties
-  or zeros up to 50 pairs, exact sign-flip permutation with ties up to 13 pairs, normal approximation otherwise;
-  the scipy version is recorded);
-- the difference in median scar (and myocardium) Dice and the difference in Lin's CCC of scar %LVM
-  (`agreement.concordance`), each with a paired percentile bootstrap 95% CI: patients are resampled with
-  replacement (numpy default_rng(seed)), and both models are evaluated on the same resampled patients.
-Undefined values follow the project's rule: a Dice is undefined (null) when prediction and reference are both empty;
-a patient whose value is undefined for either model is left out of that comparison and counted (`n_excluded`).
-Bootstrap resamples whose statistic is undefined (e.g. a constant %LVM series) are dropped and counted.
+Against the first (reference) model, for every other model, over the same patients, per-patient differences
+d = candidate - reference (`paired_estimates`):
+- Dice (scar and myocardium): the Hodges-Lehmann estimate of the paired differences with its signed-rank 95% CI
+  (the headline: the estimate that goes with the Wilcoxon test), the median of the paired differences with a paired
+  percentile bootstrap 95% CI, the Wilcoxon signed-rank p, and each model's median Dice as description only (the
+  difference of the two medians is not a paired statistic and is not reported). Each in three views of the
+  patients (`VIEWS`), because a Dice without reference structure is undefined or degenerate:
+  * `reference_present` (primary, pre-specified): patients whose reference has the structure. Dice is an overlap
+    of the reference structure and is defined for every such patient whatever the models predict (Reinke et al.
+    2024, Nat Methods 21:182, and Maier-Hein et al. 2024, Nat Methods 21:195: an empty reference needs its own
+    handling; Seghier 2024, Int J Imaging Syst Technol 34:e23203: Dice over images without a target measures
+    detection, not segmentation). Patients without it are judged by the false-positive row below.
+  * `both_defined`: patients where both models' Dice is defined (not prediction and reference both empty). Its
+    membership depends on what the models predicted (a normal patient enters only when both drew some scar), so it
+    is descriptive: the view of the first GPU verdict.
+  * `empty_as_agreement`: every patient; empty prediction on an empty reference scores 1 (agreement), a
+    non-empty prediction on an empty reference scores 0 (Dice's own value, 2|A and B| / (|A| + |B|) = 0), an
+    empty prediction on a non-empty reference 0.
+- false-positive scar in reference-normal patients (reference scar 0 mL): per model, the patients with any
+  predicted scar (> 0 mL, the patients that `empty_as_agreement` scores 0) and their predicted scar volume (mL);
+- the difference in Lin's CCC of scar %LVM (`agreement.concordance`) with a paired percentile bootstrap 95% CI
+  (both models evaluated on the same resampled patients), and the Wilcoxon test of the per-patient absolute
+  %LVM errors |prediction - expert|.
+A patient whose value is undefined for either model (%LVM: no myocardium) is left out of that comparison and
+counted (`n_excluded`). Bootstrap resamples whose statistic is undefined (e.g. a constant %LVM series) are dropped
+and counted.
 """
-from typing import Callable, Dict, List, Optional, Sequence, Set
+import csv
+from typing import Dict, List, Optional, Sequence, Set
 
 import numpy as np
 import scipy
-from scipy import stats
 
 from nnunetv2_scarnet.evaluation.agreement import concordance
 from nnunetv2_scarnet.evaluation.evaluate import EvaluationInputError
+from nnunetv2_scarnet.evaluation.paired_estimates import (N_RESAMPLES, bootstrap_ci, paired_differences,
+                                                          wilcoxon_signed_rank)
 
-N_RESAMPLES = 2000
-UNDEFINED_RULE = ("a patient whose value is undefined for either model (Dice: prediction and reference both empty; "
-                  "%LVM: no myocardium) is left out of that comparison and counted in n_excluded")
+#: the patient sets of a Dice comparison, the primary one first
+VIEWS = {
+    "reference_present": "patients whose reference has the structure (primary, pre-specified: Dice is defined by "
+                         "the reference)",
+    "both_defined": "patients where both models' Dice is defined (a normal patient counts only when both models "
+                    "drew some of the structure; descriptive)",
+    "empty_as_agreement": "every patient; empty prediction on an empty reference scores 1, a non-empty prediction "
+                          "on an empty reference 0",
+}
+PRIMARY_VIEW = "reference_present"
+FALSE_POSITIVE_RULE = ("reference-normal patient: reference scar 0 mL; false-positive scar: predicted scar > 0 mL "
+                       "(any voxel)")
+UNDEFINED_RULE = ("Dice views as listed; %LVM: a patient without myocardium in either model's prediction is left "
+                  "out of the CCC comparison and counted in n_excluded")
 
 
 def _cases(result: Dict) -> Dict[str, Dict]:
@@ -54,53 +81,50 @@ def check_same_cases(results: Sequence[Dict]) -> List[str]:
     return sorted(ref_cases)
 
 
-def wilcoxon_signed_rank(differences: Sequence[float]) -> Dict:
-    """Two-sided Wilcoxon signed-rank test of paired differences; p is null when every difference is 0."""
-    d = np.asarray(differences, float)
-    nonzero = int(np.count_nonzero(d))
-    out = {"n": int(d.size), "n_zero": int(d.size) - nonzero, "statistic": None, "p_value": None}
-    if nonzero == 0:
-        return out
-    test = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
-    return {**out, "statistic": float(test.statistic), "p_value": float(test.pvalue)}
+def dice_view_values(ref_cases: Dict, cand_cases: Dict, cases: List[str], structure: str, view: str):
+    """(reference model's Dice, candidate's Dice, kept cases, excluded cases) of one view (`VIEWS`)."""
+    key = f"dice_{structure}"
+    kept, excluded, a, b = [], [], [], []
+    for case in cases:
+        x, y = ref_cases[case][key], cand_cases[case][key]
+        if view == "reference_present":
+            keep = ref_cases[case][f"{structure}_ml_reference"] > 0
+            if keep and (x is None or y is None):
+                raise EvaluationInputError(f"{case}: {structure} Dice undefined although the reference has "
+                                           f"{structure} ({ref_cases[case][f'{structure}_ml_reference']} mL)")
+        elif view == "both_defined":
+            keep = x is not None and y is not None
+        elif view == "empty_as_agreement":
+            keep, x, y = True, 1.0 if x is None else x, 1.0 if y is None else y
+        else:
+            raise ValueError(f"unknown view {view!r}; expected one of {list(VIEWS)}")
+        (kept if keep else excluded).append(case)
+        if keep:
+            a.append(x)
+            b.append(y)
+    return np.array(a, float), np.array(b, float), kept, excluded
 
 
-def bootstrap_ci(statistic: Callable[[np.ndarray], Optional[float]], n: int, n_resamples: int = N_RESAMPLES,
-                 seed: int = 0, level: float = 0.95) -> Dict:
-    """Percentile bootstrap CI of `statistic(indices)` over `n` patients resampled with replacement."""
-    out = {"ci_low": None, "ci_high": None, "n_resamples": n_resamples, "n_undefined": 0, "seed": seed}
-    if n < 2:
-        return out
-    rng = np.random.default_rng(seed)
-    values = [statistic(rng.integers(0, n, size=n)) for _ in range(n_resamples)]
-    defined = np.array([v for v in values if v is not None], float)
-    out["n_undefined"] = n_resamples - int(defined.size)
-    if defined.size:
-        tail = 100 * (1 - level) / 2
-        out["ci_low"], out["ci_high"] = (float(v) for v in np.percentile(defined, [tail, 100 - tail]))
-    return out
+def compare_dice(ref_cases: Dict, cand_cases: Dict, cases: List[str], structure: str, n_resamples: int,
+                 seed: int) -> Dict:
+    """The paired Dice statistics of one structure in every view (`VIEWS`)."""
+    views, computed = {}, {}
+    for view in VIEWS:
+        a, b, kept, excluded = dice_view_values(ref_cases, cand_cases, cases, structure, view)
+        key = (a.tobytes(), b.tobytes())  # views holding the same pairs (often all three for myocardium) share them
+        if key not in computed:
+            computed[key] = paired_differences(a, b, n_resamples, seed)
+        views[view] = {**computed[key], "n_excluded": len(excluded), "excluded_cases": excluded,
+                       "differences": dict(zip(kept, (b - a).tolist()))}
+    return {"primary_view": PRIMARY_VIEW, "views": views}
 
 
-def _pairs(a: Sequence[Optional[float]], b: Sequence[Optional[float]], cases: Sequence[str]):
-    keep = [i for i, (x, y) in enumerate(zip(a, b)) if x is not None and y is not None]
-    dropped = [c for x, y, c in zip(a, b, cases) if x is None or y is None]
-    return (np.array([a[i] for i in keep], float), np.array([b[i] for i in keep], float),
-            [cases[i] for i in keep], dropped)
-
-
-def compare_dice(reference: List, candidate: List, cases: List[str], n_resamples: int, seed: int) -> Dict:
-    """Per-patient Dice differences, Wilcoxon p, difference of medians with its paired bootstrap CI."""
-    a, b, kept, excluded = _pairs(reference, candidate, cases)
-    out = {"n_pairs": len(kept), "n_excluded": len(excluded), "excluded_cases": excluded,
-           "median_reference": None, "median_candidate": None, "difference_of_medians": None,
-           "median_of_differences": None, "wilcoxon": wilcoxon_signed_rank(b - a),
-           "differences": dict(zip(kept, (b - a).tolist()))}
-    if kept:
-        out.update(median_reference=float(np.median(a)), median_candidate=float(np.median(b)),
-                   difference_of_medians=float(np.median(b) - np.median(a)),
-                   median_of_differences=float(np.median(b - a)))
-    out["bootstrap"] = bootstrap_ci(lambda i: float(np.median(b[i]) - np.median(a[i])), len(kept), n_resamples, seed)
-    return out
+def false_positive_scar(result_cases: Dict, cases: List[str]) -> Dict:
+    """Reference-normal patients with predicted scar (`FALSE_POSITIVE_RULE`): count and mL per patient."""
+    normal = [c for c in cases if result_cases[c]["scar_ml_reference"] == 0]
+    found = {c: result_cases[c]["scar_ml_prediction"] for c in normal if result_cases[c]["scar_ml_prediction"] > 0}
+    return {"n_normal": len(normal), "n_false_positive": len(found), "scar_ml": found,
+            "total_ml": float(sum(found.values()))}
 
 
 def compare_scar_pct_lvm(ref_cases: Dict, cand_cases: Dict, cases: List[str], n_resamples: int, seed: int) -> Dict:
@@ -117,12 +141,13 @@ def compare_scar_pct_lvm(ref_cases: Dict, cand_cases: Dict, cases: List[str], n_
         ca, cb = concordance(x[i], ya[i])["ccc"], concordance(x[i], yb[i])["ccc"]
         return None if ca is None or cb is None else cb - ca
 
-    ccc_a, ccc_b = concordance(x, ya)["ccc"], concordance(x, yb)["ccc"]
+    ccc_a, ccc_b = concordance(x, ya), concordance(x, yb)
     abs_error_difference = np.abs(yb - x) - np.abs(ya - x)
     return {"n_pairs": len(kept), "n_excluded": len(cases) - len(kept),
             "excluded_cases": sorted(set(cases) - set(kept)),
-            "ccc_reference": ccc_a, "ccc_candidate": ccc_b,
-            "ccc_difference": None if ccc_a is None or ccc_b is None else ccc_b - ccc_a,
+            "ccc_reference": ccc_a["ccc"], "ccc_candidate": ccc_b["ccc"],
+            "ccc_reference_undefined": ccc_a["undefined"], "ccc_candidate_undefined": ccc_b["undefined"],
+            "ccc_difference": None if ccc_a["ccc"] is None or ccc_b["ccc"] is None else ccc_b["ccc"] - ccc_a["ccc"],
             "bootstrap": bootstrap_ci(ccc_difference, len(kept), n_resamples, seed),
             "abs_error_wilcoxon": wilcoxon_signed_rank(abs_error_difference),
             "abs_error_differences": dict(zip(kept, abs_error_difference.tolist()))}
@@ -133,10 +158,10 @@ def compare_pair(reference: Dict, candidate: Dict, n_resamples: int = N_RESAMPLE
     cases = check_same_cases([reference, candidate])
     a, b = _cases(reference), _cases(candidate)
     return {"reference_model": reference["name"], "model": candidate["name"], "n_cases": len(cases),
-            "dice_scar": compare_dice([a[c]["dice_scar"] for c in cases], [b[c]["dice_scar"] for c in cases],
-                                      cases, n_resamples, seed),
-            "dice_myocardium": compare_dice([a[c]["dice_myocardium"] for c in cases],
-                                            [b[c]["dice_myocardium"] for c in cases], cases, n_resamples, seed),
+            "dice_scar": compare_dice(a, b, cases, "scar", n_resamples, seed),
+            "dice_myocardium": compare_dice(a, b, cases, "myocardium", n_resamples, seed),
+            "false_positive_scar": {"rule": FALSE_POSITIVE_RULE, "reference_model": false_positive_scar(a, cases),
+                                    "model": false_positive_scar(b, cases)},
             "scar_pct_lvm": compare_scar_pct_lvm(a, b, cases, n_resamples, seed)}
 
 
@@ -145,7 +170,11 @@ def compare_models(results: Sequence[Dict], n_resamples: int = N_RESAMPLES, seed
     if len(results) < 2:
         raise ValueError(f"a paired comparison needs at least two models, got {len(results)}")
     cases = check_same_cases(results)
-    return {"reference_model": results[0]["name"], "cases": cases, "undefined_rule": UNDEFINED_RULE,
+    return {"reference_model": results[0]["name"], "cases": cases, "views": VIEWS, "primary_view": PRIMARY_VIEW,
+            "undefined_rule": UNDEFINED_RULE,
+            "estimate": "Hodges-Lehmann estimate (median of the Walsh averages) of the per-patient differences, "
+                        "95% CI by inverting the two-sided signed-rank test (exact null distribution, achieved "
+                        "confidence reported)",
             "wilcoxon": f"two-sided signed-rank test (scipy {scipy.__version__} stats.wilcoxon, method auto), zero "
                         f"differences dropped",
             "bootstrap": f"paired percentile bootstrap, patients resampled with replacement, {n_resamples} "
@@ -153,24 +182,78 @@ def compare_models(results: Sequence[Dict], n_resamples: int = N_RESAMPLES, seed
             "comparisons": [compare_pair(results[0], r, n_resamples, seed) for r in results[1:]]}
 
 
+def _dice_row(base: Dict, structure: str, view: str, v: Dict) -> Dict:
+    hl, boot = v["hodges_lehmann"], v["bootstrap"]
+    return {**base, "quantity": f"{structure} Dice", "view": view, "primary": view == PRIMARY_VIEW,
+            "n_pairs": v["n_pairs"], "n_excluded": v["n_excluded"], "n_zero_differences": v["wilcoxon"]["n_zero"],
+            "value_of": "median Dice per model (description)", "reference_value": v["median_reference"],
+            "model_value": v["median_candidate"], "estimate": "Hodges-Lehmann shift of the paired differences",
+            "estimate_value": hl["estimate"], "ci_low": hl["ci_low"], "ci_high": hl["ci_high"],
+            "ci_method": (f"{hl['method']}, achieved confidence {hl['confidence']:.3f}" if hl["method"]
+                          else f"undefined: {hl['ci_undefined']}"),
+            "median_of_differences": v["median_of_differences"], "bootstrap_ci_low": boot["ci_low"],
+            "bootstrap_ci_high": boot["ci_high"], "wilcoxon_p": v["wilcoxon"]["p_value"],
+            "wilcoxon_of": f"per-patient {structure} Dice differences", "detail": ""}
+
+
+def _ml_list(found: Dict[str, float]) -> str:
+    return ", ".join(f"{case} {ml:.2f} mL" for case, ml in found.items()) or "none"
+
+
 def comparison_table_rows(comparison: Dict) -> List[Dict]:
-    """One CSV row per (model, statistic): values, difference, 95% CI, Wilcoxon p, pairs and exclusions."""
+    """One CSV row per (model, quantity, view): the Dice views, the false-positive row and the CCC row."""
     rows = []
+    empty = {"view": "", "primary": "", "n_zero_differences": None, "median_of_differences": None,
+             "bootstrap_ci_low": None, "bootstrap_ci_high": None}
     for c in comparison["comparisons"]:
         base = {"model": c["model"], "reference_model": c["reference_model"]}
         for structure in ("scar", "myocardium"):
-            d = c[f"dice_{structure}"]
-            rows.append({**base, "statistic": f"median {structure} Dice", "reference_value": d["median_reference"],
-                         "model_value": d["median_candidate"], "difference": d["difference_of_medians"],
-                         "ci_low": d["bootstrap"]["ci_low"], "ci_high": d["bootstrap"]["ci_high"],
-                         "wilcoxon_p": d["wilcoxon"]["p_value"], "wilcoxon_of": f"per-patient {structure} Dice",
-                         "n_pairs": d["n_pairs"],
-                         "n_excluded": d["n_excluded"]})
+            for view, v in c[f"dice_{structure}"]["views"].items():
+                rows.append(_dice_row(base, structure, view, v))
+        fp = c["false_positive_scar"]
+        ref_fp, cand_fp = fp["reference_model"], fp["model"]
+        rows.append({**base, **empty, "quantity": "false-positive scar in reference-normal patients",
+                     "n_pairs": ref_fp["n_normal"], "n_excluded": 0,
+                     "value_of": "patients with predicted scar > 0 mL", "reference_value": ref_fp["n_false_positive"],
+                     "model_value": cand_fp["n_false_positive"], "estimate": "difference in patients",
+                     "estimate_value": cand_fp["n_false_positive"] - ref_fp["n_false_positive"], "ci_low": None,
+                     "ci_high": None, "ci_method": "", "wilcoxon_p": None, "wilcoxon_of": "",
+                     "detail": f"{c['reference_model']}: {_ml_list(ref_fp['scar_ml'])}; {c['model']}: "
+                               f"{_ml_list(cand_fp['scar_ml'])}"})
         s = c["scar_pct_lvm"]
-        rows.append({**base, "statistic": "scar %LVM CCC", "reference_value": s["ccc_reference"],
-                     "model_value": s["ccc_candidate"], "difference": s["ccc_difference"],
+        undefined = "; ".join(f"{name} CCC undefined: {why}" for name, why in
+                              ((c["reference_model"], s["ccc_reference_undefined"]),
+                               (c["model"], s["ccc_candidate_undefined"])) if why)
+        rows.append({**base, **empty, "quantity": "scar %LVM CCC", "n_pairs": s["n_pairs"],
+                     "n_excluded": s["n_excluded"], "value_of": "Lin's CCC against the expert",
+                     "reference_value": s["ccc_reference"], "model_value": s["ccc_candidate"],
+                     "estimate": "CCC difference", "estimate_value": s["ccc_difference"],
                      "ci_low": s["bootstrap"]["ci_low"], "ci_high": s["bootstrap"]["ci_high"],
-                     "wilcoxon_p": s["abs_error_wilcoxon"]["p_value"],
-                     "wilcoxon_of": "per-patient |scar %LVM - expert|", "n_pairs": s["n_pairs"],
-                     "n_excluded": s["n_excluded"]})
+                     "ci_method": "paired percentile bootstrap", "wilcoxon_p": s["abs_error_wilcoxon"]["p_value"],
+                     "wilcoxon_of": "per-patient |scar %LVM - expert|", "detail": undefined})
     return rows
+
+
+def read_cases_csv(path: str, name: str) -> Dict:
+    """An evaluation's per-patient rows (`cases.csv` of `scarnet evaluate`) as a result for `compare_models`:
+    numbers as floats, empty cells as None (undefined), True/False as booleans."""
+    def value(key: str, text: str):
+        if key == "case":
+            return text
+        if text == "":
+            return None
+        if text in ("True", "False"):
+            return text == "True"
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+    with open(path, newline="") as f:
+        rows = [{k: value(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+    needed = {"case", "dice_scar", "dice_myocardium", "scar_ml_reference", "scar_ml_prediction",
+              "myocardium_ml_reference", "scar_pct_lvm_reference", "scar_pct_lvm_prediction"}
+    missing = sorted(needed - set(rows[0] if rows else {}))
+    if missing:
+        raise EvaluationInputError(f"{path}: not a per-patient evaluation table (columns {missing} missing)")
+    return {"name": name, "cases": rows}

@@ -16,8 +16,9 @@ def agreement_png(x: Sequence[float], y: Sequence[float], stats: Dict, quantity:
     a.plot([0, hi], [0, hi], "k--", lw=1, label="identity")
     a.set_xlabel(f"reference {quantity} ({unit})")
     a.set_ylabel(f"predicted {quantity} ({unit})")
-    ccc = stats["concordance"]["ccc"]
-    a.set_title(f"{quantity}: CCC {ccc:.3f}" if ccc is not None else quantity)
+    ccc = stats["concordance"]
+    a.set_title(f"{quantity}: CCC {ccc['ccc']:.3f}" if ccc["ccc"] is not None else
+                f"{quantity}: CCC undefined ({ccc.get('undefined')})", fontsize=10 if ccc["ccc"] is not None else 7)
     a.legend(loc="upper left")
     mean, diff = (x + y) / 2, y - x
     ba = stats["bland_altman"]

@@ -18,7 +18,10 @@ mean the same in every case of a dataset. Codes (SNOMED CT, scheme SCT; see docs
 Sources: a series of single-frame images, or one Enhanced (multi-frame) MR file whose frames are the slices (the
 SEG frames then follow the source's frame order). Anonymised sources are completed in memory (`seg_sources`).
 The output must not be an input: a path inside the source DICOM folder, one of the series' files or the label
-map is refused before anything is read (writing there replaced a source image, or added a series to the folder).
+map (compared by identity, so a hard link to a source image is refused too) is refused before anything is read
+(writing there replaced a source image, or added a series to the folder). The SEG is written to a temporary file
+renamed over the output, so an existing output file is replaced, never written through (its other hard links keep
+their content).
 """
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -71,12 +74,23 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same path after links, or one inode (a hard link)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist: not the same file
+        return False
+
+
 def check_seg_output(out_path: str, label_path: str, dicom_folder: str, source_files: Sequence[str] = ()) -> None:
-    """Refuse a SEG output that is a folder, the label map, a source file or inside the source DICOM folder."""
+    """Refuse a SEG output that is a folder, the label map, a source file (also through a hard link) or inside the
+    source DICOM folder."""
     if os.path.isdir(out_path):
         raise DicomSeriesError(f"{out_path}: is a folder; give the DICOM SEG output file name")
     for source in (label_path, *source_files):
-        if os.path.realpath(out_path) == os.path.realpath(source):
+        if _same_file(out_path, source):
             raise DicomSeriesError(f"{out_path}: the DICOM SEG output is an input ({source}); it would be "
                                    f"overwritten")
     if _inside(out_path, dicom_folder):
@@ -141,5 +155,11 @@ def write_dicom_seg(label_path: str, dicom_folder: str, out_path: str, series_ui
         manufacturer="nnunetv2-scarnet", manufacturer_model_name=algorithm_name, software_versions=__version__,
         device_serial_number="0", omit_empty_frames=False)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    seg.save_as(out_path)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(out_path)), f".{os.path.basename(out_path)}.{os.getpid()}.tmp")
+    try:
+        seg.save_as(tmp)
+        os.replace(tmp, out_path)  # a new file: never written through an existing one (or its other links)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return out_path

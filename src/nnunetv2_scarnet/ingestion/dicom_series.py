@@ -15,8 +15,10 @@ affine built from the DICOM LPS geometry.
 
 Headers are checked slice by slice (`dicom_slices`: position, orientation, pixel spacing and its source, never
 1 mm by default) and pixels are read as modality values with the photometric interpretation applied
-(`dicom_pixels`: MONOCHROME1 inverted, VOI LUT and colour data refused). Folders are searched recursively,
-following symbolic links to folders (each real folder once).
+(`dicom_pixels`: MONOCHROME1 inverted, VOI LUT and colour data refused). Folders are searched recursively
+(`safe_files`: regular files only, symbolic links to folders followed, each real folder and file once) and headers
+are read within bounds (`dicom_header`: a deflated file inflating past 256 MiB or a header past 8 MiB is refused
+when its series is read, naming the file).
 
 Problems are reported with the files involved: several series without a chosen UID (listed); two files with one
 SOPInstanceUID; several kinds of image in one series (`series_kinds`: magnitude and phase-sensitive (PSIR)
@@ -25,8 +27,8 @@ reconstructions, several inversion times at the same slice positions, or a TI sc
 slice is one stack);
 mixed orientations; slices offset in-plane from the line through the others (more than `inplane_tolerance` x pixel
 spacing); duplicate positions; differing matrix sizes; missing slices (a gap in the positions). Files that are
-not DICOM, DICOM without image geometry, or DICOM objects that are not images (a DICOM SEG sent back from PACS)
-are skipped with a warning naming them.
+not DICOM, DICOM without image geometry, DICOM objects that are not images (a DICOM SEG sent back from PACS), and
+entries that are not regular files (a FIFO named `*.dcm`) are skipped with a warning naming them and the reason.
 """
 import os
 import warnings
@@ -35,11 +37,10 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import nibabel as nib
 import numpy as np
-import pydicom
-from pydicom.errors import InvalidDicomError
-
+from nnunetv2_scarnet.ingestion.dicom_header import UnreadableFile, read_header
 from nnunetv2_scarnet.ingestion.dicom_pixels import slice_pixels
 from nnunetv2_scarnet.ingestion.dicom_slices import DicomSeriesError, SliceRef, non_image_kind, slices_of
+from nnunetv2_scarnet.ingestion.safe_files import list_files
 from nnunetv2_scarnet.ingestion.series_kinds import check_unique_instances, image_kinds, select_kind
 from nnunetv2_scarnet.quantification.label_scheme import PLAUSIBLE_SPACING_MM, check_spacing
 
@@ -75,46 +76,41 @@ class DicomStack:
     inversion_time_range: Optional[Tuple[float, float]] = None  # (min, max) ms: drifts over slices in some series
 
 
-def _walk(folder: str):
-    """os.walk that follows symbolic links to folders (an export may link series folders), each real folder once."""
-    seen = set()
-    for root, dirs, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs.sort()
-        yield root, sorted(names)
-
-
 def scan_folder(folder: str) -> Tuple[Dict[str, SeriesInfo], List[str]]:
-    """Group the image files of `folder` (recursively, symbolic links followed) by SeriesInstanceUID; also return
-    the skipped files (not DICOM, no image geometry, or DICOM objects that are not images such as a DICOM SEG).
-    A file with a broken header (`dicom_slices`) is kept in its series' `problems`, refused when that series is
-    read: a broken localiser does not block the LGE series of the same study."""
+    """Group the image files of `folder` (recursively, `safe_files.list_files`: regular files only, symbolic
+    links followed, each real folder and file once) by SeriesInstanceUID; also return the skipped entries, each
+    "path (reason)" (not a regular file, not DICOM, no image geometry, a DICOM object that is not an image such
+    as a DICOM SEG, a link loop). A file with a broken header (`dicom_slices`) or past the header bounds
+    (`dicom_header`) is kept in its series' `problems`, refused when that series is read: a broken localiser does
+    not block the LGE series of the same study."""
     if not os.path.isdir(folder):
         raise DicomSeriesError(f"{folder}: not a folder")
-    return group_series(os.path.join(root, name) for root, names in _walk(folder) for name in names)
+    files, left_out = list_files(folder)
+    series, skipped = group_series(files)
+    return series, [str(s) for s in left_out] + skipped
 
 
 def group_series(paths: Iterable[str]) -> Tuple[Dict[str, SeriesInfo], List[str]]:
-    """`scan_folder`'s grouping of the given files (headers only): {SeriesInstanceUID: SeriesInfo}, skipped."""
+    """`scan_folder`'s grouping of the given files (headers only, `dicom_header.read_header`):
+    {SeriesInstanceUID: SeriesInfo}, skipped ("path (reason)")."""
     series: Dict[str, SeriesInfo] = {}
     skipped = []
     for path in paths:
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, ValueError, EOFError):
-            skipped.append(path)
+            header = read_header(path)
+        except UnreadableFile as exc:
+            skipped.append(f"{path} ({exc})")
             continue
+        ds = header.dataset
         kind = non_image_kind(ds)
         try:
-            slices, problem = ([] if kind else slices_of(path, ds)), None
+            slices, problem = ([] if kind or header.problem else slices_of(path, ds)), None
         except DicomSeriesError as exc:  # reported when this series is read, not when another one is
             slices, problem = [], str(exc)
+        if header.problem and not kind:
+            problem = f"{path}: {header.problem}; the file is not read"
         if not slices and problem is None:
-            skipped.append(f"{path} ({kind})" if kind else path)
+            skipped.append(f"{path} ({kind or 'no image geometry'})")
             continue
         uid = str(ds.get("SeriesInstanceUID", ""))
         info = series.setdefault(uid, SeriesInfo(uid, str(ds.get("SeriesDescription", "")), []))
@@ -141,7 +137,7 @@ def read_dicom_series(folder: str, series_uid: Optional[str] = None, gap_toleran
     offset of a slice from the line through the others, in pixels."""
     series, skipped = scan_folder(folder)
     if skipped:
-        warnings.warn(f"{folder}: skipped {len(skipped)} non-image file(s): {', '.join(skipped)}", stacklevel=2)
+        warnings.warn(f"{folder}: skipped {len(skipped)} file(s): {', '.join(skipped)}", stacklevel=2)
     if not series:
         raise DicomSeriesError(f"{folder}: no DICOM image files found")
     if series_uid is None:

@@ -15,6 +15,9 @@ LAYOUT_KEYS = ("n_stages", "features_per_stage", "strides", "kernel_sizes", "con
                "norm_op_kwargs", "dropout_op", "dropout_op_kwargs", "nonlin", "nonlin_kwargs")
 #: convolutions per stage (PlainConvUNet plans) or residual blocks per stage (ResidualEncoderUNet plans)
 STAGE_COUNT_KEYS = ("n_conv_per_stage", "n_blocks_per_stage")
+#: stock arguments kept when the plans set them: PlainConvUNet's `nonlin_first` (conv -> nonlin -> norm), which the
+#: hybrid's convolutional encoder honours as stock does
+OPTIONAL_LAYOUT_KEYS = ("nonlin_first",)
 #: stock network classes whose encoder the hybrid ScarNet can rebuild
 STOCK_CLASS_NAMES = ("dynamic_network_architectures.architectures.unet.PlainConvUNet",
                      "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet")
@@ -29,7 +32,9 @@ def scarnet_architecture(layout: Dict, settings: Dict, network_class_name: Optio
     """The plans' `architecture` entry for ScarNet: layout keys from `layout` (stock nnU-Net arch_kwargs, of
     PlainConvUNet or ResidualEncoderUNet plans, or an existing ScarNet entry), every setting from `settings`.
     Residual-encoder plans (nnUNetResEncUNet*Plans) keep `n_blocks_per_stage`: the hybrid's convolutional encoder is
-    then nnU-Net's ResidualEncoder. A window of None stays None (a planner's entry: the trainer measures it).
+    then nnU-Net's ResidualEncoder. PlainConvUNet's `nonlin_first` is kept when the plans set it (refused with
+    residual blocks, which stock cannot build with it). A window of None stays None (a planner's entry: the trainer
+    measures it).
     `network_class_name`, the plans' network, must be one of STOCK_CLASS_NAMES or ScarNet (when given)."""
     if network_class_name is not None and network_class_name not in STOCK_CLASS_NAMES + (SCARNET_CLASS_NAME,):
         raise ValueError(f"the plans' 2d network is {network_class_name}; ScarNet builds on nnU-Net plans of "
@@ -45,11 +50,15 @@ def scarnet_architecture(layout: Dict, settings: Dict, network_class_name: Optio
     if unsupported:
         raise ValueError(f"the plans' architecture sets {unsupported}; ScarNet's convolutional encoder rebuilds "
                          f"nnU-Net's PlainConvEncoder or its default ResidualEncoder (BasicBlockD) only")
+    if layout.get("nonlin_first") and "n_blocks_per_stage" in counts:
+        raise ValueError("the plans' architecture sets nonlin_first=True with n_blocks_per_stage: stock "
+                         "ResidualEncoderUNet has no nonlin_first argument (nnU-Net itself cannot build these plans)")
     unknown = sorted(set(settings) - set(SETTING_KEYS))
     absent = [k for k in SETTING_KEYS if k not in settings]
     if unknown or absent:
         raise ValueError(f"ScarNet settings: unknown {unknown}, missing {absent}")
     kwargs = {k: layout[k] for k in LAYOUT_KEYS + tuple(counts)}
+    kwargs.update({k: bool(layout[k]) for k in OPTIONAL_LAYOUT_KEYS if k in layout})
     kwargs.update({k: settings[k] for k in SETTING_KEYS})
     if kwargs["encoder_input_window"] is not None:
         kwargs["encoder_input_window"] = [float(v) for v in kwargs["encoder_input_window"]]
@@ -65,7 +74,8 @@ def build_scarnet(network_class_name: str, arch_kwargs: Dict, input_channels: in
                          f"writes its own architecture entry when it starts training")
     counts = [k for k in STAGE_COUNT_KEYS if k in arch_kwargs][:1] or ["n_conv_per_stage"]
     expected = set(LAYOUT_KEYS) | set(SETTING_KEYS) | set(counts)
-    unknown, missing = sorted(set(arch_kwargs) - expected), sorted(expected - set(arch_kwargs))
+    unknown = sorted(set(arch_kwargs) - expected - set(OPTIONAL_LAYOUT_KEYS))
+    missing = sorted(expected - set(arch_kwargs))
     if unknown or missing:
         raise ValueError(f"the plans' ScarNet architecture entry has unknown keys {unknown} and lacks {missing} "
                          f"(plans written by another nnunetv2-scarnet version?)")

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from nnunetv2_scarnet.quantification.geometry import lv_center, pixel_angles
+from nnunetv2_scarnet.quantification.geometry import lv_center, pixel_angles, wrap_deg
 from nnunetv2_scarnet.quantification.transmurality import ABOVE_50_CATEGORIES, cavity_mask, slice_chords, summarize
 
 AHA_NAMES = {1: "basal anterior", 2: "basal anteroseptal", 3: "basal inferoseptal", 4: "basal inferior",
@@ -66,6 +66,25 @@ def segment_of(angles: np.ndarray, level: str, septum_deg: float, direction: int
         return 13 + np.minimum((relative // 90.0).astype(int), 3)
     relative = np.mod(direction * (np.asarray(angles) - (septum_deg - direction * 120.0)), 360.0)
     return (1 if level == "basal" else 7) + np.minimum((relative // 60.0).astype(int), 5)
+
+
+def segment_borders(level: str, septum_deg: float, direction: int) -> List[Dict]:
+    """Borders between the AHA segments of one slice: [{"angle_deg", "between": [segment, next segment]}] in the
+    order of the segment numbers (the ring of `segment_of`); [] for the apical cap (segment 17, no borders)."""
+    if level == "apex":
+        return []
+    first, count, width, offset = (13, 4, 90.0, 135.0) if level == "apical" else \
+        ((1 if level == "basal" else 7), 6, 60.0, 120.0)
+    start = septum_deg - direction * offset  # where the first segment begins
+    return [{"angle_deg": wrap_deg(start + direction * width * n),
+             "between": [first + (n - 1) % count, first + n]} for n in range(count)]
+
+
+def wall_directions(septum_deg: float, direction: int) -> Dict[str, float]:
+    """The in-plane angles of the septal, anterior, inferior and lateral walls of a slice (module convention:
+    anterior at septum - 90 * direction)."""
+    return {"septal": wrap_deg(septum_deg), "anterior": wrap_deg(septum_deg - 90.0 * direction),
+            "inferior": wrap_deg(septum_deg + 90.0 * direction), "lateral": wrap_deg(septum_deg + 180.0)}
 
 
 def aha_table(myo: np.ndarray, scar: np.ndarray, pool: np.ndarray, spacing, septum_deg: float, direction: int,

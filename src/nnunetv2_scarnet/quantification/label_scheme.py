@@ -91,8 +91,8 @@ class LabelScheme:
 
 def labels_carry_mvo(scheme: LabelScheme, label_arrays: Iterable[np.ndarray]) -> bool:
     """Whether these labels carry MVO: the scheme declares an MVO label (a dataset.json names one), or, with
-    undeclared (default) values, an MVO value occurs in at least one of the label arrays. Otherwise MVO is not
-    assessed (merged into scar), never 0 mL."""
+    undeclared (default) values, an MVO value occurs in the label arrays. Otherwise MVO is not assessed (merged
+    into scar), never 0 mL. Callers pass one patient's label map: the decision never depends on other patients."""
     if not scheme.mvo:
         return False
     if scheme.declared:
@@ -109,8 +109,9 @@ def mvo_status(assessed: bool, scheme: LabelScheme, forced_off: bool = False) ->
         return "not_assessed (MVO merged into scar in these labels)"
     if not scheme.mvo:
         return "not_assessed (the label scheme has no MVO label: MVO merged into scar)"
-    return (f"not_assessed (no dataset.json declares an MVO label and no label map holds the MVO value "
-            f"{'/'.join(str(v) for v in sorted(scheme.mvo))}: MVO merged into scar or absent)")
+    return (f"not_assessed (no dataset.json declares an MVO label and this label map holds no MVO value "
+            f"{'/'.join(str(v) for v in sorted(scheme.mvo))}: MVO merged into scar or absent; a dataset.json naming "
+            f"an MVO label, e.g. --dataset-json, reports 0 mL)")
 
 
 def scheme_summary(scheme: LabelScheme) -> dict:

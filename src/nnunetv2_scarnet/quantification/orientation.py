@@ -20,11 +20,16 @@ JCMR 2020; docs); anterior = base x septum. Geometry leads: the image septum ref
 GEOMETRY_IMAGE_TOLERANCE_DEG, otherwise the geometry is kept and the case needs review.
 From the images: the LV cavity and myocardium shrink toward the apex; the RV blood pool is the bright region
 that hugs the epicardium beside the septum. An image-only septum (no patient orientation) needs review unless it
-agrees with the standard short-axis display (septum on the viewer's left within 30 deg, anterior up): on the EMIDEC
-dev patients no internal signal separates the wrong image septa, the display convention does (docs).
+agrees with the standard short-axis display (septum on the viewer's left within DISPLAY_TOLERANCE_DEG, anterior up):
+on the EMIDEC dev patients no internal signal separates the wrong image septa, the display convention does (docs).
+Per slice (`slice_septum.py`): a slice uses its own RV insertion points only within SLICE_TOLERANCE_DEG of the case's
+septum and with both points outside the septal arc's inner half, else the case's angle; `slices` says which and why.
 Handedness without geometry is ASSUMED: anterior = base x septum in the affine's frame, so a mirrored array must
-come with a mirrored affine (as `scarnet dicom2nifti` and any nibabel re-orientation write them); said in
-`warnings` and its confidence capped at ASSUMED_HANDEDNESS_CONFIDENCE.
+come with a mirrored affine (as `scarnet dicom2nifti` and any nibabel re-orientation write them); stated in
+`assumptions` and `handedness` = 'assumed', its confidence capped at ASSUMED_HANDEDNESS_CONFIDENCE; by itself it
+does not make a case 'needs review' (docs/report.md: every NIfTI without patient orientation carries it).
+State: 'not determined' (a part is missing: no AHA table), 'needs review' (`review_reasons`; AHA table kept) or
+'ok'.
 """
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
@@ -37,6 +42,7 @@ from nnunetv2_scarnet.quantification.geometry import (OBLIQUE_DEG, handedness_si
 from nnunetv2_scarnet.quantification.septum_image import (FLAGGED_SEPTUM_CONFIDENCE, SEPTUM_SPREAD_WARN_DEG,  # noqa: F401,E501
                                                           rv_profile, septum_from_image, septum_from_profile,
                                                           septum_reliability)
+from nnunetv2_scarnet.quantification.slice_septum import case_angle_for_all, constrain_slices
 
 #: RAS unit directions of the anatomy used with real geometry
 APEX_RAS = np.array([-1.0, 1.0, -1.0]) / np.sqrt(3.0)
@@ -49,8 +55,10 @@ MIN_GEOMETRY_CONFIDENCE = 0.3   # |cos| to the typical long axis; in-plane share
 #: the image refines the geometric septum within this (half a 60-degree segment); beyond it geometry is kept + review
 GEOMETRY_IMAGE_TOLERANCE_DEG = 30.0
 #: standard short-axis display (array i as columns, j as rows top-down): septum on the viewer's left, anterior up;
-#: without geometry an image septum further than DISPLAY_TOLERANCE_DEG from it needs review (docs: calibration)
-DISPLAY_SEPTUM_DEG, DISPLAY_DIRECTION, DISPLAY_TOLERANCE_DEG = 180.0, -1, 30.0
+#: without geometry an image septum further than DISPLAY_TOLERANCE_DEG from it needs review: one 60-degree segment,
+#: the spread of the real septa in that display (re-read EMIDEC dev reference: 60 of 61 within 60 deg of the
+#: viewer's left, maximum 69; docs: calibration)
+DISPLAY_SEPTUM_DEG, DISPLAY_DIRECTION, DISPLAY_TOLERANCE_DEG = 180.0, -1, 60.0
 ASSUMED_HANDEDNESS_CONFIDENCE = 0.5  # cap of the handedness confidence when read from the affine's determinant
 
 
@@ -65,17 +73,23 @@ class Orientation:
     confidence: Optional[float] = None          # min of the parts' confidences (0..1)
     sources: Dict[str, str] = field(default_factory=dict)        # who decided each part (see as_dict)
     confidences: Dict[str, Optional[float]] = field(default_factory=dict)
-    slice_septum_deg: Dict[int, float] = field(default_factory=dict)   # per slice, from RV insertion points
-    insertion_points_deg: Dict[int, List[float]] = field(default_factory=dict)  # [anterior, inferior]
+    slice_septum_deg: Dict[int, float] = field(default_factory=dict)   # slices that use their own septum
+    insertion_points_deg: Dict[int, List[float]] = field(default_factory=dict)  # kept ones, [anterior, inferior]
+    slices: Dict[int, Dict] = field(default_factory=dict)  # per slice with myocardium: septum used and its source
     warnings: List[str] = field(default_factory=list)
-    review_reasons: List[str] = field(default_factory=list)   # why aha_status is 'needs review' (AHA kept)
+    review_reasons: List[str] = field(default_factory=list)   # why the state is 'needs review' (AHA kept)
+    not_determined: List[str] = field(default_factory=list)   # parts missing for the AHA segments (state)
+    assumptions: List[str] = field(default_factory=list)      # stated, not flagged (e.g. an assumed handedness)
+    handedness: Optional[str] = None            # 'from geometry' | 'assumed' | 'user' (None: not determined)
+    septum_clock_hour: Optional[float] = None   # septum as a clock hour in the displayed slices (9 = viewer's left)
+    state: str = ""                             # 'ok' | 'needs review' | 'not determined'
     aha_ready: bool = False
     aha_status: str = ""
 
     def as_dict(self) -> Dict:
         out = asdict(self)
-        out["slice_septum_deg"] = {str(k): v for k, v in self.slice_septum_deg.items()}
-        out["insertion_points_deg"] = {str(k): v for k, v in self.insertion_points_deg.items()}
+        for key in ("slice_septum_deg", "insertion_points_deg", "slices"):
+            out[key] = {str(k): v for k, v in getattr(self, key).items()}
         out["angle_convention"] = ("theta = atan2((j - cj) * dy, (i - ci) * dx) deg around the LV centre, array "
                                    "indices (i, j); direction +1 when anterior -> septum -> inferior runs with "
                                    "increasing theta")
@@ -127,14 +141,13 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
     geo_septum = geo_conf = None
     if geometric and theta_of_world(affine, spacing_xy, RV_RAS)[1] >= MIN_GEOMETRY_CONFIDENCE:
         geo_septum, geo_conf = theta_of_world(affine, spacing_xy, RV_RAS)
-    img_septum, img_conf, unreliable = None, 0.0, []
+    img_septum, img_conf, unreliable, estimates = None, 0.0, [], {}
     if image is not None:
-        img_septum, img_conf, o.slice_septum_deg, o.insertion_points_deg, (o.septum_spread_deg, unreliable) = \
+        img_septum, img_conf, estimates, (o.septum_spread_deg, unreliable) = \
             septum_from_image(image, myo, pool, scar, spacing_xy, levels)
     image_ok = img_septum is not None and img_conf >= MIN_SEPTUM_CONFIDENCE
     if septum_deg is not None:
         o.septum_deg, o.sources["septum"], o.confidences["septum"] = float(septum_deg), "user", 1.0
-        o.slice_septum_deg, o.insertion_points_deg = {}, {}
     elif geo_septum is not None:
         _septum_from_geometry(o, geo_septum, geo_conf, img_septum if image_ok else None, img_conf)
         if image is not None and not image_ok:
@@ -149,17 +162,47 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
             o.review_reasons.extend(unreliable)
     else:
         o.sources["septum"], o.confidences["septum"] = "none", img_conf
-        o.slice_septum_deg, o.insertion_points_deg = {}, {}
+    _slice_septa(o, present, estimates)
     _handedness(o, affine, spacing_xy, geometric, direction)
     if o.sources.get("septum") == "image":
         _check_against_display(o)
     if o.direction is not None:  # insertion points as [anterior, inferior]: anterior at septum - 90 * direction
-        o.insertion_points_deg = {k: (v if o.direction > 0 else v[::-1]) for k, v in o.insertion_points_deg.items()}
+        for entry in o.slices.values():
+            for key in ("insertion_points_deg", "rejected_insertion_points_deg"):
+                if entry[key] is not None and o.direction < 0:
+                    entry[key] = entry[key][::-1]
+    o.insertion_points_deg = {k: v["insertion_points_deg"] for k, v in o.slices.items() if v["insertion_points_deg"]}
     if o.septum_deg is not None and present:
         # the case septum (all slices vote, mid slices twice); an in-plane direction is the same from any centre
         o.septum_direction_ras = [float(v) for v in inplane_world(affine, spacing_xy, o.septum_deg)]
+        o.septum_clock_hour = clock_hour(o.septum_deg)
     _summary(o, present, image is not None)
     return o
+
+
+def clock_hour(theta_deg: float) -> float:
+    """The angle as a clock hour in the displayed slices (i as columns, j as rows top-down: 0 deg = 3 o'clock,
+    90 = 6, 180 = 9, -90 = 12), to the half hour (15 degrees)."""
+    hour = (3.0 + wrap_deg(theta_deg) / 30.0) % 12.0
+    hour = round(hour * 2.0) / 2.0
+    return 12.0 if hour == 0.0 else hour
+
+
+def _slice_septa(o: Orientation, present: List[int], estimates: Dict[int, Dict]) -> None:
+    """Per slice the septum it uses (`slice_septum.constrain_slices`): its own RV insertion points within the
+    tolerance of the case's septum when the image decided or refined it, else the case's angle."""
+    o.slices, o.slice_septum_deg = {}, {}
+    source = o.sources.get("septum")
+    if o.septum_deg is None:
+        return
+    if source in ("image", "geometry+image"):
+        o.slices = constrain_slices(o.septum_deg, present, estimates, source)
+    elif source == "user":
+        o.slices = case_angle_for_all(o.septum_deg, present, "user", "the user's septum is used on every slice")
+    else:
+        o.slices = case_angle_for_all(o.septum_deg, present, source, "the geometric septum (RV right-anterior of "
+                                                                     "the LV) is used on every slice")
+    o.slice_septum_deg = {k: v["septum_deg"] for k, v in o.slices.items() if v["septum_source"].startswith("slice")}
 
 
 def _septum_from_geometry(o: Orientation, geo_septum: float, geo_conf: float, img_septum: Optional[float],
@@ -170,12 +213,8 @@ def _septum_from_geometry(o: Orientation, geo_septum: float, geo_conf: float, im
     if gap is not None and gap <= GEOMETRY_IMAGE_TOLERANCE_DEG:
         o.septum_deg, o.sources["septum"] = img_septum, "geometry+image"
         o.confidences["septum"] = max(geo_conf, img_conf)
-        o.slice_septum_deg = {k: v for k, v in o.slice_septum_deg.items()
-                              if abs(wrap_deg(v - geo_septum)) <= GEOMETRY_IMAGE_TOLERANCE_DEG}
-        o.insertion_points_deg = {k: v for k, v in o.insertion_points_deg.items() if k in o.slice_septum_deg}
         return
     o.septum_deg, o.sources["septum"], o.confidences["septum"] = geo_septum, "geometry", geo_conf
-    o.slice_septum_deg, o.insertion_points_deg = {}, {}
     if gap is not None:
         o.warnings.append(f"septum: geometry (RV right-anterior) and image (RV blood pool) disagree by {gap:.0f} "
                           f"deg (> {GEOMETRY_IMAGE_TOLERANCE_DEG:.0f}); geometry kept: check the cyan septum line")
@@ -216,13 +255,15 @@ def _handedness(o: Orientation, affine: np.ndarray, spacing_xy, geometric: bool,
         o.direction = -(1 if o.apex_first else -1) * handedness_sign(affine)
         o.sources["handedness"] = "assumed: slice order x affine determinant"
         o.confidences["handedness"] = min(o.confidences["slice_order"], ASSUMED_HANDEDNESS_CONFIDENCE)
-        o.warnings.append("handedness assumed from the affine's determinant (no patient orientation): a mirrored "
-                          "array stored with an unmirrored affine swaps anterior and inferior; check that anterior "
-                          "is up in the overlay, override with --direction")
+        o.assumptions.append("handedness assumed from the affine's determinant (no patient orientation): the file "
+                             "is taken to store its array with the affine that belongs to it; a mirrored array "
+                             "stored with an unmirrored affine swaps anterior and inferior: check that anterior is "
+                             "up in the overlay, override with --direction")
 
 
 def _summary(o: Orientation, present: List[int], has_image: bool) -> None:
-    """source, confidence, aha_ready and aha_status ('ok', 'needs review: ...' or 'AHA segments need ...')."""
+    """source, confidence, handedness, state ('ok', 'needs review' or 'not determined'), aha_ready and aha_status
+    ('ok', 'needs review: ...' or 'AHA segments need ...')."""
     parts = list(o.sources.values())
     has_geometry = any(p.startswith("geometry") for p in parts)
     has_image_part = any(p in ("image", "labels", "geometry+image") for p in parts)
@@ -236,6 +277,9 @@ def _summary(o: Orientation, present: List[int], has_image: bool) -> None:
         o.source = "image"
     confs = [o.confidences.get(p) for p in ("septum", "slice_order", "handedness")]
     o.confidence = float(min(c if c is not None else 0.0 for c in confs))
+    handedness = o.sources.get("handedness")
+    o.handedness = None if o.direction is None else (
+        "user" if handedness == "user" else "from geometry" if handedness == "geometry" else "assumed")
     missing = []
     if o.septum_deg is None:
         missing.append("septum direction (no confident RV in the image" + (
@@ -245,11 +289,14 @@ def _summary(o: Orientation, present: List[int], has_image: bool) -> None:
                        f"{o.confidences.get('slice_order') or 0.0:.2f})")
     if o.direction is None:
         missing.append("anterior side")
+    o.not_determined = missing
     o.aha_ready = not missing
     if missing:
+        o.state = "not determined"
         o.aha_status = ("AHA segments need the user's orientation (--septum-deg, --direction, --apex-first/"
                         "--base-first): " + "; ".join(missing) + " not determined")
     elif o.review_reasons:
+        o.state = "needs review"
         o.aha_status = "needs review: " + "; ".join(o.review_reasons)
     else:
-        o.aha_status = "ok"
+        o.state = o.aha_status = "ok"

@@ -9,12 +9,12 @@ import numpy as np
 from tqdm import tqdm
 
 from nnunetv2_scarnet.io_safety import prepare_output_dir
-from nnunetv2_scarnet.quantification.figures import aha_bullseye_png, bullseye_png, overlay_png
+from nnunetv2_scarnet.quantification.figures import CONTOUR_LEGEND, aha_bullseye_png, bullseye_png, overlay_png
 from nnunetv2_scarnet.quantification.label_scheme import (LabelScheme, Stack, case_id_of, geometry_difference,
-                                                          image_file, label_files, labels_carry_mvo,
-                                                          mvo_status, read_label_stack, read_stack, same_geometry,
-                                                          scheme_summary)
-from nnunetv2_scarnet.quantification.aha import aha_summary, aha_table
+                                                          image_file, label_files, read_label_stack, read_stack,
+                                                          same_geometry, scheme_summary)
+from nnunetv2_scarnet.quantification.aha import (aha_summary, aha_table, segment_borders, stack_levels,
+                                                 wall_directions)
 from nnunetv2_scarnet.quantification.orientation import Orientation, find_orientation
 from nnunetv2_scarnet.quantification.sectors import SectorGeometry, stack_sectors
 from nnunetv2_scarnet.quantification.volumes import patient_volumes, slice_volumes
@@ -55,10 +55,21 @@ def _orientation(label: Stack, scheme: LabelScheme, image: Optional[np.ndarray],
                             None if base_first is None else not base_first)
 
 
+def _slice_layout(orientation: Orientation, levels: Dict[int, str]) -> None:
+    """Adds to each slice of `orientation.slices` what a picture needs to show where its segments are: its AHA
+    level, the borders between its segments and the directions of its walls (all from the septum it uses)."""
+    for k, entry in orientation.slices.items():
+        level = levels.get(k)
+        entry["level"] = level
+        entry["segment_borders_deg"] = [] if level is None else \
+            segment_borders(level, entry["septum_deg"], orientation.direction)
+        entry["walls_deg"] = wall_directions(entry["septum_deg"], orientation.direction)
+
+
 def quantify_stack(label: Stack, scheme: LabelScheme, geometry: SectorGeometry, image_path: Optional[str] = None,
                    septum_deg: Optional[float] = None, aha_direction: Optional[int] = None,
                    base_first: Optional[bool] = None, image: Optional[np.ndarray] = None,
-                   mvo_assessed: Optional[bool] = None, mvo_status_text: Optional[str] = None) -> Dict:
+                   mvo_assessed: Optional[bool] = None) -> Dict:
     """Everything the report holds for one label stack.
 
     Orientation is automatic by default (`orientation.find_orientation`: geometry of a real patient-oriented
@@ -66,18 +77,20 @@ def quantify_stack(label: Stack, scheme: LabelScheme, geometry: SectorGeometry, 
     `base_first` override its parts. The AHA table (`aha`, `aha_summary`) is given when the orientation is
     confident or given by the user; otherwise `aha_status` says that it needs the user's orientation.
     `mvo_assessed` None: MVO is assessed when the scheme declares an MVO label or an MVO value occurs in this
-    stack (`label_scheme.labels_carry_mvo`); `mvo_status_text` carries a decision made over a whole folder."""
+    stack (`label_scheme.labels_carry_mvo`): decided for this patient alone."""
     slices = slice_volumes(label, scheme, mvo_assessed)
     if image is None and image_path:
         image = read_stack(image_path).data
     orientation = _orientation(label, scheme, None if image is None else np.asarray(image, np.float64),
                                septum_deg, aha_direction, base_first)
+    myo, scar, _, pool = scheme.masks(label.data)
+    if orientation.aha_ready:
+        _slice_layout(orientation, stack_levels(myo, pool, orientation.apex_first))
     result = {"case": case_id_of(label.path), "label_file": label.path, "image_file": image_path,
-              "patient": patient_volumes(label, scheme, slices, mvo_assessed, mvo_status_text), "slices": slices,
+              "patient": patient_volumes(label, scheme, slices, mvo_assessed), "slices": slices,
               "sectors": stack_sectors(label, scheme, geometry), "sector_geometry": asdict(geometry),
               "orientation": orientation.as_dict(), "aha_status": orientation.aha_status}
     if orientation.aha_ready:
-        myo, scar, _, pool = scheme.masks(label.data)
         result["aha"] = aha_table(myo, scar, pool, label.spacing, orientation.septum_deg, orientation.direction,
                                   orientation.apex_first, orientation.slice_septum_deg, geometry.chords_per_slice)
         result["aha_summary"] = aha_summary(result["aha"])
@@ -119,7 +132,7 @@ def _pictures(result: Dict, label: Stack, image: Optional[Stack], scheme: LabelS
     orientation = result["orientation"]
     if image is not None:
         overlay_png(image, label, scheme, os.path.join(out_dir, f"{case}_overlay.png"),
-                    title=f"{case}: myocardium (green), scar (red), MVO (yellow)", orientation=orientation)
+                    title=f"{case}: {CONTOUR_LEGEND}", orientation=orientation)
     if "aha" in result:
         aha_bullseye_png(result["aha"], os.path.join(out_dir, f"{case}_bullseye.png"),
                          f"{case}: scar per AHA segment (orientation: {orientation['source']})")
@@ -138,7 +151,8 @@ def _patient_row(result: Dict) -> Dict:
                                       if k not in ("slices_without_myocardium", "spacing_mm")}}
     row.update({"septum_deg": o["septum_deg"], "direction": o["direction"], "apex_first": o["apex_first"],
                 "orientation_source": o["source"], "orientation_confidence": o["confidence"],
-                "orientation_warnings": " | ".join(o["warnings"]), "aha_status": result["aha_status"]})
+                "orientation_warnings": " | ".join(o["warnings"]), "orientation_state": o.get("state"),
+                "handedness": o.get("handedness"), "aha_status": result["aha_status"]})
     summary = result.get("aha_summary", {})
     row["n_segments_transmurality_ge_50"] = summary.get("n_segments_transmurality_ge_50")
     row["territories_transmurality_ge_50"] = " ".join(summary.get("territories_transmurality_ge_50", []))
@@ -147,6 +161,13 @@ def _patient_row(result: Dict) -> Dict:
 
 def _for_case(value, case: str):
     return value.get(case) if isinstance(value, dict) else value
+
+
+def folder_mvo_status(statuses: List[str]) -> str:
+    """The patients' MVO statuses in one line: the common one, or 'assessed in k of n cases'."""
+    if len(set(statuses)) == 1:
+        return statuses[0]
+    return f"assessed in {statuses.count('assessed')} of {len(statuses)} cases (decided per patient)"
 
 
 def _scheme_of_folder(labels_dir: str) -> Tuple[LabelScheme, Optional[str]]:
@@ -173,17 +194,14 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
     Orientation is automatic per case unless `septum_deg` / `aha_direction` / `base_first` are given: one value
     for every case, or a dict {case: value} for some cases (the others stay automatic). Without `scheme`, a
     `dataset.json` in `labels_dir` (nnU-Net prediction folders hold one) gives the label values, else the EMIDEC
-    defaults. MVO is assessed when the scheme declares an MVO label (a dataset.json names one) or, with the
-    defaults, when a label map of the folder holds the MVO value; otherwise (and with `mvo_assessed=False`) it is
-    reported as not assessed (null), never 0 mL."""
+    defaults. MVO is decided per patient, never from the other patients of the folder: assessed when the scheme
+    declares an MVO label (a dataset.json names one: 0 mL for a patient without MVO) or, with undeclared values,
+    when this patient's label map holds the MVO value; otherwise (and with `mvo_assessed=False`) it is reported as
+    not assessed (null), never 0 mL."""
     scheme_file = None
     if scheme is None:
         scheme, scheme_file = _scheme_of_folder(labels_dir)
     inputs = _checked_inputs(labels_dir, images_dir, scheme)
-    forced_off = mvo_assessed is False
-    if mvo_assessed is None:  # one decision for the folder: a case without MVO of an MVO-labelled folder has 0 mL
-        mvo_assessed = labels_carry_mvo(scheme, (label.data for label, _ in inputs))
-    mvo_text = mvo_status(mvo_assessed, scheme, forced_off)
     prepare_output_dir(out_dir)  # new, or an earlier scarnet run's folder emptied (docs/reliability.md)
     cases, patients, slice_rows, sector_rows, aha_rows = [], [], [], [], []
     for label, image_path in tqdm(inputs, desc="quantifying", unit="case"):
@@ -191,8 +209,7 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
         case_id = case_id_of(label.path)
         result = quantify_stack(label, scheme, geometry, image_path, _for_case(septum_deg, case_id),
                                 _for_case(aha_direction, case_id), _for_case(base_first, case_id),
-                                image=None if image is None else image.data, mvo_assessed=mvo_assessed,
-                                mvo_status_text=mvo_text)
+                                image=None if image is None else image.data, mvo_assessed=mvo_assessed)
         case = result["case"]
         cases.append(result)
         patients.append(_patient_row(result))
@@ -206,8 +223,8 @@ def quantify_folder(labels_dir: str, out_dir: str, images_dir: Optional[str] = N
     write_csv(os.path.join(out_dir, "sectors.csv"), sector_rows)
     if aha_rows:
         write_csv(os.path.join(out_dir, "aha.csv"), aha_rows)
-    report = {"label_scheme": scheme_summary(scheme), "label_scheme_file": scheme_file, "mvo_status": mvo_text,
-              "cases": cases}
+    report = {"label_scheme": scheme_summary(scheme), "label_scheme_file": scheme_file,
+              "mvo_status": folder_mvo_status([c["patient"]["mvo_status"] for c in cases]), "cases": cases}
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
     return report

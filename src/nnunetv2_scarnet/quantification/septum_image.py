@@ -60,8 +60,9 @@ def septum_from_profile(profile: np.ndarray, arc_deg: float = 120.0):
 
     The septum is the centre of the 120-degree arc with the most RV blood: where several arc positions tie (an RV
     narrower than the arc gives a flat-topped window), the centre of that plateau (within 2% of the maximum), so
-    the answer does not depend on the array's flips; contrast = mean share inside the arc minus outside. Insertion points: ends of the contiguous run around the centre where the smoothed share stays
-    above half its peak, kept when the run spans 60-200 degrees."""
+    the answer does not depend on the array's flips; contrast = mean share inside the arc minus outside.
+    Insertion points: [start, end] (increasing theta) of the contiguous run around the centre where the smoothed
+    share stays above half its peak, kept when the run spans 60-200 degrees."""
     n_bins = len(profile)
     width = int(round(arc_deg / BIN_DEG))
     window = _circular_smooth(profile, width)
@@ -130,10 +131,13 @@ def septum_reliability(angles_deg, weights, contrasts):
 
 def septum_from_image(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, spacing_xy,
                       levels: Optional[Dict[int, str]] = None):
-    """(septum angle, confidence, per-slice septum from insertion points, per-slice insertion points,
-    (circular spread of the votes, [reasons it is unreliable]) from `septum_reliability`).
+    """(case septum angle, confidence, per-slice estimates, (circular spread of the votes, [reasons it is
+    unreliable]) from `septum_reliability`).
 
-    Slices vote with weight = contrast (mid slices x2); confidence = resultant length of the votes x
+    Per-slice estimates: {slice: {"arc_deg": centre of its 120-degree RV arc, "contrast": arc share minus the
+    rest, "insertion": [start, end] of its RV run with increasing theta, or None}} for every slice with a usable RV
+    profile; `slice_septum.constrain_slices` decides which slice may use its own insertion points. Slices vote for
+    the case angle with weight = contrast (mid slices x2); confidence = resultant length of the votes x
     min(1, mean contrast / 0.3)."""
     angles, weights, contrasts, per_slice = [], [], [], {}
     for k in range(myo.shape[2]):
@@ -144,21 +148,13 @@ def septum_from_image(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, scar
         if profile is None:
             continue
         septum, contrast, insertion = septum_from_profile(profile)
-        per_slice[k] = (septum, contrast, insertion)
+        per_slice[k] = {"arc_deg": septum, "contrast": contrast, "insertion": insertion}
         if contrast > 0:
             angles.append(septum)
             weights.append(contrast * (2.0 if levels and levels.get(k) == "mid" else 1.0))
             contrasts.append(contrast)
     mean, resultant = _weighted_circular_mean(angles, weights)
     if mean is None:
-        return None, 0.0, {}, {}, (None, [])
+        return None, 0.0, per_slice, (None, [])
     confidence = resultant * min(1.0, float(np.mean(contrasts)) / 0.3)
-    slice_septum, insertions = {}, {}
-    for k, (septum, contrast, insertion) in per_slice.items():
-        if insertion is None:
-            continue
-        bisector = _weighted_circular_mean(insertion, [1.0, 1.0])[0]
-        if contrast > 0.1 and abs(wrap_deg(bisector - mean)) <= 45.0:
-            slice_septum[k] = bisector
-            insertions[k] = insertion
-    return mean, float(confidence), slice_septum, insertions, septum_reliability(angles, weights, contrasts)
+    return mean, float(confidence), per_slice, septum_reliability(angles, weights, contrasts)

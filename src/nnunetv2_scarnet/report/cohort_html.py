@@ -1,8 +1,10 @@
 """The cohort summary: one self-contained HTML page (styles inline, histograms as base64 PNG, no network).
 
-Sections: counts; distributions of scar %LVM, scar mL and LV mass (myocardium g) over the reported studies; QC-flag
-counts, each with links to the reports of the studies flagged; failures grouped by reason (the error with its paths
-replaced by `<path>`, so one cause over many studies is one group); the model identity of the parts.
+Sections: counts (orientation states and studies without any flag included); distributions of scar %LVM, scar mL
+and LV mass (myocardium g) over the reported studies; QC-flag counts, each with links to the reports of the studies
+flagged; the studies whose orientation needs review or is not determined, with links and reasons; failures grouped
+by reason (the error with its paths replaced by `<path>`, so one cause over many studies is one group); the model
+identity of the parts. A study whose orientation is not ok is never counted as "without a flag" (issue 23).
 """
 import datetime
 import io
@@ -15,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from nnunetv2_scarnet.report.html import STYLE, _e, _table, image_tag  # noqa: E402
+from nnunetv2_scarnet.report.qc import STATES  # noqa: E402
 
 #: (cohort.csv column, axis label) of the distributions shown
 DISTRIBUTIONS = (("scar_pct_lvm", "scar % of LV myocardial mass"), ("scar_ml", "scar volume (mL)"),
@@ -55,20 +58,27 @@ def _grouped_table(key: str, last: str, groups: Dict[str, List[Dict]], cell) -> 
     return "".join(rows) + "</table>"
 
 
-def _link(row: Dict) -> str:
+def _link(row: Dict, title: str = "") -> str:
     href = row.get("report_html") or ""
-    return f"<a href='{_e(href)}'>{_e(row['study'])}</a>" if href else _e(row["study"])
+    hover = f" title='{_e(title)}'" if title else ""
+    return f"<a href='{_e(href)}'{hover}>{_e(row['study'])}</a>" if href else _e(row["study"])
 
 
 def render_summary(rows: List[Dict], model: Dict, parts: Sequence[str]) -> str:
     """The summary page of merged cohort rows (`report_html` relative to the page)."""
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [r for r in rows if r["status"] != "ok"]
+    states: Dict[str, List[Dict]] = {}
+    for row in ok:
+        states.setdefault(row.get("orientation_state") or "not recorded", []).append(row)
+    clean = [r for r in ok if not r.get("qc_flags") and not r.get("review")]
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>LGE scar cohort summary</title>",
            f"<style>{STYLE}</style></head><body><h1>LGE scar cohort summary</h1>",
            f"<p class='note'>Merged {datetime.datetime.now().isoformat(timespec='seconds')} from {len(parts)} "
            f"part(s): {_e(', '.join(parts))}</p>",
-           _table([["studies", len(rows)], ["reported", len(ok)], ["failed", len(failed)]]),
+           _table([["studies", len(rows)], ["reported", len(ok)], ["failed", len(failed)],
+                   *[[f"orientation {state}", len(states.get(state, []))] for state in STATES],
+                   ["reported without any QC flag or orientation review", len(clean)]], table_id="counts"),
            "<h2>Distributions</h2><div class='row figs'>"]
     for column, label in DISTRIBUTIONS:
         values = [v for v in (_number(r.get(column)) for r in ok) if v == v]
@@ -83,7 +93,14 @@ def render_summary(rows: List[Dict], model: Dict, parts: Sequence[str]) -> str:
         out.append(_grouped_table("flag", "reports", flagged, lambda studies: ", ".join(_link(r) for r in studies)))
     else:
         out.append("<p class='ok'>No QC flag in any reported study.</p>")
-    out.append(f"<p class='note'>{sum(1 for r in ok if not r.get('qc_flags'))} reported studies without a flag.</p>")
+    out.append(f"<p class='note'>{len(clean)} reported studies without a flag (orientation ok).</p>")
+    out.append("<h2>Orientation</h2>")
+    review = {state: states[state] for state in states if state != "ok"}
+    if review:
+        out.append(_grouped_table("orientation", "reports (reason on hover)", review,
+                                  lambda studies: ", ".join(_link(r, r.get("review")) for r in studies)))
+    else:
+        out.append("<p class='ok'>Orientation ok in every reported study.</p>")
     out.append("<h2>Failures</h2>")
     groups: Dict[str, List[Dict]] = {}
     for row in failed:

@@ -1,5 +1,6 @@
-"""Report figures (PNG bytes): every slice on its own with its contours and septum line, and a bullseye of
-transmurality (the quantification's AHA bullseye, or rings of sectors per slice without an AHA table)."""
+"""Report figures (PNG bytes): every slice on its own with its contours, septum line and segment marks, and a
+bullseye of Kim et al. transmurality categories (the quantification's AHA bullseye, or rings of sectors per slice
+without an AHA table)."""
 import os
 import tempfile
 from typing import Dict, List, Optional, Tuple
@@ -39,8 +40,8 @@ def slice_captions(quantification: Dict) -> Dict[int, str]:
 
 
 def slice_overlays(image, label, scheme, quantification: Dict) -> List[Tuple[str, bytes]]:
-    """(caption, PNG) of every slice of the stack (not only those with myocardium): contours, and the cyan septum
-    line of report.json's orientation on the slices with myocardium."""
+    """(caption, PNG) of every slice of the stack (not only those with myocardium): contours, and on the slices with
+    myocardium report.json's septum line, RV insertion points, segment borders and numbers and wall names."""
     orientation = quantification.get("orientation")
     captions = slice_captions(quantification)
     return [(captions.get(k, slice_name(k, {}, FIRST_SLICE_NUMBER)),
@@ -65,12 +66,13 @@ def screen_sectors(values: List[Optional[float]], geometry: Dict) -> Tuple[List[
 
 
 def transmurality_bullseye(quantification: Dict, title: str) -> bytes:
-    """The AHA bullseye (quantification.figures.aha_bullseye_png, Cerqueira 2002 layout) coloured by mean
-    transmurality when the quantification has an AHA table; else one ring per slice of sectors, base outermost
-    when the slice order is known (stack order, first slice outermost, otherwise)."""
+    """The AHA bullseye (quantification.bullseye.aha_bullseye_png, Cerqueira 2002 layout) coloured by the Kim et
+    al. category of each segment's mean transmurality when the quantification has an AHA table; else one ring per
+    slice of sectors in the same categories, base outermost when the slice order is known (stack order, first
+    slice outermost, otherwise)."""
     if quantification.get("aha"):
         return _png(lambda path: aha_bullseye_png(quantification["aha"], path, f"{title}: AHA segments",
-                                                  value="transmurality"))
+                                                  value="kim"))
     by_slice: Dict[int, List[Optional[float]]] = {}
     for r in sorted(quantification.get("sectors", []), key=lambda r: (int(r["slice"]), int(r["sector"]))):
         by_slice.setdefault(int(r["slice"]), []).append(_sector_value(r))
@@ -86,5 +88,5 @@ def transmurality_bullseye(quantification: Dict, title: str) -> bytes:
     what = "sectors per slice as the overlays show them, no AHA segments (orientation needed)" + \
         ("" if known else "; slice order unknown")
     return _png(lambda path: bullseye_png([by_slice[k] for k in order], path, f"{title}: {what}", labels,
-                                          origin_deg=origin,
-                                          colorbar_label="mean transmurality (% of wall thickness)"))
+                                          origin_deg=origin, scale="kim",
+                                          colorbar_label="Kim category of the mean\ntransmurality (% of wall)"))

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import pydicom
 
 from nnunetv2_scarnet.ingestion import list_series
+from nnunetv2_scarnet.ingestion.dicom_header import header_of
 from nnunetv2_scarnet.ingestion.dicom_series import SeriesInfo
 from nnunetv2_scarnet.ingestion.dicom_slices import SliceRef, slices_of
 from nnunetv2_scarnet.ingestion.series_kinds import ti_spread_is_drift
@@ -85,7 +85,7 @@ def _inversion_time_score(slices: Sequence[SliceRef]) -> Tuple[int, str]:
 
 def score_series(series: SeriesInfo) -> SeriesChoice:
     """Score one series by the heuristic of the module doc (headers only; Enhanced MR frames count as slices)."""
-    first = pydicom.dcmread(series.files[0], stop_before_pixels=True)
+    first = header_of(series.files[0])
     text = " ".join(str(first.get(k, "")) for k in ("SeriesDescription", "ProtocolName", "SequenceName"))
     score, reasons = 0, []
     if LGE_WORDS.search(text):
@@ -223,8 +223,12 @@ def _nifti_name(path: str) -> str:
 
 def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
     """Patient, study and series identifiers the DICOM carries (first file of the series), with the attribute the
-    pixel spacing was read from (`PixelSpacingSource`)."""
-    ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+    pixel spacing was read from (`PixelSpacingSource`) and the Slice Thickness of the slices (one value, or the
+    range 'a-b' when they differ). Every file must carry one and the same StudyInstanceUID
+    (the study's identity, which its DICOM SEG references): refused here, at reading, naming the file, never after
+    the prediction."""
+    ds = header_of(files[0])
+    _check_study_uid(files[0], ds, str(ds.get("StudyInstanceUID", "") or ""))
     keys = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyDescription",
             "AccessionNumber", "StudyInstanceUID", "SeriesNumber", "SeriesDescription", "SeriesInstanceUID",
             "Manufacturer", "ManufacturerModelName", "MagneticFieldStrength", "InversionTime")
@@ -233,10 +237,26 @@ def dicom_identifiers(files: Sequence[str]) -> Dict[str, str]:
     if slices:
         identifiers["PixelSpacingSource"] = slices[0].pixel_spacing_source
     for path in list(dict.fromkeys(files))[1:]:  # each file once (Enhanced MR: one file, many frames)
-        slices += slices_of(path, pydicom.dcmread(path, stop_before_pixels=True))
+        other = header_of(path)
+        _check_study_uid(path, other, identifiers["StudyInstanceUID"])
+        slices += slices_of(path, other)
+    thickness = sorted({s.thickness for s in slices if s.thickness is not None})  # the report's acquisition table
+    if thickness:
+        identifiers["SliceThickness"] = f"{thickness[0]:g}" + (f"-{thickness[-1]:g}" if len(thickness) > 1 else "")
     times = sorted({s.inversion_time for s in slices if s.inversion_time is not None})
     if len(times) > 1:  # drifting over the slices (a mix never gets this far), or Enhanced MR frames
         identifiers["InversionTime"] = f"{times[0]:g}-{times[-1]:g} ms over the slices"
     elif times:
         identifiers.setdefault("InversionTime", f"{times[0]:g}")  # Enhanced MR: per-frame MR Modifier
     return identifiers
+
+
+def _check_study_uid(path: str, ds, expected: str) -> None:
+    uid = str(ds.get("StudyInstanceUID", "") or "")
+    if not uid:
+        raise ReportInputError(f"{path}: no StudyInstanceUID (0020,000D); the study cannot be identified and its "
+                               f"DICOM SEG could not reference it, so none is made up (export the study with its "
+                               f"UIDs)")
+    if uid != expected:
+        raise ReportInputError(f"{path}: StudyInstanceUID {uid} differs from {expected} of the series' other files; "
+                               f"one series belongs to one study")

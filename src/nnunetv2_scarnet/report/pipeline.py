@@ -2,9 +2,10 @@
 QC flags and one self-contained HTML report per patient (+ a cohort CSV).
 
 Per patient OUT_DIR/<patient>/ holds input/<patient>_0000.nii.gz (the converted stack), segmentation/<patient>.nii.gz,
-quantification/ (CSV, JSON, PNG of `scarnet quantify` with default options), <patient>_seg.dcm (DICOM inputs),
-<patient>_report.json and <patient>_report.html. A patient is written to its own hidden `.<patient>.*.partial`
-folder first and renamed when complete; a failing patient is reported, nothing of it is left, and the others go on.
+quantification/ (CSV, JSON, PNG of `scarnet quantify` with default options), <patient>_seg.dcm and <patient>_sr.dcm
+(DICOM inputs), <patient>_report.json and <patient>_report.html. A patient is written to its own hidden
+`.<patient>.*.partial` folder first and renamed when complete; a failing patient is reported, nothing of it is left,
+and the others go on.
 
 Order (docs/report.md): OUT_DIR is checked, inputs are listed and the model is loaded (device, checkpoints with the
 trust policy, label mapping) before OUT_DIR is touched; then OUT_DIR is locked against a second run, emptied if an
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from tqdm import tqdm
 
@@ -29,7 +30,8 @@ from nnunetv2_scarnet.report.html import render_report
 from nnunetv2_scarnet.report.inputs import (PatientInput, ReportInputError, choose_lge_series, dicom_identifiers,
                                             resolve_inputs)
 from nnunetv2_scarnet.report.predict import ReportPredictor
-from nnunetv2_scarnet.report.qc import all_flags
+from nnunetv2_scarnet.report.qc import all_flags, review_cells
+from nnunetv2_scarnet.report.run_identity import model_file_states, run_identity
 
 MARKER = ".scarnet-report"
 
@@ -101,10 +103,12 @@ def convert(patient: Patient, series_uids: Sequence[str], image_type: Optional[s
 
 
 def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict,
-                  stage_seconds: Optional[Dict[str, float]] = None) -> None:
-    """Quantification, DICOM SEG, QC flags, JSON and HTML of one predicted patient; then the folder is final.
+                  stage_seconds: Optional[Dict[str, float]] = None,
+                  before_final: Optional[Callable[[str], None]] = None) -> None:
+    """Quantification, DICOM SEG and SR, QC flags, JSON and HTML of one predicted patient; then the folder is final.
     `stage_seconds`, when given, receives the wall time of `quantification` (volumes, AHA segments, transmurality,
-    QC flags) and of `writing` (DICOM SEG, pictures, JSON, HTML)."""
+    QC flags) and of `writing` (DICOM SEG and SR, pictures, JSON, HTML). `before_final(work folder)` runs after the last
+    report file and before the marker (a cohort part writes the study's checksum manifest there)."""
     started = time.perf_counter()
     scheme = predictor.scheme
     quant_dir = os.path.join(patient.work, "quantification")
@@ -129,8 +133,14 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict,
                 if source != patient.source.path:
                     shutil.rmtree(source)
             outputs.append(f"{patient.name}_seg.dcm (DICOM SEG referencing series {patient.source.series_uid})")
+            from nnunetv2_scarnet.ingestion.dicom_sr import write_dicom_sr
+            write_dicom_sr(quant, model, os.path.join(patient.work, f"{patient.name}_seg.dcm"),
+                           os.path.join(patient.work, f"{patient.name}_sr.dcm"), scheme)
+            outputs.append(f"{patient.name}_sr.dcm (DICOM SR measurement report, TID 1500, referencing the SEG)")
         else:
-            notes.append("empty segmentation: no DICOM SEG written")
+            notes.append("empty segmentation: no DICOM SEG or SR written")
+    else:
+        notes.append("NIfTI input: no DICOM SEG or SR written (they reference the source DICOM images)")
     title = patient.identifiers.get("PatientName", patient.name)
     overlays = slice_overlays(image, label, scheme, quant)  # with the orientation's septum line
     bullseyes = []
@@ -138,7 +148,8 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict,
     if os.path.isfile(extent):
         with open(extent, "rb") as f:
             bullseyes.append(("Scar extent per segment", f.read()))
-    bullseyes.append(("Transmurality per segment", transmurality_bullseye(quant, f"{title}: scar transmurality")))
+    bullseyes.append(("Transmurality: Kim category per segment",
+                      transmurality_bullseye(quant, f"{title}: scar transmurality")))
     pred = patient.prediction
     prediction_qc = {"confidence": pred.confidence, "member_dice": pred.member_dice, "members": pred.members}
     outputs += [f"{patient.name}_report.json", f"{patient.name}_report.html"]
@@ -154,6 +165,8 @@ def write_outputs(patient: Patient, predictor: ReportPredictor, model: Dict,
                          quant, flags, bullseyes, overlays, model, prediction_qc, outputs + notes)
     with open(os.path.join(patient.work, f"{patient.name}_report.html"), "w", encoding="utf-8") as f:
         f.write(page)
+    if before_final is not None:
+        before_final(patient.work)
     open(os.path.join(patient.work, MARKER), "w").close()
     os.rename(patient.work, patient.final)  # unique names: never an existing folder
     if stage_seconds is not None:
@@ -190,6 +203,8 @@ def cohort_row(patient: Patient) -> Dict:
             "myocardium_g": v.get("myocardium_g"), "scar_ml": v.get("scar_ml"), "scar_g": v.get("scar_g"),
             "scar_pct_lvm": v.get("scar_pct_lvm"), "mvo_ml": v.get("mvo_ml"), "n_qc_flags": len(flags),
             "qc_flags": " ".join(f["code"] for f in flags),
+            **(review_cells(patient.summary) if patient.summary and not patient.error
+               else {"orientation_state": None, "review": None}),
             "report_html": None if patient.error else os.path.join(patient.final, f"{patient.name}_report.html")}
 
 
@@ -206,8 +221,9 @@ def run_report(inputs: Sequence[str], model_folder: str, out_dir: str, folds: Op
     for source in sources:
         check_apart(source.path, out_dir)
     with _bar(total=1, desc="[1/4] loading the model", unit="model") as bar:
+        files_before = model_file_states(model_folder, checkpoint)
         predictor = ReportPredictor(model_folder, folds, checkpoint, device, mirroring, scheme, trust_model)
-        model = predictor.identity()
+        model = dict(predictor.identity(), run_identity=run_identity(predictor, files_before))  # hashes: the SR
         bar.update()
     with OutputDirLock(out_dir):
         prepare_output_dir(out_dir, keep=(LOCK,))

@@ -88,31 +88,48 @@ class ReportPredictor:
     def __init__(self, model_folder: str, folds: Optional[Sequence[str]] = None,
                  checkpoint: str = "checkpoint_final.pth", device: str = "auto", mirroring: bool = True,
                  scheme: Optional[LabelScheme] = None, trust_model: bool = False):
-        """`scheme`: label values (`--dataset-json`); default: mapped by name from the model's dataset.json,
-        refused when its labels cannot be mapped. `trust_model`: load checkpoints with pickle execution."""
+        """`scheme`: which label values are which structure (`--dataset-json`), refused when it declares a value
+        the model never predicts; default: mapped by name from the model's labels (those of the checkpoint, which
+        the folder's dataset.json must repeat), refused when they cannot be mapped. `trust_model`: load checkpoints
+        with pickle execution and plans that name code outside the allow-lists (`model_loading`)."""
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
         self.model_folder = os.path.abspath(model_folder)
         self.folds = check_model_folder(self.model_folder, folds, checkpoint)
         self.checkpoint = checkpoint
         self.device = resolve_device(device)
-        self.scheme = scheme or self._label_scheme()
         with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net's prints would break the progress bars
             self.predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
                                              perform_everything_on_device=self.device.type == "cuda",
                                              device=self.device, verbose=False, allow_tqdm=False)
             initialize_predictor(self.predictor, self.model_folder, [f if f == "all" else int(f) for f in self.folds],
                                  checkpoint, trust_model)
+        self.scheme = self._checked_override(scheme) if scheme else self._label_scheme()
         axes = self.predictor.allowed_mirroring_axes if mirroring else None
         self.mirror_combos = [()] + ([c for i in range(len(axes)) for c in itertools.combinations(axes, i + 1)]
                                      if axes else [])
 
     def _label_scheme(self) -> LabelScheme:
+        """The model's labels mapped by name. Read from the folder's dataset.json, which `initialize_predictor`
+        has checked to hold the checkpoint's labels (so messages name the file the user can see)."""
         path = os.path.join(self.model_folder, "dataset.json")
         try:
             return LabelScheme.from_dataset_json(path)
         except ValueError as exc:
             raise ModelFolderError(f"{exc}; give the label values with --dataset-json") from None
+
+    def _checked_override(self, scheme: LabelScheme) -> LabelScheme:
+        """The user's `--dataset-json` scheme, refused when it declares a value the model never predicts (that
+        structure would be reported as absent: a plausible wrong number)."""
+        dataset = self.predictor.dataset_json
+        values = {v for v in dataset["labels"].values() if isinstance(v, int)}
+        values |= set(dataset.get("regions_class_order") or [])
+        unknown = sorted(scheme.valid - values)
+        if unknown:
+            found = ", ".join(f"{k}={v}" for k, v in dataset["labels"].items())
+            raise ModelFolderError(f"{self.model_folder}: --dataset-json declares label value(s) {unknown}, which the "
+                                   f"model never predicts (its labels, from the checkpoint: {found})")
+        return scheme
 
     @property
     def n_members(self) -> int:

@@ -1,7 +1,8 @@
 """QC flags a reader must look at before trusting a `scarnet report` (explained in docs/report.md).
 
 Each flag has a code, a one-line title, the measured values and the slices involved. Flags never change the
-segmentation or the numbers; they say where to look.
+segmentation or the numbers; they say where to look. An orientation that needs review or is not determined is a
+flag too (`orientation_flags`): the AHA segments and territories rest on it.
 """
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
@@ -143,9 +144,65 @@ def shape_flags(label: np.ndarray, scheme: LabelScheme) -> List[Flag]:
     return flags
 
 
+#: the orientation states of report.json (quantification/orientation.py)
+STATES = ("ok", "needs review", "not determined")
+
+
+def orientation_state(report: Dict) -> str:
+    """The orientation state of a quantification (or a patient's report.json): `orientation.state`; for a report
+    written before the states existed, read from `aha_status` ('ok', 'needs review: ...', else not determined)."""
+    o = report.get("orientation") or {}
+    state = o.get("state")
+    if state in STATES:
+        return state
+    status = str(report.get("aha_status") or o.get("aha_status") or "")
+    if o and status == "ok":
+        return "ok"
+    return "needs review" if status.startswith("needs review") else "not determined"
+
+
+def orientation_review(report: Dict) -> List[str]:
+    """Why the orientation is not ok: its review reasons, or the parts that were not determined; [] when ok."""
+    o, state = report.get("orientation") or {}, orientation_state(report)
+    if state == "needs review":
+        return list(o.get("review_reasons") or []) or [str(report.get("aha_status") or "needs review")]
+    if state == "not determined":
+        if not o:
+            return ["no orientation in the quantification"]
+        return list(o.get("not_determined") or []) or [str(report.get("aha_status") or "not determined")]
+    return []
+
+
+def review_cells(report: Dict) -> Dict[str, str]:
+    """The cohort table's orientation columns of a quantification or report.json: `orientation_state` (ok, needs
+    review, not determined) and `review` (why, reasons joined by ' | '; empty when ok)."""
+    return {"orientation_state": orientation_state(report), "review": " | ".join(orientation_review(report))}
+
+
+def orientation_flags(report: Dict) -> List[Flag]:
+    """A QC flag when the orientation needs review (AHA segments given, but they may be turned or mirrored) or is
+    not determined (no AHA segments, no territories)."""
+    state, reasons = orientation_state(report), "; ".join(orientation_review(report))
+    if state == "needs review":
+        return [Flag("orientation_review", "Orientation needs review: AHA segments and territories may be misplaced",
+                     f"{reasons}; check the septum, insertion points and segment borders on every slice")]
+    if state == "not determined":
+        return [Flag("orientation_not_determined", "Orientation not determined: no AHA segments or territories",
+                     f"{reasons}; give it with --septum-deg, --direction and --apex-first / --base-first "
+                     f"(scarnet quantify) to get the segments")]
+    return []
+
+
+def with_orientation_flags(flags: List[Dict], report: Dict) -> List[Dict]:
+    """`flags` (dicts) with the orientation's flag first when they lack it: a report.json written before the
+    orientation became a flag, or a caller that passes its own flags, still shows the review."""
+    codes = {f.get("code") for f in flags}
+    return [asdict(f) for f in orientation_flags(report) if f.code not in codes] + list(flags)
+
+
 def all_flags(label: np.ndarray, spacing, scheme: LabelScheme, quantification: Dict, prediction) -> List[Dict]:
-    """Every flag of one patient as dicts (code, title, detail, slices)."""
-    flags = []
+    """Every flag of one patient as dicts (code, title, detail, slices); the orientation's first."""
+    flags = orientation_flags(quantification)
     if prediction is not None:
         flags += confidence_flags(prediction.confidence)
         flags += agreement_flags(prediction.member_dice, prediction.members, prediction.ensemble_scar_voxels)

@@ -2,7 +2,6 @@
 from nnunetv2_scarnet.trainers import variants
 from nnunetv2_scarnet.trainers.scarnet_trainer import MEDSAM_CHECKPOINT_ENV, ScarNetTrainer
 from nnunetv2_scarnet.trainers.variants import *  # noqa: F401,F403  (the trainer classes)
-from nnunetv2_scarnet.trainers.curve_variants import *  # noqa: F401,F403,E402  (benchmark only)
 
 TRAINER_NAMES = tuple(["ScarNetTrainer"] + [name for name, obj in vars(variants).items()
                                             if isinstance(obj, type) and issubclass(obj, ScarNetTrainer)

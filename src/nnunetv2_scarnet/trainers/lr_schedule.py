@@ -5,9 +5,13 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import _LRScheduler
 
 
-def poly_warmup_factor(step: int, max_steps: int, exponent: float = 0.9, warmup_steps: int = 0) -> float:
+def poly_warmup_factor(step: float, max_steps: int, exponent: float = 0.9, warmup_steps: int = 0) -> float:
     """(1 - step / max_steps) ** exponent, multiplied during the first `warmup_steps` steps by (step + 1) /
-    (warmup_steps + 1). From step `warmup_steps` on it is exactly nnU-Net's poly factor."""
+    (warmup_steps + 1). From step `warmup_steps` on it is exactly nnU-Net's poly factor.
+
+    `step` may be fractional: the equal-budget rule (benchmark/budget_schedule.py) evaluates the schedule at
+    p * max_steps, p the fraction of the time budget used, so the warm-up ramps linearly from 1 / (warmup_steps + 1)
+    over the first warmup_steps / max_steps of the budget."""
     factor = max(0.0, 1 - step / max_steps) ** exponent
     if step < warmup_steps:
         factor *= (step + 1) / (warmup_steps + 1)
@@ -19,7 +23,8 @@ class GroupPolyLRScheduler(_LRScheduler):
 
     nnU-Net's PolyLRScheduler writes one rate into all groups, which would erase a lower encoder rate. The base rates
     are fixed at construction (from the trainer's settings) and the rate is a function of the step (nnU-Net steps
-    once per epoch, with the epoch number), so resuming from a checkpoint restores every group's rate.
+    once per epoch, with the epoch number; the equal-budget rule with a fractional step before every training
+    step), so resuming from a checkpoint restores every group's rate.
 
     The short linear warm-up keeps the first updates small while the randomly initialised decoder still sends large,
     poorly directed gradients into the pretrained encoder.

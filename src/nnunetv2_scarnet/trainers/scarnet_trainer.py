@@ -86,22 +86,11 @@ class ScarNetTrainer(nnUNetTrainer):
                  device: torch.device = torch.device("cuda")):
         if configuration not in plans["configurations"]:
             raise ValueError(f"configuration {configuration!r} is not in the plans")
-        resolved = PlansManager(plans).get_configuration(configuration).configuration  # inherits_from resolved
-        if len(resolved.get("patch_size", ())) != 2:
-            raise ValueError(f"ScarNet is a 2D network; use the 2d configuration (got {configuration!r}, patch size "
-                             f"{resolved.get('patch_size')})")
         # The variant's network and batch size are written into the plans themselves, so that the configuration
         # manager, the logged hyper-parameters and the plans.json copied to the results folder (from which the
         # predictor rebuilds the network) all describe the network that is trained.
-        settings = self.network_settings()
-        if settings["encoder_input_window"] is None:
-            settings["encoder_input_window"] = dataset_input_window(
-                join(nnunet_paths.nnUNet_preprocessed, plans["dataset_name"], resolved["data_identifier"]))
-        planned = resolved["architecture"]
-        mismatch = planned.get("network_class_name") == SCARNET_CLASS_NAME and any(
-            planned["arch_kwargs"].get(k) != settings[k] for k in ("encoder", "encoder_image_size", "conv_encoder"))
+        planned, mismatch = self.write_network_into_plans(plans, configuration)
         config = plans["configurations"][configuration]
-        config["architecture"] = scarnet_architecture(planned["arch_kwargs"], settings, planned["network_class_name"])
         if type(self).plans_batch_size is not None:
             config["batch_size"] = int(type(self).plans_batch_size)
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -130,6 +119,25 @@ class ScarNetTrainer(nnUNetTrainer):
                 self.grad_scaler = None
 
     # ------------------------------------------------------------------ network
+    def write_network_into_plans(self, plans: dict, configuration: str):
+        """Write ScarNet's architecture entry (the variant's settings on the plans' stage layout) into
+        `plans[configurations][configuration]`; returns the planned architecture and whether it was made for
+        another ScarNet encoder or network (noted in the log)."""
+        resolved = PlansManager(plans).get_configuration(configuration).configuration  # inherits_from resolved
+        if len(resolved.get("patch_size", ())) != 2:
+            raise ValueError(f"ScarNet is a 2D network; use the 2d configuration (got {configuration!r}, patch size "
+                             f"{resolved.get('patch_size')})")
+        settings = self.network_settings()
+        if settings["encoder_input_window"] is None:
+            settings["encoder_input_window"] = dataset_input_window(
+                join(nnunet_paths.nnUNet_preprocessed, plans["dataset_name"], resolved["data_identifier"]))
+        planned = resolved["architecture"]
+        mismatch = planned.get("network_class_name") == SCARNET_CLASS_NAME and any(
+            planned["arch_kwargs"].get(k) != settings[k] for k in ("encoder", "encoder_image_size", "conv_encoder"))
+        config = plans["configurations"][configuration]
+        config["architecture"] = scarnet_architecture(planned["arch_kwargs"], settings, planned["network_class_name"])
+        return planned, mismatch
+
     @classmethod
     def network_settings(cls) -> dict:
         """The variant's network settings, as they go into the plans' architecture entry."""
@@ -244,6 +252,13 @@ class ScarNetTrainer(nnUNetTrainer):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
+        """`build_optimizer`'s parameter groups under nnU-Net's poly decay with a linear warm-up (lr_schedule.py)."""
+        optimizer = self.build_optimizer()
+        scheduler = GroupPolyLRScheduler(optimizer, [g["lr"] for g in optimizer.param_groups], self.num_epochs,
+                                         warmup_steps=min(self.warmup_epochs, self.num_epochs // 10))
+        return optimizer, scheduler
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
         """AdamW over the decoder side (decoder_lr) and the pretrained encoder (decoder_lr * encoder_lr_factor);
         with `conv_encoder_optimizer = "sgd"` the hybrid's convolutional encoder trains with stock nnU-Net's SGD
         instead. Every group follows the same poly schedule and warm-up from its own base rate."""
@@ -269,9 +284,7 @@ class ScarNetTrainer(nnUNetTrainer):
             sgd = torch.optim.SGD(sgd_params, lr=self.sgd_conv_lr, momentum=self.sgd_conv_momentum,
                                   nesterov=True, weight_decay=self.sgd_conv_weight_decay)
             optimizer = JointOptimizer({"adamw": optimizer, "sgd": sgd})
-        scheduler = GroupPolyLRScheduler(optimizer, [g["lr"] for g in optimizer.param_groups], self.num_epochs,
-                                         warmup_steps=min(self.warmup_epochs, self.num_epochs // 10))
-        return optimizer, scheduler
+        return optimizer
 
     def _build_loss(self):
         if self.label_manager.has_regions:

@@ -1,4 +1,9 @@
 """Trainer variants: each one changes a few class attributes of ScarNetTrainer."""
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunetv2_scarnet.network import SCARNET_CLASS_NAME
 from nnunetv2_scarnet.trainers.scarnet_trainer import ScarNetTrainer
 
 
@@ -199,3 +204,57 @@ class ScarNetTrainerLiteHybrid_checkpointed(ScarNetTrainerLiteHybrid):
 class ScarNetTrainerLiteHybrid_partFrozen_checkpointed(ScarNetTrainerLiteHybrid_partFrozen):
     """The partly frozen Lite hybrid with activation checkpointing of its fine-tuned TinyViT blocks."""
     checkpoint_encoder = True
+
+
+# --- controls that isolate the pretrained encoder from the training recipe (issue 21 §3)
+# ScarNet's recipe: AdamW (1e-3, weight decay 1e-2), poly decay with linear warm-up, Dice + CE + focal Tversky,
+# ScarNetTrainer's train_step. Stock's recipe: SGD (1e-2, Nesterov 0.99, weight decay 3e-5), poly decay, Dice + CE.
+class ScarNetTrainer_stockNetwork(ScarNetTrainer):
+    """ScarNet's recipe on stock nnU-Net's network: the plans' own network (PlainConvUNet or ResidualEncoderUNet),
+    built and initialised exactly as nnUNetTrainer builds it, trained as the hybrid is trained. Every parameter is
+    in one AdamW group at decoder_lr (1e-3), the rate ScarNet gives its randomly initialised parts, the hybrid's
+    copy of this very encoder included (there is no pretrained encoder, so no encoder_lr_factor). Against the
+    hybrid only the network differs; against stock only the recipe."""
+    pretrained_weights = None
+    build_network_architecture = staticmethod(nnUNetTrainer.build_network_architecture)
+
+    def write_network_into_plans(self, plans: dict, configuration: str):
+        planned = PlansManager(plans).get_configuration(configuration).configuration["architecture"]
+        if planned["network_class_name"] == SCARNET_CLASS_NAME:
+            raise ValueError(f"{type(self).__name__} trains stock nnU-Net's network, but these plans "
+                             f"({plans.get('plans_name')}) name ScarNet; train it on stock plans (-p nnUNetPlans)")
+        return planned, False
+
+    def load_pretrained_encoder(self) -> None:
+        self.print_to_log_file(f"{type(self).__name__}: stock nnU-Net network, no pretrained encoder")
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW([{"params": list(self.network.parameters()), "lr": self.initial_lr}],
+                                 lr=self.initial_lr, weight_decay=self.weight_decay)
+
+
+class _StockRecipe:
+    """Stock nnU-Net's recipe for a ScarNet network (put before the ScarNet trainer in the bases): nnUNetTrainer's
+    SGD over every parameter, the pretrained encoder included, at 1e-2 (Nesterov 0.99, weight decay 3e-5), its poly
+    schedule without warm-up, and its Dice + CE loss; network and train_step stay ScarNet's."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = STOCK_RECIPE["initial_lr"]
+        self.weight_decay = STOCK_RECIPE["weight_decay"]
+
+    configure_optimizers = nnUNetTrainer.configure_optimizers
+    _build_loss = nnUNetTrainer._build_loss
+
+
+#: nnUNetTrainer's own values (nnU-Net 2.8.1, nnUNetTrainer.__init__)
+STOCK_RECIPE = {"initial_lr": 1e-2, "weight_decay": 3e-5}
+
+
+class ScarNetTrainerLiteHybrid_stockRecipe(_StockRecipe, ScarNetTrainerLiteHybrid):
+    """The Lite hybrid (pretrained LiteMedSAM + nnU-Net's encoder) trained with stock nnU-Net's recipe."""
+
+
+class ScarNetTrainerHybrid_stockRecipe(_StockRecipe, ScarNetTrainerHybrid):
+    """The ViT-B hybrid trained with stock nnU-Net's recipe."""

@@ -51,13 +51,14 @@ class ConvStem(nn.Module):
 
 class NnUNetConvEncoder(nn.Module):
     """The encoder stock nnU-Net builds from the same plans: `PlainConvEncoder` (PlainConvUNet plans, counted in
-    convolutions per stage) or `ResidualEncoder` (ResidualEncoderUNet plans, counted in residual blocks), with the
-    plans' channels (uncapped), conv/norm/dropout/nonlinearity types and kwargs, already resolved to classes.
-    nnU-Net's He initialisation is applied by ScarNet to everything but the pretrained encoder. One skip per stage."""
+    convolutions per stage, conv -> nonlin -> norm with `nonlin_first`) or `ResidualEncoder` (ResidualEncoderUNet
+    plans, counted in residual blocks), with the plans' channels (uncapped), conv/norm/dropout/nonlinearity types and
+    kwargs, already resolved to classes. ScarNet initialises it as stock initialises its network: He init, and for
+    residual blocks the last norm before the addition at zero. One skip per stage."""
 
     def __init__(self, input_channels: int, features: Sequence[int], strides: Sequence[Sequence[int]],
                  kernel_sizes: Sequence[Sequence[int]], n_conv_per_stage: Optional[Sequence[int]],
-                 n_blocks_per_stage: Optional[Sequence[int]], ops: Dict) -> None:
+                 n_blocks_per_stage: Optional[Sequence[int]], ops: Dict, nonlin_first: bool = False) -> None:
         super().__init__()
         common = dict(conv_bias=ops["conv_bias"], norm_op=ops["norm_op"], norm_op_kwargs=ops["norm_op_kwargs"],
                       dropout_op=ops["dropout_op"], dropout_op_kwargs=ops["dropout_op_kwargs"],
@@ -68,9 +69,12 @@ class NnUNetConvEncoder(nn.Module):
             raise ValueError("the convolutional encoder needs exactly one of n_conv_per_stage (plain) and "
                              "n_blocks_per_stage (residual)")
         if n_blocks_per_stage is not None:
+            if nonlin_first:
+                raise ValueError("nonlin_first=True: stock's ResidualEncoder (n_blocks_per_stage) has no "
+                                 "nonlin_first; only PlainConvEncoder plans can set it")
             self.encoder = ResidualEncoder(*args, list(n_blocks_per_stage), **common)
         else:
-            self.encoder = PlainConvEncoder(*args, list(n_conv_per_stage), **common)
+            self.encoder = PlainConvEncoder(*args, list(n_conv_per_stage), **common, nonlin_first=bool(nonlin_first))
         self.out_channels: List[int] = [int(f) for f in features]
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:

@@ -4,7 +4,7 @@ from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from dynamic_network_architectures.initialization.weight_init import InitWeights_He
+from dynamic_network_architectures.initialization.weight_init import InitWeights_He, init_last_bn_before_add_to_0
 from torch import nn
 
 from nnunetv2_scarnet.network.architectures.conv_path import ConvStem, NnUNetConvEncoder, SkipFusion, resolve_ops
@@ -48,8 +48,10 @@ class ScarNet(nn.Module):
         n_stages, features_per_stage, strides, kernel_sizes, n_conv_per_stage / n_blocks_per_stage: the plans'
             stage layout (the decoder's features capped at `max_features`; the hybrid's convolutional encoder takes
             them as they are, as plain stages or, with `n_blocks_per_stage`, as nnU-Net's residual encoder).
-        conv_op, conv_bias, norm_op, norm_op_kwargs, dropout_op, dropout_op_kwargs, nonlin, nonlin_kwargs: the
-            plans' building blocks of the convolutional encoder (classes, or the plans' dotted names).
+        conv_op, conv_bias, norm_op, norm_op_kwargs, dropout_op, dropout_op_kwargs, nonlin, nonlin_kwargs,
+            nonlin_first: the plans' building blocks of the hybrid's convolutional encoder (classes, or the plans'
+            dotted names; `nonlin_first` as in PlainConvUNet). ScarNet's own stem, projections and decoder keep
+            their conv-InstanceNorm-LeakyReLU blocks.
         encoder: encoder name (see `nnunetv2_scarnet.network.encoders.ENCODER_NAMES`).
         encoder_image_size: square resolution S the patch is resized to before the encoder.
         encoder_input_window: z-score window mapped to the encoder's [0, 1] input range.
@@ -69,7 +71,8 @@ class ScarNet(nn.Module):
                  conv_bias: bool = True, norm_op=nn.InstanceNorm2d,
                  norm_op_kwargs: Optional[dict] = NNUNET_NORM_KWARGS, dropout_op=None,
                  dropout_op_kwargs: Optional[dict] = None, nonlin=nn.LeakyReLU,
-                 nonlin_kwargs: Optional[dict] = NNUNET_NONLIN_KWARGS, encoder: str = "medsam_vit_b", encoder_image_size: int = 512,
+                 nonlin_kwargs: Optional[dict] = NNUNET_NONLIN_KWARGS, nonlin_first: bool = False,
+                 encoder: str = "medsam_vit_b", encoder_image_size: int = 512,
                  encoder_input_window: Sequence[float] = DEFAULT_INPUT_WINDOW, encoder_input_norm: str = "unit",
                  attention: str = "scar", multiscale_attention: bool = True, conv_encoder: bool = False,
                  freeze_encoder: bool = False, max_features: int = 320, deep_supervision: bool = True) -> None:
@@ -101,7 +104,7 @@ class ScarNet(nn.Module):
                                    norm_op_kwargs=dict(norm_op_kwargs or {}), dropout_op=dropout_op,
                                    dropout_op_kwargs=dropout_op_kwargs, nonlin=nonlin, nonlin_kwargs=nonlin_kwargs))
             self.conv_path = NnUNetConvEncoder(input_channels, plans_features, strides, kernel_sizes,
-                                               n_conv_per_stage, n_blocks_per_stage, ops)
+                                               n_conv_per_stage, n_blocks_per_stage, ops, nonlin_first)
         else:
             self.conv_path = ConvStem(input_channels, features[:2], strides[1])
         self.adapter = EncoderInputAdapter(input_channels, encoder_image_size, encoder_input_window,
@@ -149,13 +152,16 @@ class ScarNet(nn.Module):
         return self.decoder(skips)
 
     def initialize_new_modules(self) -> None:
-        """nnU-Net's initialisation (InitWeights_He(1e-2): Kaiming-normal convolutions, zero biases) for every
-        module but the pretrained encoder, whose weights the trainer loads afterwards (scratch variants keep the
-        encoder architecture's own initialisation); then every sigmoid gate is opened (gate_init.py)."""
+        """nnU-Net's initialisation for every module but the pretrained encoder, whose weights the trainer loads
+        afterwards (scratch variants keep the encoder architecture's own initialisation): InitWeights_He(1e-2)
+        (Kaiming-normal convolutions, zero biases), and, as stock ResidualEncoderUNet.initialize does, the last norm
+        of every residual block at zero (each block starts as its shortcut); then every sigmoid gate is opened
+        (gate_init.py)."""
         he = InitWeights_He(1e-2)
         for name, child in self.named_children():
             if name != "encoder":
                 child.apply(he)
+                child.apply(init_last_bn_before_add_to_0)
         open_gates(self)
 
     @staticmethod

@@ -6,8 +6,10 @@ so every gate starts near 0.5 and a decoder stage with three gates (SE, channel,
 authors' form exactly and only start differently: the layer that computes a gate's logit starts with zero weights
 and bias `OPEN_GATE_BIAS`, so the gate is sigmoid(4) = 0.982 for any input (the block starts as the identity, to
 2%); those weights get gradients from the first step and the gate learns from there. The spatial gate's logit is
-batch-normalised (unit variance whatever the convolution's weights): its BatchNorm shift is the bias, and the gate
-starts at sigmoid(4 +- 1), 0.95-0.99.
+batch-normalised: the layer that computes it is the BatchNorm's affine part, whose scale starts at zero and shift at
+`OPEN_GATE_BIAS`, so it too starts at exactly sigmoid(4) (zeroing the convolution instead would not do: the
+BatchNorm divides by the batch's spread, which is then zero, and the first gradients into the convolution would be
+amplified by 1 / sqrt(eps)).
 """
 from torch import nn
 

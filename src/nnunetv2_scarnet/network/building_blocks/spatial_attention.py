@@ -23,7 +23,10 @@ class SpatialAttention(nn.Module):
         self.open_gate()
 
     def open_gate(self) -> None:
-        """Start near the identity: the BatchNorm's shift, the bias before the sigmoid, is OPEN_GATE_BIAS."""
+        """Start as the identity to 2%, like the other gates: the layer that computes the logit is the BatchNorm's
+        affine part, so its scale starts at zero and its shift at OPEN_GATE_BIAS (the convolution keeps its He
+        weights; it gets gradients as soon as the scale leaves zero)."""
+        nn.init.zeros_(self.gate[1].weight)
         nn.init.constant_(self.gate[1].bias, OPEN_GATE_BIAS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

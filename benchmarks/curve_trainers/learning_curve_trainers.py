@@ -1,5 +1,9 @@
-"""Learning-curve variants (benchmark only; `benchmarks/learning_curve.py`): `ScarNetTrainerCurve_<base>` trains
-`<base>` (stock `nnUNetTrainer` or any ScarNet trainer) on a short, identical schedule and records its curve.
+"""Learning-curve trainers (benchmark only; `benchmarks/learning_curve.py`): `LearningCurve_<base>` trains `<base>`
+(stock `nnUNetTrainer` or any ScarNet trainer) on a short, identical schedule and records its curve.
+
+Not part of the installed package: nnU-Net finds these classes only through `nnUNet_extTrainer` pointing at this
+folder, which `benchmarks/learning_curve.py` sets for its own `nnUNetv2_train` runs. A user's `-tr` names and the
+discovery shim (names starting with "ScarNetTrainer", from `nnunetv2_scarnet.trainers`) never see them.
 
 Compared with `<base>` it changes only what a like-for-like curve needs:
 - schedule and batch size from the environment (read in __init__, written to the training log):
@@ -25,17 +29,19 @@ from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from learning_curve_recording import ReferenceLossRecorder, SeparateRngIterator, batch_fingerprint
 from nnunetv2_scarnet.trainers import variants
-from nnunetv2_scarnet.trainers.curve_recording import (ReferenceLossRecorder, SeparateRngIterator,
-                                                       batch_fingerprint)
 from nnunetv2_scarnet.trainers.scarnet_trainer import ScarNetTrainer
 
-CURVE_PREFIX = "ScarNetTrainerCurve_"
+CURVE_PREFIX = "LearningCurve_"
 #: environment variable -> (trainer attribute, default)
 CURVE_SETTINGS = {"SCARNET_CURVE_EPOCHS": ("curve_epochs", 10), "SCARNET_CURVE_ITERATIONS": ("curve_iterations", 15),
                   "SCARNET_CURVE_VAL_BATCHES": ("curve_val_batches", 5),
                   "SCARNET_CURVE_BATCH_SIZE": ("curve_batch_size", 2), "SCARNET_CURVE_SEED": ("curve_seed", 12345)}
 CURVE_FILE = "learning_curve.json"
+#: optional: torch CPU threads for the run (nnU-Net's run_training sets one per core; on a CPU shared with other
+#: jobs, one thread avoids the threads waiting on each other). Not a curve setting: the batches do not change.
+THREADS_VARIABLE = "SCARNET_CURVE_THREADS"
 
 
 def curve_settings_from_environment() -> dict:
@@ -59,6 +65,11 @@ class LearningCurveMixin:
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         settings = curve_settings_from_environment()
+        threads = os.environ.get(THREADS_VARIABLE)
+        if threads is not None:
+            if not threads.isdigit() or int(threads) < 1:
+                raise ValueError(f"{THREADS_VARIABLE}={threads!r} is not a positive integer")
+            torch.set_num_threads(int(threads))
         plans["configurations"][configuration]["batch_size"] = settings["curve_batch_size"]
         random.seed(settings["curve_seed"])  # the network's initialisation
         np.random.seed(settings["curve_seed"])
@@ -112,7 +123,8 @@ class LearningCurveMixin:
             return self.logger.get_value(key, step=epoch)
 
         self.curve_epochs.append({
-            "epoch": epoch, "iterations": len(self.curve_steps), "samples_seen": len(self.curve_steps) * self.batch_size,
+            "epoch": epoch, "iterations": len(self.curve_steps),
+            "samples_seen": len(self.curve_steps) * self.batch_size,
             "train_step_seconds": float(sum(s["seconds"] for s in self.curve_steps)),
             "lr": float(logged("lrs")), "loss": float(logged("train_losses")),
             "reference_loss": float(np.mean([s["reference_loss"] for s in steps])),
@@ -143,7 +155,7 @@ class LearningCurveMixin:
 
 
 def curve_trainer(base: type) -> type:
-    """`ScarNetTrainerCurve_<base>`: the learning-curve variant of an nnU-Net trainer class."""
+    """`LearningCurve_<base>`: the learning-curve variant of an nnU-Net trainer class."""
     return type(CURVE_PREFIX + base.__name__, (LearningCurveMixin, base),
                 {"__module__": __name__, "__doc__": f"Learning-curve variant of {base.__name__} (benchmark only)."})
 
