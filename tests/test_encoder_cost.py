@@ -193,20 +193,38 @@ def test_covering_configurations_cover_every_trainer():
     for config in covering_configurations():
         for key, value in path_values(config, config["frozen_stages"], config["checkpoint"]).items():
             covered.setdefault(key, set()).add(value)
+    stock_network = trainers.ScarNetTrainer_stockNetwork.build_network_architecture
     for name in trainers.TRAINER_NAMES:
         cls = getattr(trainers, name)
+        if cls.build_network_architecture is stock_network:
+            continue  # stock nnU-Net's network (ScarNetTrainer_stockNetwork): the "stock" case of the graph test
         values = path_values(cls.network_settings(), cls.frozen_encoder_stages, cls.checkpoint_encoder)
         missing = {k: v for k, v in values.items() if v not in covered[k]}
         assert not missing, f"{name} uses {missing}: add a network with it to covering_configurations()"
 
 
+def stock_unet(deep_supervision: bool) -> nn.Module:
+    """A small PlainConvUNet with nnU-Net's 2D building blocks, as ScarNetTrainer_stockNetwork trains."""
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+
+    return PlainConvUNet(1, 4, [8, 16, 32, 32], nn.Conv2d, 3, [1, 2, 2, 2], 2, 4, 2, True, nn.InstanceNorm2d,
+                         {"eps": 1e-5, "affine": True}, None, None, nn.LeakyReLU, {"inplace": True},
+                         deep_supervision=deep_supervision)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", [0, 1, 2, "stock"])
 def test_no_graph_break_in_any_trainer_network(index, monkeypatch):
     """nnU-Net compiles the network by default on GPUs: its training forward and its inference forward (in eval
     mode, where the CPU bfloat16 encoder path is taken on CPUs that have it) must each be one graph. TinyViT's layers
     keep one block each (their blocks are alike: the same code, traced once), which cuts the test's time by a third."""
     monkeypatch.delenv(precision.CPU_BF16_ENV, raising=False)
+    if index == "stock":
+        for training in (True, False):
+            explanation = torch._dynamo.explain(stock_unet(training).train(training))(torch.randn(1, 1, 32, 32))
+            assert explanation.graph_break_count == 0, [r.reason for r in explanation.break_reasons]
+            torch._dynamo.reset()
+        return
     config = dict(covering_configurations()[index])
     frozen_stages, checkpoint = config.pop("frozen_stages"), config.pop("checkpoint")
     for training in (True, False):
