@@ -345,3 +345,23 @@ def test_whole_network_bfloat16_cpu_inference(monkeypatch):
     monkeypatch.setenv(precision.CPU_BF16_ENV, "yes")
     with pytest.raises(ValueError, match="SCARNET_CPU_BF16='yes'"):
         net(x)
+
+
+def test_precision_agreement_compares_label_maps_by_hand():
+    """Hand-worked: float32 predicts 4 myocardium voxels (2 of them scar) and 2 blood pool voxels; bfloat16 turns one
+    scar voxel into healthy myocardium and one blood-pool voxel into background. Myocardium Dice 2*4/8 = 1, scar
+    2*1/3, blood pool 2*1/3; scar 2 and 1 voxels of 0.5 mL; 2 of 8 voxels changed."""
+    import numpy as np
+
+    from nnunetv2_scarnet.benchmark.precision_agreement import compare
+    from nnunetv2_scarnet.quantification.label_scheme import LabelScheme
+
+    reference = np.array([[2, 2, 3, 3], [1, 1, 0, 0]])
+    other = np.array([[2, 2, 2, 3], [1, 0, 0, 0]])
+    scheme = LabelScheme(blood_pool=frozenset({1}), myocardium=frozenset({2, 3}), scar=frozenset({3}),
+                         mvo=frozenset())
+    result = compare(reference, other, scheme, voxel_ml=0.5)
+    assert result["dice_myocardium"] == 1.0
+    assert result["dice_scar"] == pytest.approx(2 / 3) and result["dice_blood_pool"] == pytest.approx(2 / 3)
+    assert result["scar_ml_float32"] == 1.0 and result["scar_ml"] == 0.5
+    assert result["changed_voxel_fraction"] == 0.25
