@@ -342,6 +342,9 @@ def test_whole_network_bfloat16_cpu_inference(monkeypatch):
         reloaded = net(x)
         expected = other.eval().to(torch.bfloat16)(x.to(torch.bfloat16)).float()
     torch.testing.assert_close(reloaded, expected, rtol=0, atol=0)
+    with torch.inference_mode():  # nnU-Net's predictor; a buffer made in it (TinyViT's `ab`) is an inference tensor
+        net.register_buffer("made_in_inference_mode", torch.ones(3))
+        torch.testing.assert_close(net(x), expected, rtol=0, atol=0)
     monkeypatch.setenv(precision.CPU_BF16_ENV, "yes")
     with pytest.raises(ValueError, match="SCARNET_CPU_BF16='yes'"):
         net(x)

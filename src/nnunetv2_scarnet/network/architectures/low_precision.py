@@ -12,6 +12,7 @@ blocks reach the same convolution under two names (`conv` and `all_modules.0`), 
 restores such a module's weight to the copy instead of the original.
 """
 import contextlib
+import weakref
 from typing import Dict, Iterator, Tuple
 
 import torch
@@ -22,15 +23,22 @@ class BFloat16Weights:
     """bfloat16 copies of a module's floating parameters and buffers, refreshed when the originals change."""
 
     def __init__(self) -> None:
-        #: (id of the submodule's tensor dict, tensor name) -> (data_ptr, version, bfloat16 copy) of the original
-        self._copies: Dict[Tuple[int, str], Tuple[int, int, torch.Tensor]] = {}
+        #: (id of the submodule's tensor dict, tensor name) -> (weak reference to the original, its version, copy)
+        self._copies: Dict[Tuple[int, str], Tuple[weakref.ref, int, torch.Tensor]] = {}
+
+    def __getstate__(self) -> dict:
+        return {"_copies": {}}  # a cache (with weak references): never pickled
 
     def _copy(self, store: dict, name: str, tensor: torch.Tensor) -> torch.Tensor:
-        key, stamp = (id(store), name), (tensor.data_ptr(), tensor._version)
+        """The cached copy while it is of this very tensor at this version; else a new one. Inference tensors
+        (TinyViT registers its attention-bias buffer in `eval()`, which nnU-Net's predictor calls under
+        `torch.inference_mode`) have no version counter and are copied every time (they are small)."""
+        key = (id(store), name)
+        version = None if tensor.is_inference() else tensor._version
         cached = self._copies.get(key)
-        if cached is None or cached[:2] != stamp:
+        if version is None or cached is None or cached[0]() is not tensor or cached[1] != version:
             with torch.no_grad():
-                cached = (*stamp, tensor.detach().to(torch.bfloat16))
+                cached = (weakref.ref(tensor), version, tensor.detach().to(torch.bfloat16))
             self._copies[key] = cached
         return cached[2]
 
