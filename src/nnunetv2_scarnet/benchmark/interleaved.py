@@ -65,18 +65,23 @@ def measure(specs: List[str], dataset: str, plans: str, batch_size, repeats: int
     from nnunetv2_scarnet.benchmark.speed import (make_predictor, make_trainer, plain_network, prediction_case,
                                                   resolve_trainer)
 
-    trainers = {}
-    for spec in specs:
-        trainer = make_trainer(resolve_trainer(spec.split("%")[0]), dataset, plans, 0, "cpu", batch_size)
-        trainer.initialize()
-        trainer.set_deep_supervision_enabled(True)
-        trainers[spec] = trainer
+    trainers, built, counts = {}, {}, {}
+    for spec in specs:  # TRAINER%P specs of one TRAINER share its trainer (one network in memory)
+        name = spec.split("%")[0]
+        if name not in built:
+            built[name] = make_trainer(resolve_trainer(name), dataset, plans, 0, "cpu", batch_size)
+            built[name].initialize()
+            built[name].set_deep_supervision_enabled(True)
+            network = plain_network(built[name])
+            counts[name] = network_flops(network, built[name].configuration_manager.patch_size,
+                                         built[name].num_input_channels)
+            if train:
+                counts[name]["activation_gib_per_image"] = saved_activation_bytes(
+                    network, built[name].configuration_manager.patch_size, built[name].num_input_channels) / 2 ** 30
+        trainers[spec] = built[name]
     reference = trainers[specs[0]]
     patch = reference.configuration_manager.patch_size
-    rows = {spec: {"trainer": spec, "batch_size": t.batch_size, "patch_size": patch,
-                   **network_flops(plain_network(t), patch, t.num_input_channels),
-                   "activation_gib_per_image": saved_activation_bytes(plain_network(t), patch,
-                                                                      t.num_input_channels) / 2 ** 30}
+    rows = {spec: {"trainer": spec, "batch_size": t.batch_size, "patch_size": patch, **counts[spec.split("%")[0]]}
             for spec, t in trainers.items()}
     kinds = (["train_step"] if train else []) + (["forward"] if predict else []) + (
         ["predict_no_mirroring"] if predict else []) + (["predict_mirroring"] if predict and mirroring else [])
@@ -143,7 +148,7 @@ def markdown_table(rows: List[Dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['trainer']} | {r['train_step_gflops']:.1f} | {r['ratio_train_flops']:.2f}x | "
-                     f"{_ratios(r, 'train_step')} | {r['activation_gib_per_image']:.3f} | {r['forward_gflops']:.1f} | "
+                     f"{_ratios(r, 'train_step')} | {r.get('activation_gib_per_image', float('nan')):.3f} | {r['forward_gflops']:.1f} | "
                      f"{r['ratio_forward_flops']:.2f}x | {_ratios(r, 'forward')} | "
                      f"{_ratios(r, 'predict_no_mirroring')} | {_ratios(r, 'predict_mirroring')} |")
     return "\n".join(lines)
