@@ -147,8 +147,9 @@ def markdown_table(rows: List[Dict]) -> str:
              "predict vs stock, no mirroring (wall / CPU) | with mirroring (wall / CPU) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        activations = f"{r['activation_gib_per_image']:.3f}" if "activation_gib_per_image" in r else "-"
         lines.append(f"| {r['trainer']} | {r['train_step_gflops']:.1f} | {r['ratio_train_flops']:.2f}x | "
-                     f"{_ratios(r, 'train_step')} | {r.get('activation_gib_per_image', float('nan')):.3f} | {r['forward_gflops']:.1f} | "
+                     f"{_ratios(r, 'train_step')} | {activations} | {r['forward_gflops']:.1f} | "
                      f"{r['ratio_forward_flops']:.2f}x | {_ratios(r, 'forward')} | "
                      f"{_ratios(r, 'predict_no_mirroring')} | {_ratios(r, 'predict_mirroring')} |")
     return "\n".join(lines)
