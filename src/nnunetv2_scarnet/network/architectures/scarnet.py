@@ -1,4 +1,5 @@
 """ScarNet: a pretrained (Med)SAM image encoder in front of an attention U-Net decoder, for nnU-Net 2D plans."""
+import contextlib
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -10,7 +11,8 @@ from nnunetv2_scarnet.network.architectures.conv_path import ConvStem, NnUNetCon
 from nnunetv2_scarnet.network.architectures.decoder import ScarNetDecoder
 from nnunetv2_scarnet.network.architectures.encoder_adapter import (
     DEFAULT_INPUT_WINDOW, EncoderInputAdapter, FeatureProjection, assign_taps_to_stages)
-from nnunetv2_scarnet.network.architectures.precision import encoder_autocast_dtype
+from nnunetv2_scarnet.network.architectures.low_precision import BFloat16Weights, forward_in_bfloat16
+from nnunetv2_scarnet.network.architectures.precision import cpu_inference_precision, encoder_autocast_dtype
 from nnunetv2_scarnet.network.building_blocks import MultiScaleScarAttention
 from nnunetv2_scarnet.network.building_blocks.gate_init import open_gates
 from nnunetv2_scarnet.network.encoders import build_encoder
@@ -92,6 +94,10 @@ class ScarNet(nn.Module):
         features = [min(f, int(max_features)) for f in plans_features]
         self.cumulative_strides = np.cumprod(np.array(strides), axis=0).tolist()
         self.freeze_encoder = bool(freeze_encoder)
+        #: training-only encoder settings (configure_encoder_training)
+        self.frozen_encoder_stages = 0
+        self.checkpoint_encoder = False
+        self._bfloat16_weights = BFloat16Weights()  # CPU inference with SCARNET_CPU_BF16=all
 
         if conv_encoder:
             ops = resolve_ops(dict(conv_op=conv_op, conv_bias=conv_bias, norm_op=norm_op,
@@ -128,6 +134,9 @@ class ScarNet(nn.Module):
     def forward(self, x: torch.Tensor):
         if not self.training and not torch.compiler.is_compiling():
             self.check_finite(x)  # eager prediction (nnUNetv2_predict); a compiled graph stays unbroken
+            if (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+                    and cpu_inference_precision() == "all"):
+                return forward_in_bfloat16(self, self._bfloat16_weights, x)  # SCARNET_CPU_BF16=all
         size = x.shape[2:]
         conv_skips = self.conv_path(x)
         taps = self.encode(self.adapter(x))
@@ -165,27 +174,69 @@ class ScarNet(nn.Module):
                              f"(fix or mask them before prediction)")
 
     def encode(self, image: torch.Tensor) -> List[torch.Tensor]:
-        """Run the encoder in the precision chosen by `encoder_autocast_dtype` (see precision.py)."""
-        dtype = encoder_autocast_dtype(image, self.training)
+        """Run the encoder: its frozen leading stages (all of them with `freeze_encoder`) without autograd when
+        nothing before them learns, the rest with autograd (checkpointed with `checkpoint_encoder`), each part in the
+        precision `encoder_autocast_dtype` chooses for it (see precision.py)."""
+        num_stages = self.encoder.num_stages
+        frozen = num_stages if self.freeze_encoder else self.frozen_encoder_stages
+        x, features = image, []
+        if frozen:
+            # a learned channel mix in front (multi-channel input) still gets its gradient through a frozen encoder
+            no_grad = torch.no_grad() if not image.requires_grad else contextlib.nullcontext()
+            with no_grad:
+                x, features = self._run_encoder_stages(image, x, features, 0, frozen, frozen=True)
+        if frozen < num_stages:
+            x, features = self._run_encoder_stages(image, x, features, frozen, num_stages, frozen=False)
+        return features
+
+    def _run_encoder_stages(self, image, x, features, start: int, stop: int, frozen: bool):
+        dtype = encoder_autocast_dtype(image, self.training, frozen=frozen)
+        recompute = self.checkpoint_encoder and self.training and not frozen
         if dtype is None:
-            return self.encoder(image)
+            return self.encoder.run_stages(x, features, start, stop, recompute)
         with torch.autocast(image.device.type, dtype=dtype):
-            features = self.encoder(image)
+            x, features = self.encoder.run_stages(x, features, start, stop, recompute)
         if image.is_cuda:
-            return features  # the caller's CUDA autocast handles the mixed dtypes
-        return [f.to(image.dtype) for f in features]
+            return x, features  # the caller's CUDA autocast handles the mixed dtypes
+        return x.to(image.dtype), [f.to(image.dtype) for f in features]
+
+    def configure_encoder_training(self, frozen_stages: int = 0, checkpoint: bool = False) -> None:
+        """Training-only settings of the pretrained encoder, which change what learns and what autograd keeps but
+        not the function the network computes (so they are not part of the plans' architecture entry):
+
+        - `frozen_stages`: the first `frozen_stages` stages of the encoder (see its `run_stages`) do not learn, run
+          in eval mode and without autograd (in bfloat16 on CPUs that have it), so they hold no activations for the
+          backward pass; the later stages are fine-tuned. `freeze_encoder` freezes every stage.
+        - `checkpoint`: activation checkpointing of every fine-tuned encoder block (recomputed in the backward).
+        """
+        frozen_stages = int(frozen_stages)
+        if not 0 <= frozen_stages <= self.encoder.num_stages:
+            raise ValueError(f"frozen encoder stages must be between 0 and {self.encoder.num_stages} (the "
+                             f"encoder's stages), got {frozen_stages}")
+        if frozen_stages and self.freeze_encoder:
+            raise ValueError("the encoder is already wholly frozen (freeze_encoder); frozen encoder stages apply "
+                             "to a fine-tuned encoder")
+        self.frozen_encoder_stages = frozen_stages
+        self.checkpoint_encoder = bool(checkpoint)
+        for stage in range(self.encoder.num_stages):
+            for p in self.encoder.stage_parameters(stage):
+                p.requires_grad_(not self.freeze_encoder and stage >= frozen_stages)
+        self.train(self.training)
 
     def train(self, mode: bool = True):
         """nnU-Net's train/eval switch. The pretrained encoder's BatchNorm layers (LiteMedSAM's TinyViT) always
         normalise with their pretrained running statistics, which therefore never change: batch statistics of 2-4
         cardiac patches would overwrite the statistics the encoder was trained with. Their affine weights still
-        learn when the encoder is fine-tuned. A frozen encoder is wholly in eval mode."""
+        learn when the encoder is fine-tuned. A frozen encoder (or frozen stages of it) is wholly in eval mode."""
         super().train(mode)
         if self.freeze_encoder:
             self.encoder.eval()
         else:
             for module in self.encoder.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+            for stage in range(self.frozen_encoder_stages):
+                for module in self.encoder.stage_modules(stage):
                     module.eval()
         return self
 

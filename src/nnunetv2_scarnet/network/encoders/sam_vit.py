@@ -6,12 +6,14 @@ switched to `RelPosSdpaAttention`, which computes the same function as SAM's wit
 `torch.nn.functional.scaled_dot_product_attention` (fused kernels on GPU) and adds no parameters.
 """
 from functools import partial
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from segment_anything.modeling.image_encoder import Attention, ImageEncoderViT, get_rel_pos
 from torch import nn
+
+from nnunetv2_scarnet.network.encoders.staged import run_module
 
 
 class RelPosSdpaAttention(Attention):
@@ -70,17 +72,37 @@ class SamViTEncoder(nn.Module):
                 block.attn.__class__ = RelPosSdpaAttention  # same parameters, fused attention kernel
         self.out_channels: List[int] = [embed_dim] * len(self.tap_blocks) + [out_chans]
         self.out_strides: List[int] = [self.patch_size] * len(self.out_channels)
+        #: stage i < depth is block i (stage 0 with the patch embedding), stage `depth` the neck
+        self.num_stages = depth + 1
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        x = self.vit.patch_embed(x)
-        x = x + self.vit.pos_embed
-        features = []
-        for index, block in enumerate(self.vit.blocks):
-            x = block(x)
-            if index in self.tap_blocks:
+        return self.run_stages(x, [], 0, self.num_stages)[1]
+
+    def run_stages(self, x: torch.Tensor, features: List[torch.Tensor], start: int, stop: int,
+                   recompute: bool = False) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Stages [start, stop) (see `LiteMedSAMEncoder.run_stages`)."""
+        features = list(features)
+        for stage in range(start, stop):
+            if stage == self.num_stages - 1:
+                features.append(run_module(self.vit.neck, x.permute(0, 3, 1, 2), recompute))
+                continue
+            if stage == 0:
+                x = self.vit.patch_embed(x) + self.vit.pos_embed
+            x = run_module(self.vit.blocks[stage], x, recompute)
+            if stage in self.tap_blocks:
                 features.append(x.permute(0, 3, 1, 2))
-        features.append(self.vit.neck(x.permute(0, 3, 1, 2)))
-        return features
+        return x, features
+
+    def stage_modules(self, stage: int) -> List[nn.Module]:
+        """The modules stage `stage` runs."""
+        if stage == self.num_stages - 1:
+            return [self.vit.neck]
+        return ([self.vit.patch_embed] if stage == 0 else []) + [self.vit.blocks[stage]]
+
+    def stage_parameters(self, stage: int) -> List[nn.Parameter]:
+        """The parameters stage `stage` uses (stage 0 also the position embedding)."""
+        extra = [self.vit.pos_embed] if stage == 0 else []
+        return extra + [p for m in self.stage_modules(stage) for p in m.parameters()]
 
     def pretrained_module(self) -> nn.Module:
         """The module whose state dict has SAM's `image_encoder.` layout."""

@@ -1,0 +1,124 @@
+"""How far CPU bfloat16 inference moves a trained model's predictions: float32 against each bfloat16 precision.
+
+    python -m nnunetv2_scarnet.benchmark.precision_agreement -m MODEL_FOLDER -f 0 -c checkpoint_final.pth \\
+        -i IMAGES_FOLDER --cases Case_P001 Case_P002 [--precisions encoder all] [--threads 1] [--out x.json]
+
+Each case is predicted as `nnUNetv2_predict --disable_tta` does (nnU-Net's predictor, sliding window, no
+mirroring) once per SCARNET_CPU_BF16 precision (see network/architectures/precision.py): "0" (float32, the
+reference), then each of --precisions. Reported per case and precision: Dice against the float32 prediction of LV
+myocardium, scar and blood pool (the dataset's label scheme), the scar volume in mL of both, the fraction of voxels
+whose label changed, and the process CPU time of the prediction (its ratio to float32's). Only meaningful on CPUs
+with native bfloat16 (on others every precision is float32, which the report says).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> Optional[float]:
+    """Dice of two boolean masks; None when both are empty."""
+    total = int(a.sum()) + int(b.sum())
+    return None if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+def compare(reference: np.ndarray, other: np.ndarray, scheme, voxel_ml: float) -> Dict:
+    """Agreement of two label maps (float32's first)."""
+    structures = dict(zip(("myocardium", "scar", "mvo", "blood_pool"), scheme.masks(reference)))
+    others = dict(zip(("myocardium", "scar", "mvo", "blood_pool"), scheme.masks(other)))
+    return {"dice_myocardium": dice(structures["myocardium"], others["myocardium"]),
+            "dice_scar": dice(structures["scar"], others["scar"]),
+            "dice_blood_pool": dice(structures["blood_pool"], others["blood_pool"]),
+            "scar_ml_float32": float(structures["scar"].sum() * voxel_ml),
+            "scar_ml": float(others["scar"].sum() * voxel_ml),
+            "changed_voxel_fraction": float((reference != other).mean())}
+
+
+def measure(model_folder: str, fold: str, checkpoint: str, images: str, cases: Sequence[str],
+            precisions: Sequence[str]) -> Dict:
+    import torch
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from nnunetv2_scarnet.model_loading import initialize_predictor
+    from nnunetv2_scarnet.network.architectures.precision import CPU_BF16_ENV, cpu_has_native_bf16
+    from nnunetv2_scarnet.quantification.label_scheme import LabelScheme
+
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
+                                perform_everything_on_device=False, device=torch.device("cpu"), verbose=False,
+                                allow_tqdm=False)
+    initialize_predictor(predictor, model_folder, [fold if fold == "all" else int(fold)], checkpoint)
+    scheme = LabelScheme.from_dataset_json(os.path.join(model_folder, "dataset.json"))
+    previous = os.environ.get(CPU_BF16_ENV)
+    rows: List[Dict] = []
+    try:
+        for case in cases:
+            path = os.path.join(images, f"{case}_0000.nii.gz")
+            image, properties = SimpleITKIO().read_images([path])
+            voxel_ml = float(np.prod(properties["spacing"])) / 1000.0
+            predictions, cpu_seconds = {}, {}
+            for precision in ["0", *precisions]:
+                os.environ[CPU_BF16_ENV] = precision
+                start = time.process_time()
+                predictions[precision] = predictor.predict_single_npy_array(image, properties, None, None, False)
+                cpu_seconds[precision] = time.process_time() - start
+            for precision in precisions:
+                rows.append({"case": case, "precision": precision,
+                             **compare(predictions["0"], predictions[precision], scheme, voxel_ml),
+                             "cpu_s": cpu_seconds[precision], "cpu_s_float32": cpu_seconds["0"],
+                             "cpu_time_vs_float32": cpu_seconds[precision] / cpu_seconds["0"]})
+    finally:
+        if previous is None:
+            os.environ.pop(CPU_BF16_ENV, None)
+        else:
+            os.environ[CPU_BF16_ENV] = previous
+    return {"rows": rows, "native_bf16": cpu_has_native_bf16(), "model_folder": model_folder, "fold": fold,
+            "checkpoint": checkpoint}
+
+
+def summary(rows: List[Dict], precision: str) -> Dict:
+    """Worst case over the cases of one precision (Dice where the structure is present in either prediction)."""
+    mine = [r for r in rows if r["precision"] == precision]
+    worst = {}
+    for key in ("dice_myocardium", "dice_scar", "dice_blood_pool"):
+        values = [r[key] for r in mine if r[key] is not None]
+        worst[f"min_{key}"] = min(values) if values else None
+    worst["max_abs_scar_ml_difference"] = max(abs(r["scar_ml"] - r["scar_ml_float32"]) for r in mine)
+    worst["max_changed_voxel_fraction"] = max(r["changed_voxel_fraction"] for r in mine)
+    worst["median_cpu_time_vs_float32"] = float(np.median([r["cpu_time_vs_float32"] for r in mine]))
+    return worst
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-m", "--model", required=True, help="trained nnU-Net model folder")
+    parser.add_argument("-f", "--fold", default="0")
+    parser.add_argument("-c", "--checkpoint", default="checkpoint_final.pth")
+    parser.add_argument("-i", "--images", required=True, help="folder of CASE_0000.nii.gz images")
+    parser.add_argument("--cases", nargs="+", required=True)
+    parser.add_argument("--precisions", nargs="+", default=["encoder", "all"], choices=["encoder", "all"])
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = measure(args.model, args.fold, args.checkpoint, args.images, args.cases, args.precisions)
+    report["summary"] = {p: summary(report["rows"], p) for p in args.precisions}
+    report.update(date=time.strftime("%Y-%m-%d"), load_average_1_5_15min=list(os.getloadavg()))
+    print(json.dumps(report["summary"], indent=1))
+    if not report["native_bf16"]:
+        print("this CPU has no native bfloat16: every precision ran in float32")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
