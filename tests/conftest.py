@@ -4,6 +4,13 @@ import sys
 
 import pytest
 
+# Under pytest-xdist (the suite's default: two workers, see pyproject.toml), every worker runs its tests and their
+# nnU-Net subprocesses on its share of the cores (torch would otherwise start one thread per core in every worker).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_variable, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMIDEC_DEV = os.environ.get("SCARNET_EMIDEC_DEV", os.path.join(REPO, "..", "shared", "data", "emidec_dev"))
 #: six real patients (2 normal, 4 infarct) for the end-to-end tests
@@ -92,3 +99,29 @@ def axes_titles(monkeypatch):
 
     monkeypatch.setattr(matplotlib.axes.Axes, "set_title", spy)
     return titles
+
+
+#: the test modules that take longest (measured on the 2-core dev machine): their work units are scheduled first, so
+#: that no worker is left with a long unit at the end while the other idles
+SLOW_FIRST = ["test_end_to_end", "test_report", "test_benchmarks", "test_demo", "test_baselines_and_noise"]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
+def pytest_collection_modifyitems(config, items):
+    """Work units for pytest-xdist's `--dist loadgroup`: a test module is one unit (its module-scoped fixtures are
+    built once), and the modules that use the session's `tiny_model` form one unit together (it is trained once).
+    Units holding a SLOW_FIRST module come first (with `--no-loadscope-reorder`, xdist keeps this order)."""
+    shared = {item.module.__name__ for item in items if "tiny_model" in getattr(item, "fixturenames", ())}
+
+    def unit(item):
+        return "tiny_model" if item.module.__name__ in shared else item.module.__name__
+
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(unit(item)))
+    first = {}
+    for module in SLOW_FIRST:
+        for item in items:
+            if item.module.__name__ == module:
+                first.setdefault(unit(item), len(first))
+    items.sort(key=lambda item: first.get(unit(item), len(first)))  # stable: the order within a unit is kept
