@@ -37,7 +37,7 @@ def split_halves(cases):
 
 
 def run_cases(cases_dir, reference):
-    """{case: (error deg or None, state, septum deg or None, review reasons)} with today's rules."""
+    """{case: (error deg or None, state, septum deg or None, review reasons, papillary septum error or None)}."""
     out = {}
     for case, ref in sorted(reference.items()):
         label = nib.load(os.path.join(cases_dir, case, "label.nii.gz"))
@@ -45,7 +45,8 @@ def run_cases(cases_dir, reference):
         myo, scar, _, pool = LabelScheme().masks(np.asarray(label.dataobj))
         o = find_orientation(myo, pool, scar, label.affine, label.header.get_zooms()[:3], image)
         error = None if o.septum_deg is None else abs(wrap_deg(o.septum_deg - ref))
-        out[case] = (error, o.state, o.septum_deg, o.review_reasons)
+        papillary = None if o.papillary_septum_deg is None else abs(wrap_deg(o.papillary_septum_deg - ref))
+        out[case] = (error, o.state, o.septum_deg, o.review_reasons, papillary)
     return out
 
 
@@ -60,7 +61,16 @@ def summary(results, cases):
             f"({100 * (found <= 45).sum() / n:.0f}%), max {found.max():.0f}; ok {len(ok)} ({100 * len(ok) / n:.0f}%), "
             f"{ok_right} of them within 30 deg ({100 * ok_right / max(len(ok), 1):.0f}%); needs review "
             f"{sum(1 for c in cases if results[c][1] == 'needs review')}, not determined "
-            f"{sum(1 for c in cases if results[c][1] == 'not determined')}")
+            f"{sum(1 for c in cases if results[c][1] == 'not determined')}; papillary-muscle septum: "
+            + papillary_summary([results[c][4] for c in cases]))
+
+
+def papillary_summary(errors):
+    found = np.array([e for e in errors if e is not None])
+    if not len(found):
+        return "none"
+    return (f"found {len(found)}, median error {np.median(found):.0f} deg, within 30 {(found <= 30).sum()}, "
+            f"within 45 {(found <= 45).sum()}")
 
 
 def main(argv=None):
@@ -84,7 +94,7 @@ def main(argv=None):
         for name, cases in halves.items():
             print(f"{name:9s}" + summary(results, cases))
         if args.cases:
-            for case, (error, state, septum, reasons) in sorted(results.items()):
+            for case, (error, state, septum, reasons, _) in sorted(results.items()):
                 half = "tune" if case in halves["tune"] else "held-out"
                 print(f"  {case} {half:8s} ref {reference[case]:5.0f} tool "
                       f"{'-' if septum is None else f'{septum:5.0f}'} error {'-' if error is None else f'{error:4.0f}'}"
