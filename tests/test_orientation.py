@@ -108,8 +108,9 @@ def test_geometry_alone_is_within_30_deg_of_the_world_rv():
 @pytest.mark.parametrize("septum_deg, direction, apex_first", [(150.0, -1, True), (-100.0, -1, False)])
 def test_axis_aligned_phantom_recovered_under_every_flip_and_transpose(septum_deg, direction, apex_first):
     """EMIDEC-like affine (no patient orientation): septum from the image, handedness ASSUMED from the affine's
-    determinant (stated in `assumptions`, capped confidence); status 'ok' only for the variants whose array is in the
-    standard display (septum within 60 deg of the viewer's left, anterior up), 'needs review' for the others."""
+    determinant (stated in `assumptions`, capped confidence); the phantom has no papillary muscles (no second image
+    opinion), so the status is 'ok' only for the variants whose array is in the standard display (septum within 30 deg
+    of the viewer's left, anterior up), 'needs review' for the others."""
     image, label, spacing = make_oriented_phantom(3, septum_deg, apex_first, direction, "inferior")
     affine, septum_ras = axis_aligned_affine(septum_deg, direction, apex_first, spacing)
     t = np.radians(septum_deg - 90.0 * direction)  # the phantom's anterior wall, through the same affine
@@ -125,12 +126,12 @@ def test_axis_aligned_phantom_recovered_under_every_flip_and_transpose(septum_de
         true_deg = np.degrees(np.arctan2(septum_ras @ m[:, 1], septum_ras @ m[:, 0]))
         anterior_deg = np.degrees(np.arctan2(anterior_ras @ m[:, 1], anterior_ras @ m[:, 0]))
         true_direction = 1 if wrap_deg(true_deg - anterior_deg) > 0 else -1  # anterior = septum - 90 * direction
-        in_display = abs(wrap_deg(true_deg - 180.0)) <= 45.0 and true_direction == -1
-        out_of_display = abs(wrap_deg(true_deg - 180.0)) >= 75.0 or true_direction == 1
+        in_display = abs(wrap_deg(true_deg - 180.0)) <= 20.0 and true_direction == -1
+        out_of_display = abs(wrap_deg(true_deg - 180.0)) >= 40.0 or true_direction == 1
         o = result["orientation"]
         where = f"flips={flips} transpose={transpose}"
         assert o["apex_first"] == (apex_first != flips[2]), where
-        assert o["source"] == "image", where
+        assert o["source"] == "image" and o["papillary_septum_deg"] is None, where
         assert angle_between(o["septum_direction_ras"], septum_ras) < 15.0, where
         if in_display:
             assert result["aha_status"] == "ok", (where, result["aha_status"])
@@ -275,7 +276,8 @@ def septum_agreement(emidec_cases, flagged=None, reading="reread", orientations=
 
 def test_septum_direction_agrees_with_the_images_on_dev_patients(emidec_cases):
     """Default options, no patient orientation, against the re-read reference (issue 23): the calibrated rule
-    (docs) gives 'ok' to at least 60% of the patients and keeps >= 95% of them within 30 deg of the reference;
+    (second opinion from the papillary muscles or the display, docs) gives 'ok' to at least 60% of the patients and
+    keeps >= 95% of them within 30 deg of the reference;
     every other table says 'needs review' with its reason; no slice of any case uses a septum more than 30 deg
     from its case's (issue 23 section 2)."""
     status, orientations = {}, {}
@@ -290,7 +292,7 @@ def test_septum_direction_agrees_with_the_images_on_dev_patients(emidec_cases):
     assert len(errors) == 62
     assert share >= 0.9  # measured 2026-12-05: 57 of 62
     assert sum(1 for e in errors.values() if e is not None and e <= 45.0) >= 58  # measured: 59
-    assert len(ok) >= 0.6 * 62 and ok_within >= 0.95 * len(ok)  # measured: 43 ok, 42 within 30 deg
+    assert len(ok) >= 0.6 * 62 and ok_within >= 0.95 * len(ok)  # measured: 39 ok, 38 within 30 deg
     assert all(st == "ok" or st.startswith("needs review: ") or st.startswith("AHA segments need")
                for st in status.values())
     assert len(ok) + len(review) + sum(1 for st in status.values() if st.startswith("AHA segments need")) == 62

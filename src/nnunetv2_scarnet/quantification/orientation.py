@@ -19,9 +19,10 @@ to the LV, so the septum (LV centre -> RV) is the slice-plane projection of RAS 
 JCMR 2020; docs); anterior = base x septum. Geometry leads: the image septum refines it when both agree within
 GEOMETRY_IMAGE_TOLERANCE_DEG, otherwise the geometry is kept and the case needs review.
 From the images: the LV cavity and myocardium shrink toward the apex; the RV blood pool is the bright region
-that hugs the epicardium beside the septum. An image-only septum (no patient orientation) needs review unless it
-agrees with the standard short-axis display (septum on the viewer's left within DISPLAY_TOLERANCE_DEG, anterior up):
-on the EMIDEC dev patients no internal signal separates the wrong image septa, the display convention does (docs).
+that hugs the epicardium beside the septum. An image-only septum (no patient orientation) is 'ok' only when a second,
+independent source agrees with it within half a segment: the papillary muscles (`septum_papillary.py`: the septum
+lies opposite them, within PAPILLARY_TOLERANCE_DEG) or the standard short-axis display (septum on the viewer's left
+within DISPLAY_TOLERANCE_DEG); and anterior must be up as in that display. Otherwise it needs review (docs).
 Per slice (`slice_septum.py`): a slice uses its own RV insertion points only within SLICE_TOLERANCE_DEG of the case's
 septum and with both points outside the septal arc's inner half, else the case's angle; `slices` says which and why.
 Handedness without geometry is ASSUMED: anterior = base x septum in the affine's frame, so a mirrored array must
@@ -42,6 +43,7 @@ from nnunetv2_scarnet.quantification.geometry import (OBLIQUE_DEG, handedness_si
 from nnunetv2_scarnet.quantification.septum_image import (FLAGGED_SEPTUM_CONFIDENCE, SEPTUM_SPREAD_WARN_DEG,  # noqa: F401,E501
                                                           rv_profile, septum_from_image, septum_from_profile,
                                                           septum_reliability)
+from nnunetv2_scarnet.quantification.septum_papillary import septum_from_papillary
 from nnunetv2_scarnet.quantification.slice_septum import case_angle_for_all, constrain_slices
 
 #: RAS unit directions of the anatomy used with real geometry
@@ -55,10 +57,11 @@ MIN_GEOMETRY_CONFIDENCE = 0.3   # |cos| to the typical long axis; in-plane share
 #: the image refines the geometric septum within this (half a 60-degree segment); beyond it geometry is kept + review
 GEOMETRY_IMAGE_TOLERANCE_DEG = 30.0
 #: standard short-axis display (array i as columns, j as rows top-down): septum on the viewer's left, anterior up;
-#: without geometry an image septum further than DISPLAY_TOLERANCE_DEG from it needs review: one 60-degree segment,
-#: the spread of the real septa in that display (re-read EMIDEC dev reference: 60 of 61 within 60 deg of the
-#: viewer's left, maximum 69; docs: calibration)
-DISPLAY_SEPTUM_DEG, DISPLAY_DIRECTION, DISPLAY_TOLERANCE_DEG = 180.0, -1, 60.0
+#: without geometry an image septum agreeing with it within DISPLAY_TOLERANCE_DEG (half a 60-degree segment, as
+#: GEOMETRY_IMAGE_TOLERANCE_DEG) has a second opinion; so has one within PAPILLARY_TOLERANCE_DEG of the septum
+#: opposite the papillary muscles (an independent image cue). Neither value was tuned (docs: calibration).
+DISPLAY_SEPTUM_DEG, DISPLAY_DIRECTION, DISPLAY_TOLERANCE_DEG = 180.0, -1, 30.0
+PAPILLARY_TOLERANCE_DEG = 30.0
 ASSUMED_HANDEDNESS_CONFIDENCE = 0.5  # cap of the handedness confidence when read from the affine's determinant
 
 
@@ -69,6 +72,7 @@ class Orientation:
     apex_first: Optional[bool] = None
     septum_direction_ras: Optional[List[float]] = None
     septum_spread_deg: Optional[float] = None   # circular spread of the slices' image votes (None: no image vote)
+    papillary_septum_deg: Optional[float] = None  # septum opposite the papillary muscles (None: not measurable)
     source: str = "image"                       # geometry | image | geometry+image | user
     confidence: Optional[float] = None          # min of the parts' confidences (0..1)
     sources: Dict[str, str] = field(default_factory=dict)        # who decided each part (see as_dict)
@@ -165,7 +169,8 @@ def find_orientation(myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, affine
     _slice_septa(o, present, estimates)
     _handedness(o, affine, spacing_xy, geometric, direction)
     if o.sources.get("septum") == "image":
-        _check_against_display(o)
+        o.papillary_septum_deg = septum_from_papillary(image, myo, pool, scar, spacing_xy, levels)[0]
+        _check_second_opinion(o)
     if o.direction is not None:  # insertion points as [anterior, inferior]: anterior at septum - 90 * direction
         for entry in o.slices.values():
             for key in ("insertion_points_deg", "rejected_insertion_points_deg"):
@@ -221,15 +226,21 @@ def _septum_from_geometry(o: Orientation, geo_septum: float, geo_conf: float, im
         o.review_reasons.append(f"geometry and image septum disagree by {gap:.0f} deg")
 
 
-def _check_against_display(o: Orientation) -> None:
-    """Without a patient orientation the standard short-axis display (septum on the viewer's left = 180 deg,
-    anterior up = direction -1) is the only prior: an image-only septum is 'ok' only when it and the handedness
-    agree with it (septum within DISPLAY_TOLERANCE_DEG), else the case needs review (QC only: the septum is not
-    moved). Calibrated on the EMIDEC dev set (docs)."""
+def _check_second_opinion(o: Orientation) -> None:
+    """Without a patient orientation an image-only septum is 'ok' only when a second, independent source agrees
+    with it within half a segment: the septum opposite the papillary muscles (PAPILLARY_TOLERANCE_DEG) or the
+    standard short-axis display (septum on the viewer's left, DISPLAY_TOLERANCE_DEG); and the handedness must put
+    anterior up as in that display (direction -1). Otherwise the case needs review (QC only: the septum is not
+    moved). Measured on the EMIDEC dev set (docs)."""
     gap = abs(wrap_deg(o.septum_deg - DISPLAY_SEPTUM_DEG))
-    if gap > DISPLAY_TOLERANCE_DEG:
-        o.review_reasons.append(f"septum from the image alone (no patient orientation), {gap:.0f} deg from the "
-                                f"standard display's (viewer's left; > {DISPLAY_TOLERANCE_DEG:.0f})")
+    papillary_gap = None if o.papillary_septum_deg is None else abs(wrap_deg(o.septum_deg - o.papillary_septum_deg))
+    if gap > DISPLAY_TOLERANCE_DEG and (papillary_gap is None or papillary_gap > PAPILLARY_TOLERANCE_DEG):
+        papillary = ("no papillary muscles measurable" if papillary_gap is None else
+                     f"{papillary_gap:.0f} deg from the septum opposite the papillary muscles (> "
+                     f"{PAPILLARY_TOLERANCE_DEG:.0f})")
+        o.review_reasons.append(f"septum from the image alone (no patient orientation) without a second opinion: "
+                                f"{gap:.0f} deg from the standard display's (viewer's left; > "
+                                f"{DISPLAY_TOLERANCE_DEG:.0f}) and {papillary}")
     elif o.direction is not None and o.direction != DISPLAY_DIRECTION:
         o.review_reasons.append("septum from the image alone (no patient orientation) and anterior not up as in "
                                 "the standard display")
