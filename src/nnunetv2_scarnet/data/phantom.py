@@ -1,10 +1,13 @@
 """LGE-like short-axis phantom stacks: the embedded default data of the demo (no patient data needed).
 
-Each stack holds a body ellipse, a left-ventricular blood pool and myocardial ring that shrink from base to apex,
-and (in infarct cases) a bright scar sector that grows from subendocardial to transmural, optionally with a dark
-microvascular-obstruction core. Magnitude images carry Rician noise; in-plane spacing is 1.4-1.9 mm and slice
-spacing 8-10 mm. Labels follow EMIDEC (0 background, 1 blood pool, 2 myocardium, 3 scar, 4 MVO), so the
-phantoms go through the same converter as real data. A model trained on them is a demonstration only.
+Each stack holds a body ellipse with lung, epicardial fat and a right ventricle, a left-ventricular blood pool and
+myocardial ring that shrink from base to apex, and (in infarct cases) an enhanced scar sector of varying
+transmurality, optionally with a dark microvascular-obstruction core. The signal model (LGESignalModel: tissue
+levels, partial volume, smooth texture, coil shading, slice-to-slice drift, Rician noise, labels drawn with a
+contour error) is matched to EMIDEC's infarct cases by measurement (`python -m nnunetv2_scarnet.data.scar_realism`,
+docs/demo.md), so that the phantom's scar is as hard to find as real scar. In-plane spacing 1.37-1.56 mm, slice
+spacing 8-10 mm. Labels follow EMIDEC (0 background, 1 blood pool, 2 myocardium, 3 scar, 4 MVO), so the phantoms
+go through the same converter as real data. A model trained on them is a demonstration only.
 """
 import os
 from dataclasses import dataclass
