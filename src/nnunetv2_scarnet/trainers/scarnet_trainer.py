@@ -81,6 +81,9 @@ class ScarNetTrainer(nnUNetTrainer):
     iterations_per_epoch: Optional[int] = None
     val_iterations_per_epoch: Optional[int] = None
     checkpoint_every: Optional[int] = None
+    # False: the model allows no test-time mirroring (stored in its checkpoint), so nnU-Net's final validation and
+    # every prediction with it run one forward per tile instead of four (2D): for the CPU demo and smoke trainers
+    test_time_mirroring: bool = True
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -117,6 +120,12 @@ class ScarNetTrainer(nnUNetTrainer):
             self.amp_dtype = torch.bfloat16 if cuda_has_native_bf16(self.device) else torch.float16
             if self.amp_dtype == torch.bfloat16:
                 self.grad_scaler = None
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        configured = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        if not self.test_time_mirroring:
+            self.inference_allowed_mirroring_axes = None  # training augmentation keeps its mirroring
+        return configured
 
     # ------------------------------------------------------------------ network
     def write_network_into_plans(self, plans: dict, configuration: str):
