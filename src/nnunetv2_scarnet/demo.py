@@ -28,6 +28,15 @@ from nnunetv2_scarnet.evaluation import evaluate_folders
 
 MARKER = ".scarnet-demo"
 
+#: glibc malloc settings for a training process on a CPU: keep the memory a training step frees for the next step
+#: (large blocks from the heap up to glibc's 32 MiB mmap ceiling, no trimming of the heap back to the kernel)
+#: instead of returning it after every step and taking page faults on every new one. Measured 2026-12-06 on the
+#: 2-core dev machine, 3 epochs of ScarNetTrainerLite_demo on the demo's phantoms, one after another: 152 s instead
+#: of 207 s (epochs 38-42 s instead of 54-58 s; system time 9 s instead of 74 s; minor page faults 3.2 million
+#: instead of 32 million). It changes no result; the process keeps its peak memory until it ends.
+CPU_TRAINING_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2 ** 20), "MALLOC_TRIM_THRESHOLD_": str(16 * 2 ** 30),
+                           "MALLOC_TOP_PAD_": str(256 * 2 ** 20)}
+
 
 SEEDED_TRAIN = "from nnunetv2_scarnet.demo import seeded_training_entry; seeded_training_entry()"
 
@@ -180,7 +189,7 @@ def main(argv=None) -> int:
     run(["nnUNetv2_plan_and_preprocess", "-d", d, "-c", "2d", "-pl", "ScarNetPlanner", "-np", "1"], env,
         os.path.join(logs, "plan_and_preprocess.log"))
 
-    train_env = dict(env, nnUNet_n_proc_DA="0") if args.device == "cpu" else env
+    train_env = dict(env, nnUNet_n_proc_DA="0", **CPU_TRAINING_MALLOC_ENV) if args.device == "cpu" else env
     n_epochs = epochs_of(args.trainer)
     with open(os.path.join(raw, "dataset.json")) as f:
         labels = json.load(f)["labels"]
