@@ -11,7 +11,8 @@ sliding-window tile), then nnU-Net's sliding-window prediction of one validation
 mirroring. A ratio to the reference (the first trainer, stock nnU-Net) is taken within each repeat, and the
 reported ratio is the median over repeats, of wall-clock and of process CPU time. FLOPs per training image and per
 patch come from flops.py, activation memory from activation_memory.py. `TRAINER%P` measures TRAINER with
-SCARNET_CPU_BF16=P (CPU inference precision: 0, encoder or all).
+SCARNET_CPU_BF16=P (CPU inference precision: 0, encoder or all); `TRAINER%int8` with the encoder's Linear layers
+dynamically quantised to int8 and everything else float32 (int8_encoder.py; forward and prediction only).
 """
 import argparse
 import contextlib
@@ -65,6 +66,10 @@ def measure(specs: List[str], dataset: str, plans: str, batch_size, repeats: int
     from nnunetv2_scarnet.benchmark.speed import (make_predictor, make_trainer, plain_network, prediction_case,
                                                   resolve_trainer)
 
+    from nnunetv2_scarnet.benchmark.int8_encoder import INT8, Int8Encoders
+
+    if train and any(spec.endswith("%" + INT8) for spec in specs):
+        raise ValueError(f"TRAINER%{INT8} measures inference only: add --no-train")
     trainers, built, counts = {}, {}, {}
     for spec in specs:  # TRAINER%P specs of one TRAINER share its trainer (one network in memory)
         name = spec.split("%")[0]
@@ -87,8 +92,16 @@ def measure(specs: List[str], dataset: str, plans: str, batch_size, repeats: int
         ["predict_no_mirroring"] if predict else []) + (["predict_mirroring"] if predict and mirroring else [])
     times = {f"{kind}{clock}": {spec: [] for spec in specs} for kind in kinds for clock in ("", "_cpu")}
 
+    int8_encoders = Int8Encoders()
+
+    def mode(spec: str):
+        """The precision `spec` names, for the duration of a block."""
+        if spec.endswith("%" + INT8):
+            return int8_encoders.swapped_in(plain_network(trainers[spec]))
+        return cpu_precision(spec)
+
     def record(kind: str, spec: str, fn: Callable[[], object]) -> None:
-        with cpu_precision(spec):
+        with mode(spec):
             wall, cpu = _timed(fn)
         times[kind][spec].append(wall)
         times[kind + "_cpu"][spec].append(cpu)
@@ -109,7 +122,7 @@ def measure(specs: List[str], dataset: str, plans: str, batch_size, repeats: int
         for spec, trainer in trainers.items():
             predictors[spec] = {m: make_predictor(trainer, "cpu", m) for m in ([False, True] if mirroring else
                                                                               [False])}
-            with torch.no_grad(), cpu_precision(spec):
+            with torch.no_grad(), mode(spec):
                 trainer.network(patch_input)  # warm-up
                 predictors[spec][False].predict_sliding_window_return_logits(image)
         for _ in range(repeats):

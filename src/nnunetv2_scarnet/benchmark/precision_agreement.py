@@ -1,16 +1,19 @@
-"""How far CPU bfloat16 inference moves a trained model's predictions: float32 against each bfloat16 precision.
+"""How far CPU low-precision inference moves a trained model's predictions: float32 against each other precision.
 
     python -m nnunetv2_scarnet.benchmark.precision_agreement -m MODEL_FOLDER -f 0 -c checkpoint_final.pth \\
-        -i IMAGES_FOLDER --cases Case_P001 Case_P002 [--precisions encoder all] [--threads 1] [--out x.json]
+        -i IMAGES_FOLDER --cases Case_P001 Case_P002 [--precisions encoder all int8] [--threads 1] [--out x.json]
 
 Each case is predicted as `nnUNetv2_predict --disable_tta` does (nnU-Net's predictor, sliding window, no
 mirroring) once per SCARNET_CPU_BF16 precision (see network/architectures/precision.py): "0" (float32, the
-reference), then each of --precisions. Reported per case and precision: Dice against the float32 prediction of LV
-myocardium, scar and blood pool (the dataset's label scheme), the scar volume in mL of both, the fraction of voxels
-whose label changed, and the process CPU time of the prediction (its ratio to float32's). Only meaningful on CPUs
-with native bfloat16 (on others every precision is float32, which the report says).
+reference), then each of --precisions ("int8": the encoder's Linear layers dynamically quantised, the rest
+float32, int8_encoder.py; a benchmark, not a network mode). Reported per case and precision: Dice against the
+float32 prediction of LV myocardium, scar and blood pool (the dataset's label scheme), the scar volume in mL of
+both, the fraction of voxels whose label changed, and the process CPU time of the prediction (its ratio to
+float32's). The bfloat16 precisions are only meaningful on CPUs with native bfloat16 (on others they run in
+float32, which the report says).
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -38,12 +41,26 @@ def compare(reference: np.ndarray, other: np.ndarray, scheme, voxel_ml: float) -
             "changed_voxel_fraction": float((reference != other).mean())}
 
 
+@contextlib.contextmanager
+def _int8_encoder(predictor, encoders):
+    """The predictor's network with its int8 encoder copy; nnU-Net's predictor reloads its (one fold's) parameters
+    before every prediction, so within the block they are the state of that network, int8 encoder included."""
+    with encoders.swapped_in(predictor.network):
+        parameters = predictor.list_of_parameters
+        predictor.list_of_parameters = [predictor.network.state_dict()]
+        try:
+            yield
+        finally:
+            predictor.list_of_parameters = parameters
+
+
 def measure(model_folder: str, fold: str, checkpoint: str, images: str, cases: Sequence[str],
             precisions: Sequence[str]) -> Dict:
     import torch
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+    from nnunetv2_scarnet.benchmark.int8_encoder import INT8, Int8Encoders
     from nnunetv2_scarnet.model_loading import initialize_predictor
     from nnunetv2_scarnet.network.architectures.precision import CPU_BF16_ENV, cpu_has_native_bf16
     from nnunetv2_scarnet.quantification.label_scheme import LabelScheme
@@ -54,6 +71,7 @@ def measure(model_folder: str, fold: str, checkpoint: str, images: str, cases: S
     initialize_predictor(predictor, model_folder, [fold if fold == "all" else int(fold)], checkpoint)
     scheme = LabelScheme.from_dataset_json(os.path.join(model_folder, "dataset.json"))
     previous = os.environ.get(CPU_BF16_ENV)
+    int8_encoders = Int8Encoders()
     rows: List[Dict] = []
     try:
         for case in cases:
@@ -63,9 +81,13 @@ def measure(model_folder: str, fold: str, checkpoint: str, images: str, cases: S
             predictions, cpu_seconds = {}, {}
             for precision in ["0", *precisions]:
                 os.environ[CPU_BF16_ENV] = precision
-                start = time.process_time()
-                predictions[precision] = predictor.predict_single_npy_array(image, properties, None, None, False)
-                cpu_seconds[precision] = time.process_time() - start
+                int8 = (_int8_encoder(predictor, int8_encoders) if precision == INT8
+                        else contextlib.nullcontext())
+                with int8:
+                    start = time.process_time()
+                    predictions[precision] = predictor.predict_single_npy_array(image, properties, None, None,
+                                                                                False)
+                    cpu_seconds[precision] = time.process_time() - start
             for precision in precisions:
                 rows.append({"case": case, "precision": precision,
                              **compare(predictions["0"], predictions[precision], scheme, voxel_ml),
@@ -100,7 +122,7 @@ def main(argv=None) -> int:
     parser.add_argument("-c", "--checkpoint", default="checkpoint_final.pth")
     parser.add_argument("-i", "--images", required=True, help="folder of CASE_0000.nii.gz images")
     parser.add_argument("--cases", nargs="+", required=True)
-    parser.add_argument("--precisions", nargs="+", default=["encoder", "all"], choices=["encoder", "all"])
+    parser.add_argument("--precisions", nargs="+", default=["encoder", "all"], choices=["encoder", "all", "int8"])
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
