@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     t0 = time.time()
 
     print(f"[1/5] writing {args.train_cases} + {args.test_cases} phantom LGE stacks", flush=True)
-    train_ids = write_phantom_cases(os.path.join(workdir, "phantoms_train"), args.train_cases, seed=args.seed)
+    write_phantom_cases(os.path.join(workdir, "phantoms_train"), args.train_cases, seed=args.seed)
     test_ids = write_phantom_cases(os.path.join(workdir, "phantoms_test"), args.test_cases, seed=args.seed + 1,
                                    infarct_fraction=1.0)
     test_ids_renamed = [f"Test_{c}" for c in test_ids]

@@ -3,7 +3,7 @@ myocardium), per slice and for the stack (docs/quantification_and_evaluation.md,
 
 Angles follow `geometry.py`: theta = atan2((j - cj) * dy, (i - ci) * dx) in degrees around the LV centre.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -23,6 +23,17 @@ def _circular_smooth(x: np.ndarray, width: int) -> np.ndarray:
     return ndimage.uniform_filter1d(x, width, mode="wrap")
 
 
+def blood_and_wall_levels(image: np.ndarray, myo: np.ndarray, pool: np.ndarray,
+                          scar: np.ndarray) -> Optional[Tuple[float, float]]:
+    """(median of the LV blood pool, median of the remote (non-scar) myocardium) of one slice; None when either has
+    fewer than 10 pixels or the pool is not brighter (in LGE, blood is bright and viable myocardium dark)."""
+    healthy = myo & ~scar
+    if pool.sum() < 10 or healthy.sum() < 10:
+        return None
+    blood, wall = float(np.median(image[pool])), float(np.median(image[healthy]))
+    return None if blood <= wall else (blood, wall)
+
+
 def rv_profile(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, scar: np.ndarray, spacing_xy, center,
                band_mm: float = 12.0) -> Optional[np.ndarray]:
     """Share of blood-like pixels per 5-degree bin in the band `band_mm` outside the epicardium of one slice.
@@ -31,13 +42,10 @@ def rv_profile(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, scar: np.nd
     of the LV blood pool (in LGE, blood is bright and viable myocardium dark); only blood-like components that
     touch the epicardium (within 2 mm) count, as the RV blood pool touches the septum. None without a usable
     pool or remote myocardium."""
-    healthy = myo & ~scar
-    if pool.sum() < 10 or healthy.sum() < 10:
+    levels = blood_and_wall_levels(image, myo, pool, scar)
+    if levels is None:
         return None
-    blood, wall = float(np.median(image[pool])), float(np.median(image[healthy]))
-    if blood <= wall:
-        return None
-    threshold = wall + 0.5 * (blood - wall)
+    threshold = levels[1] + 0.5 * (levels[0] - levels[1])
     epi = ndimage.binary_fill_holes(myo | pool)
     d_out = ndimage.distance_transform_edt(~epi, sampling=spacing_xy)
     band = ~epi & (d_out <= band_mm) & (image != 0)

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from nnunetv2_scarnet.quantification.geometry import lv_center, wrap_deg
+from nnunetv2_scarnet.quantification.septum_image import blood_and_wall_levels
 
 #: pool pixels closer than this to the pool's border are left out (partial volume with the endocardium)
 PAPILLARY_BORDER_MM = 3.0
@@ -31,12 +32,10 @@ def papillary_direction(image: np.ndarray, myo: np.ndarray, pool: np.ndarray, sc
     Dark = below the midpoint between the median of the remote (non-scar) myocardium and the median of the pool
     (the same split as the RV blood in `septum_image.rv_profile`), at least PAPILLARY_BORDER_MM inside the pool;
     weight = dark area (mm2) x resultant length of the dark pixels' directions (0 when they surround the centre)."""
-    healthy = myo & ~scar
-    if pool.sum() < 10 or healthy.sum() < 10:
+    levels = blood_and_wall_levels(image, myo, pool, scar)
+    if levels is None:
         return None
-    blood, wall = float(np.median(image[pool])), float(np.median(image[healthy]))
-    if blood <= wall:
-        return None
+    blood, wall = levels
     inner = ndimage.distance_transform_edt(pool, sampling=spacing_xy) > PAPILLARY_BORDER_MM
     dark = inner & (image < wall + 0.5 * (blood - wall))
     area = float(dark.sum()) * float(spacing_xy[0]) * float(spacing_xy[1])
