@@ -140,6 +140,7 @@ def lge_signal(level: np.ndarray, contrast: LGESignalModel, rng: np.random.Gener
     signal = np.maximum((textured + offset) * contrast.unit * shading, 0)
     return rician(signal, contrast.noise * contrast.unit, rng)
 
+
 def rician(signal: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Magnitude of the signal plus complex Gaussian noise of standard deviation `sigma` per channel."""
     return np.hypot(signal + rng.normal(0, sigma, signal.shape), rng.normal(0, sigma, signal.shape))
@@ -172,6 +173,7 @@ def make_phantom(seed: int, infarct: bool, shape: Tuple[int, int] = (128, 128),
         labels.append(label)
     image = np.clip(np.round(np.stack(images, -1)), 0, 32767).astype(np.int16)
     return image, np.stack(labels, -1).astype(np.uint8), (spacing, spacing, slice_spacing)
+
 
 def write_phantom_cases(folder: str, n_cases: int, seed: int = 0, infarct_fraction: float = 0.7) -> List[str]:
     """Write `n_cases` phantoms as `<folder>/<case>/image.nii.gz` + `label.nii.gz`; returns the case ids."""
