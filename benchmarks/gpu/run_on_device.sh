@@ -2,7 +2,7 @@
 # Run ON THE GPU MACHINE (device call with carry .gpu-wheels .gpu-stubs .gpu-site .gpu-data, timeout_s 600), after
 # benchmarks/gpu/prepare_bundle.sh. Writes ONE archive, $OUT/gpu_results.tar.gz (gpu_results/: gpu.txt, phases.txt,
 # budget_<B>s/equal_budget.{json,md} and paired_comparison.csv per budget, per-trainer logs and evaluations,
-# speed_gpu.json).
+# speed_gpu_compile_{on,off}.json).
 #
 # Default: the arms of ARMS, on fold FOLD, BUDGETS=100 s of charged training each, under the rule of
 # src/nnunetv2_scarnet/benchmark/budget_schedule.py (compilation off for every trainer; only the training- and
@@ -21,7 +21,7 @@
 # Three arms x 220 s do not fit one 600-s call (~920 s); three arms x 100 s: ~516 s.
 #
 # Knobs: ARMS (TRAINERS also read), FOLD (default 0), BUDGETS (space-separated seconds, e.g. "100 220": the second
-# only if time is left; BUDGET_S also read), PHASES ("budget", "speed" or both), DEADLINE_S, FORCE, PLAN_ONLY=1
+# only if time is left; BUDGET_S also read), PHASES ("budget", "speed" or both), SPEED_TRAINERS, SPEED_COMPILE ("on off"), DEADLINE_S, FORCE, PLAN_ONLY=1
 # (print the plan and the estimate, run nothing); for the CPU dry run (benchmarks/gpu/cpu_dry_run.sh): DEVICE=cpu,
 # INSTALL=0 (use this machine's packages), CHECK_OPTIONS (tiny epochs), RESULTS, WORK.
 set -euo pipefail
@@ -32,6 +32,11 @@ BUDGETS=${BUDGETS:-${BUDGET_S:-100}}
 # the encoder), the hybrid; the first arm is the reference of the paired statistics
 ARMS=${ARMS:-${TRAINERS:-"nnUNetTrainer ScarNetTrainer_stockNetwork ScarNetTrainerLiteHybrid"}}
 FOLD=${FOLD:-0}
+# the speed phase's trainers (issue 22): stock, the stock-network control, the default hybrid (checkpointed), the
+# hybrid without checkpointing (the first verdict's), the partly frozen and the frozen hybrids
+SPEED_TRAINERS=${SPEED_TRAINERS:-"nnUNetTrainer ScarNetTrainer_stockNetwork ScarNetTrainerLiteHybrid \
+ScarNetTrainerLiteHybrid_noCheckpoint ScarNetTrainerLiteHybrid_partFrozen ScarNetTrainerLiteHybrid_frozenEncoder"}
+SPEED_COMPILE=${SPEED_COMPILE:-"on off"}
 DEADLINE_S=${DEADLINE_S:-575}
 DEVICE=${DEVICE:-cuda}
 INSTALL=${INSTALL:-1}
@@ -96,10 +101,14 @@ fi
 if [[ " $PHASES " == *" speed "* ]]; then
   [ -d "$WORK/pre" ] || timeout "$(left)" python3 -m nnunetv2_scarnet.benchmark.equal_budget --cases .gpu-data/cases \
     --work "$WORK" --out "$RESULTS/prepare" --prepare-only --device "$DEVICE" 2>&1 | tee "$RESULTS/prepare.log"
-  nnUNet_raw=$WORK/raw nnUNet_preprocessed=$WORK/pre timeout "$(left)" python3 -m nnunetv2_scarnet.benchmark.speed \
-    -d 500 --device "$DEVICE" --iterations 20 --warmup 5 --inference-repeats 3 \
-    --trainers nnUNetTrainer ScarNetTrainerLite ScarNetTrainerLiteHybrid ScarNetTrainer@512 \
-    --out "$RESULTS/speed_gpu.json" 2>&1 | tee "$RESULTS/speed.log" || echo "speed phase ended with status $?" \
-    >> "$RESULTS/phases.txt"
-  echo "speed: $((SECONDS - START)) s" >> "$RESULTS/phases.txt"
+  # issue 22's speed table: compile on (nnU-Net's default on GPUs) first, then off if time is left
+  read -r -a SPEED_LIST <<< "$SPEED_TRAINERS"
+  for compile in $SPEED_COMPILE; do
+    nnUNet_raw=$WORK/raw nnUNet_preprocessed=$WORK/pre timeout "$(left)" python3 -m nnunetv2_scarnet.benchmark.speed \
+      -d 500 --device "$DEVICE" --iterations 20 --warmup 5 --inference-repeats 3 --compile "$compile" \
+      --trainers "${SPEED_LIST[@]}" --out "$RESULTS/speed_gpu_compile_${compile}.json" 2>&1 \
+      | tee "$RESULTS/speed_compile_${compile}.log" || echo "speed phase (compile $compile) ended with status $?" \
+      >> "$RESULTS/phases.txt"
+    echo "speed, compile $compile: $((SECONDS - START)) s" >> "$RESULTS/phases.txt"
+  done
 fi

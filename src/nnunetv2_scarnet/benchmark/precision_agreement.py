@@ -7,9 +7,9 @@ Each case is predicted as `nnUNetv2_predict --disable_tta` does (nnU-Net's predi
 mirroring) once per SCARNET_CPU_BF16 precision (see network/architectures/precision.py): "0" (float32, the
 reference), then each of --precisions ("int8": the encoder's Linear layers dynamically quantised, the rest
 float32, int8_encoder.py; a benchmark, not a network mode). Reported per case and precision: Dice against the
-float32 prediction of LV myocardium, scar and blood pool (the dataset's label scheme), the scar volume in mL of
-both, the fraction of voxels whose label changed, and the process CPU time of the prediction (its ratio to
-float32's). The bfloat16 precisions are only meaningful on CPUs with native bfloat16 (on others they run in
+float32 prediction of LV myocardium, scar and blood pool (the dataset's label scheme), their volumes in mL in
+both, the fraction of voxels whose label changed, the process CPU time of the prediction (its ratio to float32's),
+and how many cases are within the tolerance the project states for CPU precisions (precision.CPU_BF16_TOLERANCE). The bfloat16 precisions are only meaningful on CPUs with native bfloat16 (on others they run in
 float32, which the report says).
 """
 import argparse
@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from nnunetv2_scarnet.network.architectures.precision import CPU_BF16_TOLERANCE
+
 
 def dice(a: np.ndarray, b: np.ndarray) -> Optional[float]:
     """Dice of two boolean masks; None when both are empty."""
@@ -29,16 +31,36 @@ def dice(a: np.ndarray, b: np.ndarray) -> Optional[float]:
     return None if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
+#: the structures compared (LabelScheme.masks order: myocardium, scar, mvo, blood pool)
+STRUCTURES = ("myocardium", "scar", "blood_pool")
+
+
 def compare(reference: np.ndarray, other: np.ndarray, scheme, voxel_ml: float) -> Dict:
-    """Agreement of two label maps (float32's first)."""
+    """Agreement of two label maps (float32's first): Dice and volumes (mL) per structure, changed voxels."""
     structures = dict(zip(("myocardium", "scar", "mvo", "blood_pool"), scheme.masks(reference)))
     others = dict(zip(("myocardium", "scar", "mvo", "blood_pool"), scheme.masks(other)))
-    return {"dice_myocardium": dice(structures["myocardium"], others["myocardium"]),
-            "dice_scar": dice(structures["scar"], others["scar"]),
-            "dice_blood_pool": dice(structures["blood_pool"], others["blood_pool"]),
-            "scar_ml_float32": float(structures["scar"].sum() * voxel_ml),
-            "scar_ml": float(others["scar"].sum() * voxel_ml),
-            "changed_voxel_fraction": float((reference != other).mean())}
+    result = {}
+    for name in STRUCTURES:
+        result[f"dice_{name}"] = dice(structures[name], others[name])
+        result[f"{name}_ml_float32"] = float(structures[name].sum() * voxel_ml)
+        result[f"{name}_ml"] = float(others[name].sum() * voxel_ml)
+    result["changed_voxel_fraction"] = float((reference != other).mean())
+    return result
+
+
+def within_tolerance(row: Dict, tolerance: Dict) -> bool:
+    """The stated tolerance (precision.CPU_BF16_TOLERANCE) for one case: every structure present in either
+    prediction has a Dice of at least tolerance["dice"] and a volume within tolerance["volume_fraction"] of
+    float32's."""
+    for name in STRUCTURES:
+        if row[f"dice_{name}"] is None:
+            continue  # absent from both predictions
+        reference = row[f"{name}_ml_float32"]
+        if row[f"dice_{name}"] < tolerance["dice"]:
+            return False
+        if abs(row[f"{name}_ml"] - reference) > tolerance["volume_fraction"] * reference:
+            return False
+    return True
 
 
 @contextlib.contextmanager
@@ -109,7 +131,13 @@ def summary(rows: List[Dict], precision: str) -> Dict:
     for key in ("dice_myocardium", "dice_scar", "dice_blood_pool"):
         values = [r[key] for r in mine if r[key] is not None]
         worst[f"min_{key}"] = min(values) if values else None
-    worst["max_abs_scar_ml_difference"] = max(abs(r["scar_ml"] - r["scar_ml_float32"]) for r in mine)
+    for name in STRUCTURES:
+        worst[f"max_abs_{name}_ml_difference"] = max(abs(r[f"{name}_ml"] - r[f"{name}_ml_float32"]) for r in mine)
+        relative = [abs(r[f"{name}_ml"] - r[f"{name}_ml_float32"]) / r[f"{name}_ml_float32"] for r in mine
+                    if r[f"{name}_ml_float32"] > 0]
+        worst[f"max_relative_{name}_volume_difference"] = max(relative) if relative else None
+    worst["cases_within_stated_tolerance"] = sum(within_tolerance(r, CPU_BF16_TOLERANCE) for r in mine)
+    worst["cases"] = len(mine)
     worst["max_changed_voxel_fraction"] = max(r["changed_voxel_fraction"] for r in mine)
     worst["median_cpu_time_vs_float32"] = float(np.median([r["cpu_time_vs_float32"] for r in mine]))
     return worst

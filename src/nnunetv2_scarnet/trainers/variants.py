@@ -64,8 +64,18 @@ class ScarNetTrainerHybrid(ScarNetTrainer):
 
 
 class ScarNetTrainerLiteHybrid(ScarNetTrainerLite):
-    """LiteMedSAM TinyViT and nnU-Net's convolutional encoder side by side."""
+    """LiteMedSAM TinyViT and nnU-Net's convolutional encoder side by side. The fine-tuned TinyViT blocks are
+    checkpointed (recomputed in the backward pass instead of kept): the same training in a fifth of the activation
+    memory, which keeps the peak memory within issue 22's 3x stock's, for about 16% more time per step (CPU;
+    docs/benchmarks.md). `_noCheckpoint` keeps the activations instead. Every variant below inherits the setting."""
     conv_encoder = True
+    checkpoint_encoder = True
+
+
+class ScarNetTrainerLiteHybrid_noCheckpoint(ScarNetTrainerLiteHybrid):
+    """The Lite hybrid keeping every activation for the backward pass (the default until 2026-12-06, the first GPU
+    verdict's arm): faster per step where memory allows it (12.4x stock's activation memory)."""
+    checkpoint_encoder = False
 
 
 class ScarNetTrainerLiteHybrid_sgdConv(ScarNetTrainerLiteHybrid):
@@ -197,19 +207,23 @@ class ScarNetTrainer_sam(ScarNetTrainer):
 class ScarNetTrainerLiteHybrid_partFrozen(ScarNetTrainerLiteHybrid):
     """The Lite hybrid with TinyViT's high-resolution stages frozen and run without autograd: the stem and MBConv
     layer at 256 x 256 and the attention layer at 128 x 128 (stages 0-1, 35% of the encoder's forward FLOPs and most
-    of its activations); the 64 x 64 attention layers and the neck are fine-tuned."""
+    of its activations); the 64 x 64 attention layers and the neck are fine-tuned (and checkpointed, as in every
+    Lite hybrid)."""
     frozen_encoder_stages = 2
 
 
+class ScarNetTrainerLiteHybrid_partFrozen_noCheckpoint(ScarNetTrainerLiteHybrid_partFrozen):
+    """The partly frozen Lite hybrid keeping the activations of its fine-tuned stages (5.9x stock's)."""
+    checkpoint_encoder = False
+
+
 class ScarNetTrainerLiteHybrid_checkpointed(ScarNetTrainerLiteHybrid):
-    """The Lite hybrid with activation checkpointing of every TinyViT block: the same training, less memory, the
-    encoder's forward computed twice."""
-    checkpoint_encoder = True
+    """The same trainer as ScarNetTrainerLiteHybrid since checkpointing became its default (2026-12-06); kept so that
+    model folders trained under this name load."""
 
 
 class ScarNetTrainerLiteHybrid_partFrozen_checkpointed(ScarNetTrainerLiteHybrid_partFrozen):
-    """The partly frozen Lite hybrid with activation checkpointing of its fine-tuned TinyViT blocks."""
-    checkpoint_encoder = True
+    """The same trainer as ScarNetTrainerLiteHybrid_partFrozen (see `_checkpointed`)."""
 
 
 # --- controls that isolate the pretrained encoder from the training recipe (issue 21 §3)

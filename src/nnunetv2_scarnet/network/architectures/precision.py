@@ -22,6 +22,10 @@ from typing import Optional
 import torch
 
 CPU_BF16_ENV = "SCARNET_CPU_BF16"
+#: the tolerance the default CPU precision ("encoder") is held to, against float32, per patient and structure: Dice
+#: of the two predictions and the relative difference of the structure's volume (measured on real cases:
+#: docs/benchmarks.md, "CPU inference"; tested with a trained model in tests/test_cpu_precision_agreement.py)
+CPU_BF16_TOLERANCE = {"dice": 0.98, "volume_fraction": 0.03}
 #: SCARNET_CPU_BF16 value -> CPU inference precision
 CPU_PRECISIONS = {"0": "float32", "1": "encoder", "encoder": "encoder", "all": "all"}
 
