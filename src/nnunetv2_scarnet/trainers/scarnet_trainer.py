@@ -60,9 +60,11 @@ class ScarNetTrainer(nnUNetTrainer):
     freeze_encoder: bool = False
     # --- training-only encoder settings (not in the plans: the network computes the same function): the first
     # `frozen_encoder_stages` encoder stages frozen and run without autograd, the rest fine-tuned; activation
-    # checkpointing of the fine-tuned encoder blocks (ScarNet.configure_encoder_training)
+    # checkpointing of the fine-tuned encoder blocks (ScarNet.configure_encoder_training), on by default since
+    # 2026-12-06: without it a fine-tuned ViT keeps 8.5x (ViT-B) to 12.4x (LiteMedSAM hybrid) stock nnU-Net's
+    # activation memory, with it 1.6x-2.4x (docs/network.md); `_noCheckpoint` variants keep every activation
     frozen_encoder_stages: int = 0
-    checkpoint_encoder: bool = False
+    checkpoint_encoder: bool = True
     # --- optimisation
     decoder_lr: float = 1e-3
     encoder_lr_factor: float = 0.1

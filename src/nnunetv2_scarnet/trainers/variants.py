@@ -64,17 +64,27 @@ class ScarNetTrainerHybrid(ScarNetTrainer):
 
 
 class ScarNetTrainerLiteHybrid(ScarNetTrainerLite):
-    """LiteMedSAM TinyViT and nnU-Net's convolutional encoder side by side. The fine-tuned TinyViT blocks are
-    checkpointed (recomputed in the backward pass instead of kept): the same training in a fifth of the activation
-    memory, which keeps the peak memory within issue 22's 3x stock's, for about 16% more time per step (CPU;
-    docs/benchmarks.md). `_noCheckpoint` keeps the activations instead. Every variant below inherits the setting."""
+    """LiteMedSAM TinyViT and nnU-Net's convolutional encoder side by side. Its fine-tuned TinyViT blocks are
+    checkpointed, as every ScarNet trainer's: the same training in a fifth of the activation memory, within issue
+    22's 3x stock's, for about 16% more time per step (CPU; docs/benchmarks.md)."""
     conv_encoder = True
-    checkpoint_encoder = True
+
+
+# --- every activation kept for the backward pass (the default until 2026-12-06; the first GPU verdict's hybrid):
+# faster steps where memory allows (activations 8.5x stock's for ViT-B, 12.4x for the Lite hybrid)
+class ScarNetTrainer_noCheckpoint(ScarNetTrainer):
+    checkpoint_encoder = False
+
+
+class ScarNetTrainerHybrid_noCheckpoint(ScarNetTrainerHybrid):
+    checkpoint_encoder = False
+
+
+class ScarNetTrainerLite_noCheckpoint(ScarNetTrainerLite):
+    checkpoint_encoder = False
 
 
 class ScarNetTrainerLiteHybrid_noCheckpoint(ScarNetTrainerLiteHybrid):
-    """The Lite hybrid keeping every activation for the backward pass (the default until 2026-12-06, the first GPU
-    verdict's arm): faster per step where memory allows it (12.4x stock's activation memory)."""
     checkpoint_encoder = False
 
 
@@ -218,8 +228,8 @@ class ScarNetTrainerLiteHybrid_partFrozen_noCheckpoint(ScarNetTrainerLiteHybrid_
 
 
 class ScarNetTrainerLiteHybrid_checkpointed(ScarNetTrainerLiteHybrid):
-    """The same trainer as ScarNetTrainerLiteHybrid since checkpointing became its default (2026-12-06); kept so that
-    model folders trained under this name load."""
+    """The same trainer as ScarNetTrainerLiteHybrid since checkpointing became the default (2026-12-06); kept so
+    that model folders trained under this name load."""
 
 
 class ScarNetTrainerLiteHybrid_partFrozen_checkpointed(ScarNetTrainerLiteHybrid_partFrozen):
