@@ -29,8 +29,10 @@ START=$SECONDS
 PHASES=${PHASES:-"budget"}
 BUDGETS=${BUDGETS:-${BUDGET_S:-100}}
 # The verdict's three arms (issue 21 §3): stock, stock's network under ScarNet's recipe (the control that isolates
-# the encoder), the hybrid; the first arm is the reference of the paired statistics
-ARMS=${ARMS:-${TRAINERS:-"nnUNetTrainer ScarNetTrainer_stockNetwork ScarNetTrainerLiteHybrid"}}
+# the encoder), the hybrid; the first arm is the reference of the paired statistics. The hybrid keeps its activations
+# (_noCheckpoint, as in fold 0 of 2026-11-27): on the verdict's 80-141 GB GPUs memory does not bind at batch 18, and
+# the default's checkpointing would charge the hybrid a recomputation that buys nothing there (same function)
+ARMS=${ARMS:-${TRAINERS:-"nnUNetTrainer ScarNetTrainer_stockNetwork ScarNetTrainerLiteHybrid_noCheckpoint"}}
 FOLD=${FOLD:-0}
 # the speed phase's trainers (issue 22): stock, the stock-network control, the default hybrid (checkpointed), the
 # hybrid without checkpointing (the first verdict's), the partly frozen and the frozen hybrids
