@@ -708,3 +708,27 @@ def test_coverage_of_an_lv_on_the_stack_s_first_slice_only(order_known):
         assert "may go on beyond" in rows["Apex"], rows["Apex"]
     else:
         assert "end slice(s) 1" in rows["Base and apex"], rows["Base and apex"]
+
+
+def test_second_opinion_row_names_the_cue_that_confirmed_an_image_only_septum():
+    """Hand-made orientations (angles: 0 = right of the pictures, 90 = down, 180 = the viewer's left = 9 o'clock;
+    30 degrees = one clock hour). Papillary septum 15 degrees from the septum: confirmed by the muscles; septum 30
+    degrees from the viewer's left with no muscles measured: the display agrees (30 <= 30); septum at 100 with the
+    muscles at 200: 80 degrees from the display and 100 from the muscles, no cue; a septum from the file's
+    geometry needs no second opinion (no row)."""
+    from nnunetv2_scarnet.report.html_orientation import second_opinion_text
+
+    image = {"sources": {"septum": "image"}}
+    assert second_opinion_text(dict(image, septum_deg=200.0, papillary_septum_deg=185.0)) == (
+        "confirmed by the papillary muscles: the septum opposite the papillary muscles is at 9 o'clock, 15 degrees "
+        "away (within 30)")
+    assert second_opinion_text(dict(image, septum_deg=150.0, papillary_septum_deg=None)) == (
+        "consistent with the standard short-axis display (septum on the viewer's left, 30 degrees away, within 30); "
+        "the papillary muscles could not be measured")
+    assert second_opinion_text(dict(image, septum_deg=100.0, papillary_septum_deg=200.0)) == (
+        "none: 80 degrees from the standard display's septum and the septum opposite the papillary muscles is at "
+        "9:30, 100 degrees away (each must be within 30 to confirm it)")
+    assert second_opinion_text({"sources": {"septum": "geometry"}, "septum_deg": 200.0}) is None
+    page = orientation_section({"orientation": dict(image, septum_deg=200.0, papillary_septum_deg=185.0,
+                                                    state="ok", slices={})})
+    assert "Second opinion on the septum" in page and "confirmed by the papillary muscles" in page

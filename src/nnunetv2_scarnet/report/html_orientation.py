@@ -7,7 +7,8 @@ from typing import Dict, List, Optional
 
 from nnunetv2_scarnet.quantification.figures import slice_order_known
 from nnunetv2_scarnet.quantification.geometry import wrap_deg
-from nnunetv2_scarnet.quantification.orientation import clock_hour
+from nnunetv2_scarnet.quantification.orientation import (DISPLAY_SEPTUM_DEG, DISPLAY_TOLERANCE_DEG,
+                                                         PAPILLARY_TOLERANCE_DEG, clock_hour)
 from nnunetv2_scarnet.report.figures import FIRST_SLICE_NUMBER
 from nnunetv2_scarnet.report.qc import orientation_review, orientation_state
 
@@ -61,6 +62,29 @@ def _per_slice_text(o: Dict) -> str:
             f"points (blue dots); the others use the case's septum")
 
 
+def second_opinion_text(o: Dict) -> Optional[str]:
+    """For a septum found in the images alone: which independent cue confirmed it (orientation.py's second opinion:
+    the septum opposite the papillary muscles, or the standard short-axis display, each within half a segment), or
+    that none did. None for a septum from the file's geometry or the user, which need no second opinion."""
+    if (o.get("sources") or {}).get("septum") != "image" or o.get("septum_deg") is None:
+        return None
+    septum, papillary = o["septum_deg"], o.get("papillary_septum_deg")
+    papillary_gap = None if papillary is None else abs(wrap_deg(septum - papillary))
+    display_gap = abs(wrap_deg(septum - DISPLAY_SEPTUM_DEG))
+    if papillary_gap is None:
+        muscles = "the papillary muscles could not be measured"
+    else:
+        muscles = (f"the septum opposite the papillary muscles is at {clock_text(clock_hour(papillary))}, "
+                   f"{papillary_gap:.0f} degrees away")
+    if papillary_gap is not None and papillary_gap <= PAPILLARY_TOLERANCE_DEG:
+        return f"confirmed by the papillary muscles: {muscles} (within {PAPILLARY_TOLERANCE_DEG:.0f})"
+    if display_gap <= DISPLAY_TOLERANCE_DEG:
+        return (f"consistent with the standard short-axis display (septum on the viewer's left, {display_gap:.0f} "
+                f"degrees away, within {DISPLAY_TOLERANCE_DEG:.0f}); {muscles}")
+    return (f"none: {display_gap:.0f} degrees from the standard display's septum and {muscles} (each must be within "
+            f"{PAPILLARY_TOLERANCE_DEG:.0f} to confirm it)")
+
+
 def _anterior_text(o: Dict) -> str:
     handedness, direction, septum = o.get("handedness"), o.get("direction"), o.get("septum_deg")
     if handedness is None:  # a report.json written before `handedness` existed
@@ -106,6 +130,8 @@ def _technical(o: Dict, status: str) -> str:
             ("septum_deg (0 = right of the pictures, 90 = down)",
              "n/a" if o.get("septum_deg") is None else f"{o['septum_deg']:.1f}"),
             ("direction (+1: anterior -> septum -> inferior with increasing angle)", o.get("direction")),
+            ("papillary_septum_deg (septum opposite the papillary muscles)",
+             "n/a" if o.get("papillary_septum_deg") is None else f"{o['papillary_septum_deg']:.1f}"),
             ("apex_first", o.get("apex_first")), ("aha_status", status)]
     rows += [(f"{part} decided by", f"{sources[part]} (confidence {num(confidences.get(part))})") for part in sources]
     return ("<details><summary>Technical details (report.json)</summary><table id='orientation-details'>" +
@@ -121,8 +147,11 @@ def orientation_section(quantification: Dict) -> str:
         return (f"<div class='stop' id='orientation'><b>{_e(HEADLINE['not determined'])}</b>: no orientation in the "
                 "quantification; AHA segments, territories and the septum line are not shown.</div>")
     status = quantification.get("aha_status", o.get("aha_status")) or ""
-    rows = [("Septum", _septum_text(o)), ("Septum per slice", _per_slice_text(o)),
-            ("Anterior side", _anterior_text(o)), ("Slice order", _order_text(o))]
+    rows = [("Septum", _septum_text(o))]
+    if second_opinion_text(o) is not None:
+        rows.append(("Second opinion on the septum", second_opinion_text(o)))
+    rows += [("Septum per slice", _per_slice_text(o)), ("Anterior side", _anterior_text(o)),
+             ("Slice order", _order_text(o))]
     parts = [f"<div class='{STATE_BOX[state]}' id='orientation'><b>{_e(HEADLINE[state])}</b>",
              "<table id='orientation-summary'>" +
              "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"]
