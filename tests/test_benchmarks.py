@@ -21,6 +21,7 @@ def test_speed_benchmark_reports_ratios_to_stock(emidec_cases, tmp_path):
                                  "--warmup", "1", "--inference-repeats", "1", "--out", str(out)),
                       dict(env, nnUNet_n_proc_DA="0"))
     report = json.load(open(out))
+    assert report["complete"] is True and not (tmp_path / "speed.json.part").exists()
     assert [r["trainer"] for r in report["rows"]] == ["nnUNetTrainer", "ScarNetTrainerTiny"]
     assert report["rows"][0]["ratio_step_time"] == 1.0 and report["rows"][0]["ratio_predict_mirroring"] == 1.0
     tiny = report["rows"][1]

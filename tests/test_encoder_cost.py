@@ -418,7 +418,7 @@ def test_fine_tuned_encoders_keep_at_most_three_times_stocks_activations():
                   nonlin=nn.LeakyReLU)
     torch.manual_seed(0)
     stock = saved_activation_bytes(PlainConvUNet(1, num_classes=4, deep_supervision=True, **kwargs), (256, 256), 1)
-    within = ["ScarNetTrainer", "ScarNetTrainerHybrid", "ScarNetTrainerLiteHybrid",
+    within = ["ScarNetTrainer", "ScarNetTrainerHybrid", "ScarNetTrainerLite", "ScarNetTrainerLiteHybrid",
               "ScarNetTrainerLiteHybrid_partFrozen"]
     above = ["ScarNetTrainer_noCheckpoint", "ScarNetTrainerLiteHybrid_noCheckpoint"]
     measured = {}
@@ -439,3 +439,26 @@ def test_fine_tuned_encoders_keep_at_most_three_times_stocks_activations():
                  if getattr(trainers, name).build_network_architecture is not stock_network
                  and not getattr(trainers, name).freeze_encoder and not getattr(trainers, name).checkpoint_encoder]
     assert opted_out and all(name.endswith("_noCheckpoint") for name in opted_out), opted_out
+
+
+def test_every_trainer_applies_its_encoder_settings_to_the_network():
+    """Each trainer's optimiser set-up (its own configure_optimizers, whatever recipe) leaves the network with the
+    trainer's frozen stages and checkpointing: a setting on the class that never reached the network would train
+    without it."""
+    from test_training_parts import optimizer_setup
+
+    from nnunetv2_scarnet import trainers
+
+    stock_network = trainers.ScarNetTrainer_stockNetwork.build_network_architecture
+    checked = 0
+    for name in trainers.TRAINER_NAMES:
+        cls = getattr(trainers, name)
+        if cls.build_network_architecture is stock_network or cls.freeze_encoder:
+            continue  # stock nnU-Net's network; a wholly frozen encoder is built frozen
+        net = tiny_vit_hybrid()
+        net.configure_encoder_training(0, not cls.checkpoint_encoder)  # the opposite, to be overwritten
+        optimizer_setup(cls, net)
+        assert (net.checkpoint_encoder, net.frozen_encoder_stages) == (
+            cls.checkpoint_encoder, cls.frozen_encoder_stages), name
+        checked += 1
+    assert checked >= 20

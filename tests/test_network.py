@@ -243,14 +243,15 @@ def test_network_is_channels_last():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("conv_encoder,checkpoint", [(False, False), (True, True)],
-                         ids=["scarnet", "hybrid_checkpointed"])
+@pytest.mark.parametrize("conv_encoder,checkpoint", [(False, True), (True, True)],
+                         ids=["scarnet_checkpointed", "hybrid_checkpointed"])
 def test_torch_compile_fullgraph_matches_eager(conv_encoder, checkpoint):
     """No graph breaks (fullgraph=True) in the training forward and backward: nnU-Net's default torch.compile
-    applies to ScarNet and to the hybrid, with the encoder's activation checkpointing (the trainers' default) and
-    without. Dynamo captures the whole forward and AOTAutograd the backward ("aot_eager": the graphs that a compiler
-    backend receives, run without generating kernels; nnU-Net compiles on GPUs only, where inductor emits Triton, so
-    CPU inductor's C++ code, one to three minutes per network on a cold cache, would test nothing a user runs)."""
+    applies to ScarNet and to the hybrid, with the encoder's activation checkpointing (every trainer's default; the
+    plain forward without it, as `_noCheckpoint` runs it, was this test's case until 2026-12-06). Dynamo captures
+    the whole forward and AOTAutograd the backward ("aot_eager": the graphs that a compiler backend receives, run
+    without generating kernels; nnU-Net compiles on GPUs only, where inductor emits Triton, so CPU inductor's C++
+    code, one to three minutes per network on a cold cache, would test nothing a user runs)."""
     torch.manual_seed(0)
     net = tiny_net([[1, 1], [2, 2], [2, 2], [2, 2], [2, 2]], conv_encoder=conv_encoder)
     net.configure_encoder_training(0, checkpoint)

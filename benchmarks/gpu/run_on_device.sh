@@ -21,7 +21,8 @@
 # Three arms x 220 s do not fit one 600-s call (~920 s); three arms x 100 s: ~516 s.
 #
 # Knobs: ARMS (TRAINERS also read), FOLD (default 0), BUDGETS (space-separated seconds, e.g. "100 220": the second
-# only if time is left; BUDGET_S also read), PHASES ("budget", "speed" or both), SPEED_TRAINERS, SPEED_COMPILE ("on off"), DEADLINE_S, FORCE, PLAN_ONLY=1
+# only if time is left; BUDGET_S also read), PHASES ("budget", "speed" or both), SPEED_TRAINERS, SPEED_COMPILE
+# ("on off"), SPEED_MIN_S (150), DEADLINE_S, FORCE, PLAN_ONLY=1
 # (print the plan and the estimate, run nothing); for the CPU dry run (benchmarks/gpu/cpu_dry_run.sh): DEVICE=cpu,
 # INSTALL=0 (use this machine's packages), CHECK_OPTIONS (tiny epochs), RESULTS, WORK.
 set -euo pipefail
@@ -39,6 +40,10 @@ FOLD=${FOLD:-0}
 SPEED_TRAINERS=${SPEED_TRAINERS:-"nnUNetTrainer ScarNetTrainer_stockNetwork ScarNetTrainerLiteHybrid \
 ScarNetTrainerLiteHybrid_noCheckpoint ScarNetTrainerLiteHybrid_partFrozen ScarNetTrainerLiteHybrid_frozenEncoder"}
 SPEED_COMPILE=${SPEED_COMPILE:-"on off"}
+SPEED_MIN_S=${SPEED_MIN_S:-150}
+for c in $SPEED_COMPILE; do
+  [ "$c" = on ] || [ "$c" = off ] || { echo "SPEED_COMPILE: '$c' is neither on nor off" >&2; exit 2; }
+done
 DEADLINE_S=${DEADLINE_S:-575}
 DEVICE=${DEVICE:-cuda}
 INSTALL=${INSTALL:-1}
@@ -103,9 +108,15 @@ fi
 if [[ " $PHASES " == *" speed "* ]]; then
   [ -d "$WORK/pre" ] || timeout "$(left)" python3 -m nnunetv2_scarnet.benchmark.equal_budget --cases .gpu-data/cases \
     --work "$WORK" --out "$RESULTS/prepare" --prepare-only --device "$DEVICE" 2>&1 | tee "$RESULTS/prepare.log"
-  # issue 22's speed table: compile on (nnU-Net's default on GPUs) first, then off if time is left
+  # issue 22's speed table: compile on (nnU-Net's default on GPUs) first, then off if at least SPEED_MIN_S are left;
+  # speed.py rewrites its JSON after every trainer, so a mode cut short by the deadline keeps its finished rows
   read -r -a SPEED_LIST <<< "$SPEED_TRAINERS"
   for compile in $SPEED_COMPILE; do
+    if [ "$(left)" -lt "$SPEED_MIN_S" ]; then
+      echo "speed, compile $compile: skipped ($(left) s left, fewer than SPEED_MIN_S=$SPEED_MIN_S)" \
+        >> "$RESULTS/phases.txt"
+      continue
+    fi
     nnUNet_raw=$WORK/raw nnUNet_preprocessed=$WORK/pre timeout "$(left)" python3 -m nnunetv2_scarnet.benchmark.speed \
       -d 500 --device "$DEVICE" --iterations 20 --warmup 5 --inference-repeats 3 --compile "$compile" \
       --trainers "${SPEED_LIST[@]}" --out "$RESULTS/speed_gpu_compile_${compile}.json" 2>&1 \

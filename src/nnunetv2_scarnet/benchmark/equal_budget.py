@@ -32,8 +32,9 @@ from nnunetv2_scarnet.benchmark.budget_schedule import (COMPILE_RULE, NNUNET_EPO
                                                         SCHEDULE_RULE, TIMING_RULE, budgeted, check_compile_setting,
                                                         trainer_env)
 
-#: stock nnU-Net against the first ScarNet of the recommended order (LiteHybrid, then Lite, then _scratch)
-DEFAULT_TRAINERS = ["nnUNetTrainer", "ScarNetTrainerLiteHybrid"]
+#: the verdict's arms (benchmarks/gpu/run_on_device.sh): stock, stock's network under ScarNet's recipe, the Lite
+#: hybrid keeping its activations (on the verdict's GPUs checkpointing would only charge it a recomputation)
+DEFAULT_TRAINERS = ["nnUNetTrainer", "ScarNetTrainer_stockNetwork", "ScarNetTrainerLiteHybrid_noCheckpoint"]
 DATASET_ID = 500
 ORDER_RULE = ("rotated by fold: fold f starts with trainer number (f mod n) of the list and keeps the list's "
               "cyclic order; the paired statistics always take the list's first trainer as reference")

@@ -9,8 +9,9 @@ reference), then each of --precisions ("int8": the encoder's Linear layers dynam
 float32, int8_encoder.py; a benchmark, not a network mode). Reported per case and precision: Dice against the
 float32 prediction of LV myocardium, scar and blood pool (the dataset's label scheme), their volumes in mL in
 both, the fraction of voxels whose label changed, the process CPU time of the prediction (its ratio to float32's),
-and how many cases are within the tolerance the project states for CPU precisions (precision.CPU_BF16_TOLERANCE). The bfloat16 precisions are only meaningful on CPUs with native bfloat16 (on others they run in
-float32, which the report says).
+and how many cases are within the tolerance the project states for CPU precisions (precision.CPU_BF16_TOLERANCE).
+The bfloat16 precisions are only meaningful on CPUs with native bfloat16 (on others they run in float32, which
+the report says).
 """
 import argparse
 import contextlib

@@ -289,28 +289,40 @@ def main(argv=None) -> int:
         return 0
     rounds = []
     load_before = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    compile_setting = "default" if args.compile == "inherit" else ("t" if args.compile == "on" else "f")
+
+    def report_of(rows: List[Dict], complete: bool) -> Dict:
+        return {"date": time.strftime("%Y-%m-%d"), "hardware": hardware(args.device), "device": args.device,
+                "dataset": dataset, "plans": args.plans, "iterations": args.iterations, "warmup": args.warmup,
+                "rounds": args.rounds, "compile": os.environ.get("nnUNet_compile", "default")
+                if compile_setting == "default" else compile_setting, "complete": complete,
+                "load_average_1_5_15min": {"start": load_before,
+                                           "end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+                "rows": rows}
+
+    def write(report: Dict) -> None:
+        """The results so far (after every trainer, so that a run cut short by a time limit keeps them)."""
+        if args.out:
+            with open(args.out + ".part", "w") as f:
+                json.dump(report, f, indent=1)
+            os.replace(args.out + ".part", args.out)
+
     with tempfile.TemporaryDirectory() as results:
         env = dict(os.environ, nnUNet_results=results)
         if args.compile != "inherit":
-            env["nnUNet_compile"] = "t" if args.compile == "on" else "f"
+            env["nnUNet_compile"] = compile_setting
         for index in range(args.rounds):
             rows = []
             for spec in args.trainers:
                 print(f"measuring {spec} (round {index + 1} of {args.rounds}) ...", flush=True)
                 rows.append(run_child(spec, dataset, args, env))
+                so_far = rounds if rounds else [[dict(r) for r in rows]]  # complete rounds, else this one
+                write(report_of(combine_rounds([[dict(r) for r in rnd] for rnd in so_far]), complete=False))
             rounds.append(rows)
-    rows = combine_rounds(rounds)
-    report = {"date": time.strftime("%Y-%m-%d"), "hardware": hardware(args.device), "device": args.device,
-              "dataset": dataset, "plans": args.plans, "iterations": args.iterations, "warmup": args.warmup,
-              "rounds": args.rounds, "compile": env.get("nnUNet_compile", "default"),
-              "load_average_1_5_15min": {"start": load_before,
-                                         "end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
-              "rows": rows}
+    report = report_of(combine_rounds(rounds), complete=True)
     print(f"\n{report['hardware']}, {dataset}, plans {args.plans}, load average {report['load_average_1_5_15min']}\n")
-    print(markdown_table(rows))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=1)
+    print(markdown_table(report["rows"]))
+    write(report)
     return 0
 
 

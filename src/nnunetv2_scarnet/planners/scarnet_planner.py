@@ -13,6 +13,9 @@ STOCK_3D_CONFIGURATIONS = ("3d_fullres", "3d_lowres", "3d_cascade_fullres")
 
 #: Approximate training memory per sample of each encoder (GiB, bf16 autocast, activations + gradients).
 #: litemedsam: measured on an H100 (20 GiB at batch 16); the ViTs: scaled from it by token count, an estimate.
+#: Both without activation checkpointing (the trainers' default since 2026-12-06, which keeps about a fifth of the
+#: activations on CPU): conservative for the default trainers (smaller batches than would fit) until re-measured
+#: on a GPU.
 ENCODER_GIB_PER_SAMPLE = {"litemedsam": 1.25, "medsam_vit_b": 0.9, "tiny_vit_test": 0.02}
 ENCODER_REFERENCE_SIZE = {"litemedsam": 256, "medsam_vit_b": 512, "tiny_vit_test": 64}
 
