@@ -76,17 +76,18 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_default_cpu_precision_keeps_a_trained_models_segmentations_of_real_lge(emidec_cases, monkeypatch):
-    """Box prompts around the expert left ventricle and scar of the two most infarcted slices of three real
-    patients; ScarNet's encoder in its CPU default (TinyViT in bfloat16; forced on here, so that CPUs without native
-    bfloat16 check the same arithmetic) against float32. ScarNet's float32 encoder must compute LiteMedSAM's own
-    image embedding, the float32 segmentation must find the expert's left ventricle (Dice >= 0.5 on every slice:
-    boxes and images on the same grid), and the default's segmentations must match float32's within the tolerance
-    the project states (`precision.CPU_BF16_TOLERANCE`), per patient and structure."""
+    """Box prompts around the expert left ventricle and scar of the two most infarcted slices of three real patients;
+    ScarNet's encoder in its CPU default (TinyViT in bfloat16; forced on here, so that CPUs without native bfloat16
+    check bfloat16 too: their kernels differ, the format's rounding does not) against float32. ScarNet's float32
+    encoder must compute LiteMedSAM's own image embedding, the float32 segmentation must find the expert's left
+    ventricle (Dice >= 0.5 on every slice: boxes and images on the same grid), and the default's segmentations must
+    match float32's within the tolerance the project states (`precision.CPU_BF16_TOLERANCE`), per patient and
+    structure."""
     monkeypatch.setattr(precision, "_CPU_NATIVE_BF16", True)
     tolerance = precision.CPU_BF16_TOLERANCE
     model, net = lite_medsam(), scarnet_with_lite_encoder()
     with torch.no_grad():
-        reference = torch.randn(1, 3, 256, 256).clamp(-1, 2)
+        reference = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
         monkeypatch.setenv(precision.CPU_BF16_ENV, "0")
         torch.testing.assert_close(net.encode(reference)[-1], model.image_encoder(reference), rtol=1e-4, atol=1e-4)
     for case in CASES:
@@ -113,5 +114,5 @@ def test_default_cpu_precision_keeps_a_trained_models_segmentations_of_real_lge(
             full, default = (np.stack(masks[(name, mode)]) for mode in ("0", "encoder"))
             volume_full, volume_default = full.sum() * voxel_ml, default.sum() * voxel_ml
             assert dice(full, default) >= tolerance["dice"], (case, name, dice(full, default))
-            assert abs(volume_default - volume_full) <= tolerance["volume_fraction"] * volume_full, (
-                case, name, volume_full, volume_default)
+            allowed = max(tolerance["volume_fraction"] * volume_full, tolerance["volume_ml"])
+            assert abs(volume_default - volume_full) <= allowed, (case, name, volume_full, volume_default)

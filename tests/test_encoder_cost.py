@@ -374,17 +374,21 @@ def test_precision_agreement_compares_label_maps_by_hand():
 
 
 def test_stated_cpu_precision_tolerance_is_applied_per_structure():
-    """Hand-worked rows: Dice 0.99 and volume 2% off pass a tolerance of 0.98 / 3%; Dice 0.97, or 4% off, fail; a
-    structure absent from both predictions (Dice None) is not judged."""
+    """Hand-worked rows against a tolerance of Dice 0.98, volume within 3% or 0.1 mL: Dice 0.99 with the myocardium
+    2 mL (2%) and the scar 0.2 mL (2%) off pass; Dice 0.97 fails; myocardium 4 mL (4%) off fails; a 0.6-mL scar 0.05
+    mL (8%) off passes (0.05 <= 0.1 mL), 0.15 mL off fails (above 0.1 mL and 3%); a structure absent from both
+    predictions (Dice None) is not judged."""
     from nnunetv2_scarnet.benchmark.precision_agreement import within_tolerance
 
-    tolerance = {"dice": 0.98, "volume_fraction": 0.03}
+    tolerance = {"dice": 0.98, "volume_fraction": 0.03, "volume_ml": 0.1}
     row = {"dice_myocardium": 0.99, "myocardium_ml_float32": 100.0, "myocardium_ml": 102.0,
            "dice_scar": 0.99, "scar_ml_float32": 10.0, "scar_ml": 9.8,
            "dice_blood_pool": None, "blood_pool_ml_float32": 0.0, "blood_pool_ml": 0.0}
     assert within_tolerance(row, tolerance)
     assert not within_tolerance(dict(row, dice_scar=0.97), tolerance)
     assert not within_tolerance(dict(row, myocardium_ml=104.0), tolerance)
+    assert within_tolerance(dict(row, scar_ml_float32=0.6, scar_ml=0.65), tolerance)
+    assert not within_tolerance(dict(row, scar_ml_float32=0.6, scar_ml=0.75), tolerance)
 
 
 #: the 2D architecture entry of stock nnU-Net's plans for the 62 EMIDEC development patients (nnUNetPlans.json written
@@ -402,41 +406,37 @@ EMIDEC_STOCK_ARCHITECTURE = {
 
 
 @pytest.mark.slow
-def test_fine_tuned_encoders_keep_at_most_three_times_stocks_activations():
-    """Issue 22's memory goal (at most 3x stock nnU-Net's) for the default trainers, MedSAM ViT-B and LiteMedSAM, plain
-    and hybrid, on stock plans of real data: what autograd keeps for the backward pass of one 256 x 256 image (the
-    part of a step's memory that grows with the batch; 18 images at the plans' batch), counted against stock's
-    PlainConvUNet from the same plans. `_noCheckpoint` variants opt out and must be above it (else checkpointing
-    would not be what meets the goal); every other trainer that fine-tunes an encoder checkpoints it."""
-    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+def test_fine_tuned_encoders_keep_at_most_three_times_stocks_activations(tmp_path):
+    """Issue 22's memory goal (at most 3x stock nnU-Net's) for the default trainers (MedSAM ViT-B; the LiteMedSAM
+    hybrid, fine-tuned and partly frozen) on stock plans of real data: what autograd keeps for the backward pass of
+    one 256 x 256 image (the part of a step's memory that grows with the batch; 18 images at the plans' batch),
+    counted against stock's PlainConvUNet from the same plans. `_noCheckpoint` variants opt out and must be above it
+    (else checkpointing would not be what meets the goal); every other trainer that fine-tunes an encoder
+    checkpoints it."""
+    import json
 
     from nnunetv2_scarnet import trainers
-    from nnunetv2_scarnet.benchmark.activation_memory import saved_activation_bytes
-    from nnunetv2_scarnet.network.builder import SCARNET_CLASS_NAME, build_scarnet, scarnet_architecture
+    from nnunetv2_scarnet.benchmark.activation_memory import saved_activation_bytes, trainer_network
 
-    kwargs = dict(EMIDEC_STOCK_ARCHITECTURE["arch_kwargs"], conv_op=nn.Conv2d, norm_op=nn.InstanceNorm2d,
-                  nonlin=nn.LeakyReLU)
+    plans = tmp_path / "nnUNetPlans.json"
+    plans.write_text(json.dumps({"configurations": {"2d": {"architecture": EMIDEC_STOCK_ARCHITECTURE}}}))
     torch.manual_seed(0)
-    stock = saved_activation_bytes(PlainConvUNet(1, num_classes=4, deep_supervision=True, **kwargs), (256, 256), 1)
-    within = ["ScarNetTrainer", "ScarNetTrainerHybrid", "ScarNetTrainerLite", "ScarNetTrainerLiteHybrid",
-              "ScarNetTrainerLiteHybrid_partFrozen"]
+    stock_network = trainer_network("nnUNetTrainer", str(plans))
+    assert type(stock_network).__name__ == "PlainConvUNet"
+    stock = saved_activation_bytes(stock_network, (256, 256), 1)
+    within = ["ScarNetTrainer", "ScarNetTrainerLiteHybrid", "ScarNetTrainerLiteHybrid_partFrozen"]
     above = ["ScarNetTrainer_noCheckpoint", "ScarNetTrainerLiteHybrid_noCheckpoint"]
     measured = {}
     for name in within + above:
-        cls = getattr(trainers, name)
-        settings = dict(cls.network_settings(), encoder_input_window=[0.0, 1.0])
-        architecture = scarnet_architecture(EMIDEC_STOCK_ARCHITECTURE["arch_kwargs"], settings,
-                                            EMIDEC_STOCK_ARCHITECTURE["network_class_name"])
-        assert architecture["network_class_name"] == SCARNET_CLASS_NAME
-        net = build_scarnet(SCARNET_CLASS_NAME, architecture["arch_kwargs"], 1, 4, deep_supervision=True)
-        net.configure_encoder_training(cls.frozen_encoder_stages, cls.checkpoint_encoder)
-        measured[name] = saved_activation_bytes(net, (256, 256), 1) / stock
-        del net
+        network = trainer_network(name, str(plans))
+        assert type(network).__name__ == "ScarNet"
+        measured[name] = saved_activation_bytes(network, (256, 256), 1) / stock
+        del network
     assert all(measured[name] <= 3.0 for name in within), measured
     assert all(measured[name] > 3.0 for name in above), measured
-    stock_network = trainers.ScarNetTrainer_stockNetwork.build_network_architecture
+    stock_built = trainers.ScarNetTrainer_stockNetwork.build_network_architecture
     opted_out = [name for name in trainers.TRAINER_NAMES
-                 if getattr(trainers, name).build_network_architecture is not stock_network
+                 if getattr(trainers, name).build_network_architecture is not stock_built
                  and not getattr(trainers, name).freeze_encoder and not getattr(trainers, name).checkpoint_encoder]
     assert opted_out and all(name.endswith("_noCheckpoint") for name in opted_out), opted_out
 

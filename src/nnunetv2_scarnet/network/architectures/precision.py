@@ -22,10 +22,12 @@ from typing import Optional
 import torch
 
 CPU_BF16_ENV = "SCARNET_CPU_BF16"
-#: the tolerance the default CPU precision ("encoder") is held to, against float32, per patient and structure: Dice
-#: of the two predictions and the relative difference of the structure's volume (measured on real cases:
-#: docs/benchmarks.md, "CPU inference"; tested with a trained model in tests/test_cpu_precision_agreement.py)
-CPU_BF16_TOLERANCE = {"dice": 0.98, "volume_fraction": 0.03}
+#: the tolerance the default CPU precision ("encoder") is held to, against float32, per patient and structure: a
+#: Dice of the two predictions of at least `dice`, and volumes that differ by at most `volume_fraction` of float32's
+#: or `volume_ml`, whichever is larger (a few voxels of a small scar are more than 3% of it). Measured on real cases
+#: with a CPU-trained hybrid (docs/benchmarks.md, "CPU inference"); the suite checks it with LiteMedSAM's trained
+#: mask decoder on ScarNet's encoder (tests/test_cpu_precision_agreement.py)
+CPU_BF16_TOLERANCE = {"dice": 0.95, "volume_fraction": 0.03, "volume_ml": 0.1}
 #: SCARNET_CPU_BF16 value -> CPU inference precision
 CPU_PRECISIONS = {"0": "float32", "1": "encoder", "encoder": "encoder", "all": "all"}
 
