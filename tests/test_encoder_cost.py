@@ -374,13 +374,13 @@ def test_precision_agreement_compares_label_maps_by_hand():
 
 
 def test_stated_cpu_precision_tolerance_is_applied_per_structure():
-    """Hand-worked rows against a tolerance of Dice 0.98, volume within 3% or 0.1 mL: Dice 0.99 with the myocardium
-    2 mL (2%) and the scar 0.2 mL (2%) off pass; Dice 0.97 fails; myocardium 4 mL (4%) off fails; a 0.6-mL scar 0.05
-    mL (8%) off passes (0.05 <= 0.1 mL), 0.15 mL off fails (above 0.1 mL and 3%); a structure absent from both
-    predictions (Dice None) is not judged."""
+    """Hand-worked rows against a tolerance of Dice 0.98 (judged from 1 mL), volume within 3% or 0.1 mL: Dice 0.99
+    with the myocardium 2 mL (2%) and the scar 0.2 mL (2%) off pass; Dice 0.97 fails; myocardium 4 mL (4%) off fails;
+    a 0.6-mL scar 0.05 mL (8%) off passes (0.05 <= 0.1 mL), also with a Dice of 0.8 (below 1 mL Dice is not judged),
+    0.15 mL off fails (above 0.1 mL and 3%); a structure absent from both predictions (Dice None) is not judged."""
     from nnunetv2_scarnet.benchmark.precision_agreement import within_tolerance
 
-    tolerance = {"dice": 0.98, "volume_fraction": 0.03, "volume_ml": 0.1}
+    tolerance = {"dice": 0.98, "dice_min_ml": 1.0, "volume_fraction": 0.03, "volume_ml": 0.1}
     row = {"dice_myocardium": 0.99, "myocardium_ml_float32": 100.0, "myocardium_ml": 102.0,
            "dice_scar": 0.99, "scar_ml_float32": 10.0, "scar_ml": 9.8,
            "dice_blood_pool": None, "blood_pool_ml_float32": 0.0, "blood_pool_ml": 0.0}
@@ -388,6 +388,7 @@ def test_stated_cpu_precision_tolerance_is_applied_per_structure():
     assert not within_tolerance(dict(row, dice_scar=0.97), tolerance)
     assert not within_tolerance(dict(row, myocardium_ml=104.0), tolerance)
     assert within_tolerance(dict(row, scar_ml_float32=0.6, scar_ml=0.65), tolerance)
+    assert within_tolerance(dict(row, scar_ml_float32=0.6, scar_ml=0.65, dice_scar=0.8), tolerance)
     assert not within_tolerance(dict(row, scar_ml_float32=0.6, scar_ml=0.75), tolerance)
 
 

@@ -51,13 +51,14 @@ def compare(reference: np.ndarray, other: np.ndarray, scheme, voxel_ml: float) -
 
 def within_tolerance(row: Dict, tolerance: Dict) -> bool:
     """The stated tolerance (precision.CPU_BF16_TOLERANCE) for one case: every structure present in either
-    prediction has a Dice of at least tolerance["dice"] and a volume within tolerance["volume_fraction"] of
-    float32's or tolerance["volume_ml"], whichever is larger."""
+    prediction has a Dice of at least tolerance["dice"] (where float32's structure has at least
+    tolerance["dice_min_ml"]) and a volume within tolerance["volume_fraction"] of float32's or
+    tolerance["volume_ml"], whichever is larger."""
     for name in STRUCTURES:
         if row[f"dice_{name}"] is None:
             continue  # absent from both predictions
         reference = row[f"{name}_ml_float32"]
-        if row[f"dice_{name}"] < tolerance["dice"]:
+        if reference >= tolerance["dice_min_ml"] and row[f"dice_{name}"] < tolerance["dice"]:
             return False
         allowed = max(tolerance["volume_fraction"] * reference, tolerance["volume_ml"])
         if abs(row[f"{name}_ml"] - reference) > allowed:

@@ -22,12 +22,14 @@ from typing import Optional
 import torch
 
 CPU_BF16_ENV = "SCARNET_CPU_BF16"
-#: the tolerance the default CPU precision ("encoder") is held to, against float32, per patient and structure: a
-#: Dice of the two predictions of at least `dice`, and volumes that differ by at most `volume_fraction` of float32's
-#: or `volume_ml`, whichever is larger (a few voxels of a small scar are more than 3% of it). Measured on real cases
-#: with a CPU-trained hybrid (docs/benchmarks.md, "CPU inference"); the suite checks it with LiteMedSAM's trained
-#: mask decoder on ScarNet's encoder (tests/test_cpu_precision_agreement.py)
-CPU_BF16_TOLERANCE = {"dice": 0.95, "volume_fraction": 0.03, "volume_ml": 0.1}
+#: the tolerance the default CPU precision ("encoder") is held to, against float32, per patient and structure
+#: (myocardium, scar, blood pool): a Dice of the two predictions of at least `dice` where float32's structure has at
+#: least `dice_min_ml` (below that a Dice counts a handful of voxels), and volumes that differ by at most
+#: `volume_fraction` of float32's or `volume_ml`, whichever is larger (about 25 EMIDEC voxels: a few boundary voxels
+#: of a small scar are more than 3% of it). Measured on 13 real patients with a CPU-trained hybrid: all within it
+#: (docs/benchmarks.md, "CPU inference"); the suite checks it with LiteMedSAM's trained mask decoder on ScarNet's
+#: encoder (tests/test_cpu_precision_agreement.py)
+CPU_BF16_TOLERANCE = {"dice": 0.95, "dice_min_ml": 1.0, "volume_fraction": 0.03, "volume_ml": 0.5}
 #: SCARNET_CPU_BF16 value -> CPU inference precision
 CPU_PRECISIONS = {"0": "float32", "1": "encoder", "encoder": "encoder", "all": "all"}
 
