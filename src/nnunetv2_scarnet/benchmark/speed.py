@@ -289,13 +289,14 @@ def main(argv=None) -> int:
         return 0
     rounds = []
     load_before = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    compile_setting = "default" if args.compile == "inherit" else ("t" if args.compile == "on" else "f")
+    env = dict(os.environ)
+    if args.compile != "inherit":
+        env["nnUNet_compile"] = "t" if args.compile == "on" else "f"
 
     def report_of(rows: List[Dict], complete: bool) -> Dict:
         return {"date": time.strftime("%Y-%m-%d"), "hardware": hardware(args.device), "device": args.device,
                 "dataset": dataset, "plans": args.plans, "iterations": args.iterations, "warmup": args.warmup,
-                "rounds": args.rounds, "compile": os.environ.get("nnUNet_compile", "default")
-                if compile_setting == "default" else compile_setting, "complete": complete,
+                "rounds": args.rounds, "compile": env.get("nnUNet_compile", "default"), "complete": complete,
                 "load_average_1_5_15min": {"start": load_before,
                                            "end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
                 "rows": rows}
@@ -308,15 +309,13 @@ def main(argv=None) -> int:
             os.replace(args.out + ".part", args.out)
 
     with tempfile.TemporaryDirectory() as results:
-        env = dict(os.environ, nnUNet_results=results)
-        if args.compile != "inherit":
-            env["nnUNet_compile"] = compile_setting
+        env["nnUNet_results"] = results
         for index in range(args.rounds):
             rows = []
             for spec in args.trainers:
                 print(f"measuring {spec} (round {index + 1} of {args.rounds}) ...", flush=True)
                 rows.append(run_child(spec, dataset, args, env))
-                so_far = rounds if rounds else [[dict(r) for r in rows]]  # complete rounds, else this one
+                so_far = rounds or [rows]  # the complete rounds, else this one so far (copied: ratios are added)
                 write(report_of(combine_rounds([[dict(r) for r in rnd] for rnd in so_far]), complete=False))
             rounds.append(rows)
     report = report_of(combine_rounds(rounds), complete=True)
