@@ -54,16 +54,16 @@ def within_tolerance(row: Dict, tolerance: Dict) -> bool:
     prediction has a Dice of at least tolerance["dice"] (where float32's structure has at least
     tolerance["dice_min_ml"]) and a volume within tolerance["volume_fraction"] of float32's or
     tolerance["volume_ml"], whichever is larger."""
-    for name in STRUCTURES:
-        if row[f"dice_{name}"] is None:
-            continue  # absent from both predictions
-        reference = row[f"{name}_ml_float32"]
-        if reference >= tolerance["dice_min_ml"] and row[f"dice_{name}"] < tolerance["dice"]:
-            return False
-        allowed = max(tolerance["volume_fraction"] * reference, tolerance["volume_ml"])
-        if abs(row[f"{name}_ml"] - reference) > allowed:
-            return False
-    return True
+    return all(structure_within_tolerance(row[f"dice_{name}"], row[f"{name}_ml_float32"], row[f"{name}_ml"],
+                                          tolerance)
+               for name in STRUCTURES if row[f"dice_{name}"] is not None)  # None: absent from both predictions
+
+
+def structure_within_tolerance(dice_value: float, reference_ml: float, other_ml: float, tolerance: Dict) -> bool:
+    """One structure against the stated tolerance (see `within_tolerance`); `reference_ml` is float32's volume."""
+    if reference_ml >= tolerance["dice_min_ml"] and dice_value < tolerance["dice"]:
+        return False
+    return abs(other_ml - reference_ml) <= max(tolerance["volume_fraction"] * reference_ml, tolerance["volume_ml"])
 
 
 @contextlib.contextmanager

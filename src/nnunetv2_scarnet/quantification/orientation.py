@@ -226,14 +226,21 @@ def _septum_from_geometry(o: Orientation, geo_septum: float, geo_conf: float, im
         o.review_reasons.append(f"geometry and image septum disagree by {gap:.0f} deg")
 
 
+def second_opinion_gaps(septum_deg: float, papillary_septum_deg: Optional[float]):
+    """Degrees between an image-only septum and its two independent cues: the standard display's septum, and the
+    septum opposite the papillary muscles (None when not measurable)."""
+    display_gap = abs(wrap_deg(septum_deg - DISPLAY_SEPTUM_DEG))
+    papillary_gap = None if papillary_septum_deg is None else abs(wrap_deg(septum_deg - papillary_septum_deg))
+    return display_gap, papillary_gap
+
+
 def _check_second_opinion(o: Orientation) -> None:
     """Without a patient orientation an image-only septum is 'ok' only when a second, independent source agrees
     with it within half a segment: the septum opposite the papillary muscles (PAPILLARY_TOLERANCE_DEG) or the
     standard short-axis display (septum on the viewer's left, DISPLAY_TOLERANCE_DEG); and the handedness must put
     anterior up as in that display (direction -1). Otherwise the case needs review (QC only: the septum is not
     moved). Measured on the EMIDEC dev set (docs)."""
-    gap = abs(wrap_deg(o.septum_deg - DISPLAY_SEPTUM_DEG))
-    papillary_gap = None if o.papillary_septum_deg is None else abs(wrap_deg(o.septum_deg - o.papillary_septum_deg))
+    gap, papillary_gap = second_opinion_gaps(o.septum_deg, o.papillary_septum_deg)
     if gap > DISPLAY_TOLERANCE_DEG and (papillary_gap is None or papillary_gap > PAPILLARY_TOLERANCE_DEG):
         papillary = ("no papillary muscles measurable" if papillary_gap is None else
                      f"{papillary_gap:.0f} deg from the septum opposite the papillary muscles (> "

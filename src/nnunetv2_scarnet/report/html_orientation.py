@@ -7,8 +7,8 @@ from typing import Dict, List, Optional
 
 from nnunetv2_scarnet.quantification.figures import slice_order_known
 from nnunetv2_scarnet.quantification.geometry import wrap_deg
-from nnunetv2_scarnet.quantification.orientation import (DISPLAY_SEPTUM_DEG, DISPLAY_TOLERANCE_DEG,
-                                                         PAPILLARY_TOLERANCE_DEG, clock_hour)
+from nnunetv2_scarnet.quantification.orientation import (DISPLAY_TOLERANCE_DEG, PAPILLARY_TOLERANCE_DEG,
+                                                         clock_hour, second_opinion_gaps)
 from nnunetv2_scarnet.report.figures import FIRST_SLICE_NUMBER
 from nnunetv2_scarnet.report.qc import orientation_review, orientation_state
 
@@ -68,9 +68,8 @@ def second_opinion_text(o: Dict) -> Optional[str]:
     that none did. None for a septum from the file's geometry or the user, which need no second opinion."""
     if (o.get("sources") or {}).get("septum") != "image" or o.get("septum_deg") is None:
         return None
-    septum, papillary = o["septum_deg"], o.get("papillary_septum_deg")
-    papillary_gap = None if papillary is None else abs(wrap_deg(septum - papillary))
-    display_gap = abs(wrap_deg(septum - DISPLAY_SEPTUM_DEG))
+    papillary = o.get("papillary_septum_deg")
+    display_gap, papillary_gap = second_opinion_gaps(o["septum_deg"], papillary)
     if papillary_gap is None:
         muscles = "the papillary muscles could not be measured"
     else:
@@ -148,8 +147,9 @@ def orientation_section(quantification: Dict) -> str:
                 "quantification; AHA segments, territories and the septum line are not shown.</div>")
     status = quantification.get("aha_status", o.get("aha_status")) or ""
     rows = [("Septum", _septum_text(o))]
-    if second_opinion_text(o) is not None:
-        rows.append(("Second opinion on the septum", second_opinion_text(o)))
+    second_opinion = second_opinion_text(o)
+    if second_opinion is not None:
+        rows.append(("Second opinion on the septum", second_opinion))
     rows += [("Septum per slice", _per_slice_text(o)), ("Anterior side", _anterior_text(o)),
              ("Slice order", _order_text(o))]
     parts = [f"<div class='{STATE_BOX[state]}' id='orientation'><b>{_e(HEADLINE[state])}</b>",

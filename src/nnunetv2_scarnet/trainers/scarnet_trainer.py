@@ -42,6 +42,14 @@ def unwrap(network: nn.Module) -> nn.Module:
     return network
 
 
+def apply_encoder_settings(trainer) -> nn.Module:
+    """The trainer's training-only encoder settings (frozen stages, checkpointing) applied to its network, which is
+    returned unwrapped; every recipe's optimiser set-up calls this first (the settings decide what learns)."""
+    network = unwrap(trainer.network)
+    network.configure_encoder_training(trainer.frozen_encoder_stages, trainer.checkpoint_encoder)
+    return network
+
+
 class ScarNetTrainer(nnUNetTrainer):
     """ScarNet with the MedSAM ViT-B encoder (weights from $SCARNET_MEDSAM_CHECKPOINT)."""
 
@@ -273,8 +281,7 @@ class ScarNetTrainer(nnUNetTrainer):
         """AdamW over the decoder side (decoder_lr) and the pretrained encoder (decoder_lr * encoder_lr_factor);
         with `conv_encoder_optimizer = "sgd"` the hybrid's convolutional encoder trains with stock nnU-Net's SGD
         instead. Every group follows the same poly schedule and warm-up from its own base rate."""
-        network = unwrap(self.network)
-        network.configure_encoder_training(self.frozen_encoder_stages, self.checkpoint_encoder)
+        network = apply_encoder_settings(self)
         if self.conv_encoder_optimizer not in ("adamw", "sgd"):
             raise ValueError(f"{type(self).__name__}.conv_encoder_optimizer must be 'adamw' or 'sgd', got "
                              f"{self.conv_encoder_optimizer!r}")

@@ -4,7 +4,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunetv2_scarnet.network import SCARNET_CLASS_NAME
-from nnunetv2_scarnet.trainers.scarnet_trainer import ScarNetTrainer, unwrap
+from nnunetv2_scarnet.trainers.scarnet_trainer import ScarNetTrainer, apply_encoder_settings
 
 
 class ScarNetTrainerLite(ScarNetTrainer):
@@ -277,7 +277,7 @@ class _StockRecipe:
     def configure_optimizers(self):
         """nnUNetTrainer's SGD and poly schedule, after the encoder's training settings (frozen stages,
         checkpointing) are applied as ScarNetTrainer.build_optimizer applies them."""
-        unwrap(self.network).configure_encoder_training(self.frozen_encoder_stages, self.checkpoint_encoder)
+        apply_encoder_settings(self)
         return nnUNetTrainer.configure_optimizers(self)
 
     _build_loss = nnUNetTrainer._build_loss
